@@ -1,0 +1,48 @@
+"""Celery settings for ferry's workers and clients (read by tasks.celery.app).
+
+Time limits and the visibility timeout come from the environment so tests (and
+operators) can shorten them; the visibility timeout always stays above the hard
+time limit, or a slow task would be delivered to a second worker while it runs.
+"""
+import os
+
+from common.config import redis_url
+
+task_time_limit = int(os.environ.get("FERRY_TASK_TIME_LIMIT_S", "3600"))
+task_soft_time_limit = max(task_time_limit - 60, int(task_time_limit * 0.9))
+_visibility = int(os.environ.get("FERRY_VISIBILITY_TIMEOUT_S", str(task_time_limit + 600)))
+if _visibility <= task_time_limit:
+    raise ValueError(f"FERRY_VISIBILITY_TIMEOUT_S ({_visibility}) must exceed "
+                     f"FERRY_TASK_TIME_LIMIT_S ({task_time_limit})")
+
+broker_url = os.environ.get("CELERY_BROKER_URL", redis_url())
+result_backend = os.environ.get("CELERY_RESULT_BACKEND", redis_url())
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    "visibility_timeout": _visibility,
+    # A dead worker's messages are looked for every interval x throttle seconds.
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
+result_backend_transport_options = {"visibility_timeout": _visibility}
+result_expires = 7 * 24 * 3600
+
+imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "workers.lifecycle")
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_track_started = True
+worker_send_task_events = True
+task_send_sent_event = True
+
+task_default_queue = "plan"
+task_routes = {
+    "ferry.plan_table": {"queue": "plan"},
+    "ferry.extract_chunk": {"queue": "extract"},
+    "ferry.load_run": {"queue": "load"},
+    "ferry.run_failed": {"queue": "plan"},
+}

@@ -1,0 +1,307 @@
+"""Typed configuration: connections.yml and pipelines/<name>.yml, validated on load.
+
+Every error names the file and the key at fault. `${VAR}` (or `${VAR:-default}`)
+in any string value is taken from the environment, else from DIR/.env.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from common.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceConfig(_Model):
+    """A MySQL/MariaDB server that ferry reads from."""
+
+    host: str
+    """Host name or address of the server."""
+    port: int = 3306
+    """TCP port."""
+    database: str | None = None
+    """Default database; tables are always named `schema.table` anyway."""
+    user: str
+    """User with SELECT on the tables and on information_schema."""
+    password: str = ""
+    """Password; write `${VAR}` to keep it out of the file."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments for mysql.connector.connect (ssl_ca, connect_timeout, ...)."""
+
+
+class PostgresTarget(_Model):
+    """PostgreSQL: the local stand-in for Redshift; reads the same Parquet parts."""
+
+    type: Literal["postgres"]
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str
+    user: str
+    password: str = ""
+    schema_: str = Field("public", alias="schema")
+    """Schema that holds target tables and the load ledger."""
+
+
+class RedshiftTarget(_Model):
+    """Amazon Redshift, loaded with COPY ... FORMAT AS PARQUET from a manifest."""
+
+    type: Literal["redshift"]
+    host: str
+    port: int = 5439
+    database: str
+    user: str
+    password: str = ""
+    schema_: str = Field("public", alias="schema")
+    """Schema that holds target tables and the load ledger."""
+    iam_role: str | None = None
+    """Role ARN for COPY; without it COPY uses the s3 section's keys."""
+
+
+TargetConfig = Annotated[Union[PostgresTarget, RedshiftTarget], Field(discriminator="type")]
+
+
+class S3Config(_Model):
+    """Where Parquet parts, manifests and reports are written."""
+
+    bucket: str
+    prefix: str = "ferry"
+    """Key prefix under which every pipeline writes."""
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    """Only for S3-compatible servers (moto, MinIO); leave unset for AWS."""
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", v):
+            raise ValueError(f"{v!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
+        return v
+
+
+class Connections(_Model):
+    """connections.yml."""
+
+    sources: dict[str, SourceConfig]
+    targets: dict[str, TargetConfig]
+    s3: S3Config
+
+
+class TableDefaults(_Model):
+    """Settings every table of a pipeline inherits unless it sets its own."""
+
+    chunk_rows: int = Field(100_000, gt=0)
+    """Rows per chunk: the unit of parallel extraction and of resume."""
+    part_mb: int = Field(64, gt=0)
+    """A Parquet part is closed once its encoded size reaches this many MB."""
+    part_rows: int | None = Field(None, gt=0)
+    """Optional cap on rows per Parquet part."""
+    batch_rows: int = Field(50_000, gt=0)
+    """Rows fetched per round trip and written per Parquet row group."""
+    tinyint1_as_bool: bool = True
+    """Map TINYINT(1) to BOOLEAN (else SMALLINT)."""
+
+
+class TableConfig(_Model):
+    """One `schema.table` entry of a pipeline."""
+
+    primary_key: list[str] | None = None
+    """Key columns; default: the source table's primary key."""
+    cursor: str | None = None
+    """Cursor column; for the id strategy the first key column."""
+    strategy: Literal["id"] = "id"
+    """How runs find new rows: id = append-only increasing key."""
+    target_name: str | None = None
+    """Target table name; default: the source table name."""
+    exclude_columns: list[str] = Field(default_factory=list)
+    """Source columns not copied."""
+    chunk_rows: int | None = Field(None, gt=0)
+    part_mb: int | None = Field(None, gt=0)
+    part_rows: int | None = Field(None, gt=0)
+    batch_rows: int | None = Field(None, gt=0)
+    tinyint1_as_bool: bool | None = None
+
+
+class Pipeline(_Model):
+    """pipelines/<name>.yml."""
+
+    source: str
+    """Name of a source in connections.yml."""
+    target: str
+    """Name of a target in connections.yml."""
+    s3_prefix: str | None = None
+    """Prefix under the s3 section's prefix; default: the pipeline name."""
+    defaults: TableDefaults = Field(default_factory=TableDefaults)
+    tables: dict[str, TableConfig]
+
+    @field_validator("tables")
+    @classmethod
+    def _table_keys(cls, v: dict[str, TableConfig]) -> dict[str, TableConfig]:
+        for key in v:
+            if not re.fullmatch(r"[^.\s`]+\.[^.\s`]+", key):
+                raise ValueError(f"table key {key!r} must be written schema.table")
+        if not v:
+            raise ValueError("a pipeline needs at least one table")
+        return v
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """A table's configuration with the pipeline defaults filled in."""
+
+    key: str
+    schema: str
+    name: str
+    primary_key: tuple[str, ...] | None
+    cursor: str | None
+    strategy: str
+    target_name: str
+    exclude_columns: tuple[str, ...]
+    chunk_rows: int
+    part_mb: int
+    part_rows: int | None
+    batch_rows: int
+    tinyint1_as_bool: bool
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a task needs for one pipeline: its file, its source, target and S3."""
+
+    name: str
+    directory: Path
+    pipeline: Pipeline
+    source: SourceConfig
+    target: PostgresTarget | RedshiftTarget
+    s3: S3Config
+
+    @property
+    def s3_prefix(self) -> str:
+        return self.pipeline.s3_prefix or self.name
+
+    def table(self, key: str) -> TableSettings:
+        """Settings of `schema.table`; ConfigError if the pipeline has no such table."""
+        cfg = self.pipeline.tables.get(key)
+        if cfg is None:
+            known = ", ".join(sorted(self.pipeline.tables))
+            raise ConfigError(f"pipelines/{self.name}.yml: tables: no table {key!r} (known: {known})")
+        d = self.pipeline.defaults
+        schema, name = key.split(".", 1)
+        return TableSettings(
+            key=key, schema=schema, name=name,
+            primary_key=tuple(cfg.primary_key) if cfg.primary_key else None,
+            cursor=cfg.cursor, strategy=cfg.strategy,
+            target_name=cfg.target_name or name,
+            exclude_columns=tuple(cfg.exclude_columns),
+            chunk_rows=cfg.chunk_rows or d.chunk_rows,
+            part_mb=cfg.part_mb or d.part_mb,
+            part_rows=cfg.part_rows or d.part_rows,
+            batch_rows=cfg.batch_rows or d.batch_rows,
+            tinyint1_as_bool=d.tinyint1_as_bool if cfg.tinyint1_as_bool is None else cfg.tinyint1_as_bool,
+        )
+
+
+def config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config DIR, else $FERRY_CONFIG, else the current directory."""
+    return Path(explicit or os.environ.get("FERRY_CONFIG") or os.getcwd()).resolve()
+
+
+def redis_url() -> str:
+    """Redis for state (and, by default, Celery): $FERRY_REDIS_URL."""
+    return os.environ.get("FERRY_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+def _substitute(node: Any, env: dict[str, str], file: str, path: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, env, file, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, env, file, f"{path}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def repl(m: re.Match[str]) -> str:
+        var, default = m.group(1), m.group(2)
+        if var in env:
+            return env[var]
+        if default is not None:
+            return default
+        raise ConfigError(f"{file}: {path}: environment variable {var} is not set (nor in .env)")
+
+    return _VAR.sub(repl, node)
+
+
+def _read_yaml(path: Path, env: dict[str, str]) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return _substitute(data, env, str(path), "")
+
+
+def _validate(model: type[_Model], data: Any, path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"{path}: {key}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _environment(directory: Path) -> dict[str, str]:
+    env = {k: v for k, v in dotenv_values(directory / ".env").items() if v is not None}
+    env.update(os.environ)
+    return env
+
+
+_cache: dict[tuple[Any, ...], PipelineConfig] = {}
+
+
+def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
+    """Load and validate connections.yml and pipelines/<name>.yml (cached by mtime)."""
+    directory = directory or config_dir()
+    if not _NAME.match(name):
+        raise ConfigError(f"pipeline name {name!r}: use lowercase letters, digits, - and _")
+    conn_path = directory / "connections.yml"
+    pipe_path = directory / "pipelines" / f"{name}.yml"
+    stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0
+                  for p in (conn_path, pipe_path, directory / ".env"))
+    cache_key = (str(directory), name, stamp)
+    if cache_key in _cache:
+        return _cache[cache_key]
+    if not pipe_path.is_file():
+        raise ConfigError(f"{pipe_path}: no pipeline named {name!r} in {directory / 'pipelines'}")
+    env = _environment(directory)
+    conns: Connections = _validate(Connections, _read_yaml(conn_path, env), conn_path)
+    pipe: Pipeline = _validate(Pipeline, _read_yaml(pipe_path, env), pipe_path)
+    if pipe.source not in conns.sources:
+        raise ConfigError(f"{pipe_path}: source: {pipe.source!r} is not a source in {conn_path}"
+                          f" (known: {', '.join(sorted(conns.sources)) or 'none'})")
+    if pipe.target not in conns.targets:
+        raise ConfigError(f"{pipe_path}: target: {pipe.target!r} is not a target in {conn_path}"
+                          f" (known: {', '.join(sorted(conns.targets)) or 'none'})")
+    loaded = PipelineConfig(name=name, directory=directory, pipeline=pipe,
+                            source=conns.sources[pipe.source], target=conns.targets[pipe.target],
+                            s3=conns.s3)
+    _cache[cache_key] = loaded
+    return loaded

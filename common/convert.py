@@ -1,0 +1,88 @@
+"""Raw MySQL rows (text-protocol bytes) -> Arrow record batches with the mapped types.
+
+Values arrive as bytes exactly as the server formats them; Arrow parses them in bulk
+(string -> int/decimal/timestamp casts run in C++), so no value becomes a float or a
+Python number on the way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.errors import SchemaError
+from common.types import ColumnSpec, TableSchema
+
+# MySQL "zero" dates (0000-00-00, 2024-00-10, ...) have no Arrow/Redshift value.
+_ZERO_DATE = r"^(0000-|\d{4}-00-|\d{4}-\d{2}-00)"
+
+
+@dataclass
+class BatchStats:
+    """What conversion had to change: zero dates turned to NULL, per target column."""
+
+    zero_dates: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "BatchStats") -> None:
+        for k, v in other.zero_dates.items():
+            self.zero_dates[k] = self.zero_dates.get(k, 0) + v
+
+
+def _text(values: Sequence[Any]) -> pa.Array:
+    return pa.array(values, type=pa.string())
+
+
+def _cast(arr: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
+    try:
+        return arr.cast(spec.arrow_type())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"table {table}, column {spec.source} ({spec.mysql_type}): value does not "
+                          f"fit {spec.arrow}: {exc}") from None
+
+
+def _temporal(values: Sequence[Any], spec: ColumnSpec, table: str, stats: BatchStats) -> pa.Array:
+    arr = _text(values)
+    zero = pc.match_substring_regex(arr, _ZERO_DATE)
+    n_zero = pc.sum(zero).as_py() or 0
+    if n_zero:
+        stats.zero_dates[spec.name] = stats.zero_dates.get(spec.name, 0) + n_zero
+        arr = pc.if_else(zero, pa.scalar(None, pa.string()), arr)
+    return _cast(arr, spec, table)
+
+
+def _bit(values: Sequence[Any], spec: ColumnSpec) -> pa.Array:
+    ints = [None if v is None else int.from_bytes(v, "big") for v in values]
+    if spec.arrow.startswith("decimal"):
+        return pa.array([None if i is None else str(i) for i in ints], pa.string()).cast(spec.arrow_type())
+    return pa.array(ints, pa.int64())
+
+
+def convert_column(values: Sequence[Any], spec: ColumnSpec, table: str, stats: BatchStats) -> pa.Array:
+    """One column of raw values -> an Arrow array of spec's type."""
+    kind = spec.kind
+    if kind == "string":
+        try:
+            return _text(values)
+        except pa.ArrowInvalid as exc:
+            raise SchemaError(f"table {table}, column {spec.source}: not valid UTF-8: {exc}") from None
+    if kind == "binary":
+        return pa.array(values, type=pa.binary())
+    if kind in ("int", "decimal", "float"):
+        return _cast(_text(values), spec, table)
+    if kind == "bool":
+        return pc.not_equal(_text(values).cast(pa.int16()), 0)
+    if kind in ("timestamp", "date"):
+        return _temporal(values, spec, table, stats)
+    if kind == "bit":
+        return _bit(values, spec)
+    raise SchemaError(f"table {table}, column {spec.source}: unknown conversion kind {kind!r}")
+
+
+def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: TableSchema,
+                  arrow_schema: pa.Schema, stats: BatchStats) -> pa.RecordBatch:
+    """Transpose raw rows into columns and convert each one."""
+    columns = list(zip(*rows))
+    arrays = [convert_column(col, spec, schema.table, stats) for col, spec in zip(columns, schema.columns)]
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)

@@ -1,0 +1,78 @@
+-- Commit one extracted chunk: its record, the session and cumulative totals, the
+-- parts awaiting load, and the cursor over the longest run of committed chunks.
+-- Committing a chunk that is not pending changes nothing.
+-- KEYS[1] run meta              (hash)
+-- KEYS[2] run chunks            (hash: chunk number -> JSON)
+-- KEYS[3] table state           (hash)
+-- KEYS[4] parts awaiting load   (hash: part key -> JSON)
+-- KEYS[5] table lock            (string: owner token)
+-- ARGV[1] chunk number
+-- ARGV[2] rows
+-- ARGV[3] bytes
+-- ARGV[4] parts as JSON array of {key, rows, bytes}
+-- ARGV[5] worker name
+-- ARGV[6] now (unix seconds)
+-- ARGV[7] run id
+-- ARGV[8] lock TTL in milliseconds (renewed if the run still owns the lock)
+-- Returns: 1 committed, 0 already committed, -1 no such chunk.
+local meta_key, chunks_key, state_key, pending_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local chunk_no, rows, nbytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local parts_json, worker, now, run_id, lock_ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+
+local raw = redis.call('HGET', chunks_key, chunk_no)
+if not raw then
+  return -1
+end
+local chunk = cjson.decode(raw)
+if chunk.state ~= 'pending' then
+  return 0
+end
+local parts = cjson.decode(parts_json)
+local keys = {}
+for _, part in ipairs(parts) do
+  table.insert(keys, part.key)
+  redis.call('HSET', pending_key, part.key, cjson.encode({
+    run = run_id, chunk = tonumber(chunk_no), rows = part.rows, bytes = part.bytes}))
+end
+-- A chunk without rows has nothing to load.
+chunk.state = (#parts > 0) and 'done' or 'loaded'
+chunk.rows = rows
+chunk.bytes = nbytes
+chunk.parts = keys
+chunk.loaded_parts = 0
+chunk.worker = worker
+chunk.committed_at = now
+redis.call('HSET', chunks_key, chunk_no, cjson.encode(chunk))
+
+local nparts = #parts
+redis.call('HINCRBY', meta_key, 'rows_extracted', rows)
+redis.call('HINCRBY', meta_key, 'files_extracted', nparts)
+redis.call('HINCRBY', meta_key, 'bytes_extracted', nbytes)
+redis.call('HINCRBY', meta_key, 'chunks_done', 1)
+redis.call('HINCRBY', state_key, 'rows_extracted', rows)
+redis.call('HINCRBY', state_key, 'files_extracted', nparts)
+redis.call('HINCRBY', state_key, 'bytes_extracted', nbytes)
+redis.call('HSET', state_key, 'last_commit_at', now)
+
+-- Advance the cursor over contiguous committed chunks; it never jumps a hole.
+local contiguous = tonumber(redis.call('HGET', meta_key, 'contiguous') or '0')
+local advanced = false
+local last
+while true do
+  local next_raw = redis.call('HGET', chunks_key, tostring(contiguous))
+  if not next_raw then break end
+  local next_chunk = cjson.decode(next_raw)
+  if next_chunk.state == 'pending' then break end
+  last = next_chunk
+  contiguous = contiguous + 1
+  advanced = true
+end
+if advanced then
+  redis.call('HSET', meta_key, 'contiguous', contiguous)
+  redis.call('HSET', state_key, 'cursor', last.hi, 'cursor_run', run_id,
+             'cursor_chunk', contiguous - 1, 'cursor_at', now)
+end
+if redis.call('GET', lock_key) == run_id then
+  redis.call('PEXPIRE', lock_key, lock_ttl)
+end
+return 1

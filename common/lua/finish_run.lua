@@ -1,0 +1,27 @@
+-- End a run: its final status, and the table lock released if the run owns it.
+-- KEYS[1] table lock            (string: owner token)
+-- KEYS[2] table state           (hash)
+-- KEYS[3] run meta              (hash)
+-- ARGV[1] run id
+-- ARGV[2] status: succeeded or failed
+-- ARGV[3] error text ('' if none)
+-- ARGV[4] now (unix seconds)
+-- Returns: 1 if the lock was released, 0 if the run did not own it.
+local lock_key, state_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
+local run_id, status, err, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+redis.call('HSET', meta_key, 'status', status, 'error', err, 'finished_at', now)
+redis.call('HSET', state_key, 'last_run', run_id, 'last_status', status, 'last_error', err)
+if status == 'succeeded' then
+  redis.call('HSET', state_key, 'status_extract', 'idle', 'status_load', 'idle')
+else
+  redis.call('HSET', state_key, 'status_extract', 'failed')
+end
+if redis.call('GET', lock_key) == run_id then
+  redis.call('DEL', lock_key)
+  if redis.call('HGET', state_key, 'active_run') == run_id then
+    redis.call('HDEL', state_key, 'active_run')
+  end
+  return 1
+end
+return 0

@@ -1,0 +1,142 @@
+"""The one name rule: every Redis key, S3 key and warehouse name ferry uses is built here.
+
+No other module writes a key literal. Keys start with PREFIX, then the pipeline and
+the table token (`schema.table`).
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+PREFIX = "ferry"
+LEDGER_TABLE = "ferry_load_ledger"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+
+def table_token(table_key: str) -> str:
+    """`schema.table` as it appears in keys, with unsafe characters escaped."""
+    return quote(table_key, safe="._-$")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: r<UTC time>-<random>."""
+    now = now or datetime.now(timezone.utc)
+    return f"r{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"run id {run_id!r} is not valid")
+    return run_id
+
+
+# ---- Redis -----------------------------------------------------------------
+
+def _table_base(pipeline: str, table_key: str) -> str:
+    return f"{PREFIX}:{pipeline}:{table_token(table_key)}"
+
+
+def table_state_key(pipeline: str, table_key: str) -> str:
+    """Hash: cursor, statuses, cumulative totals, active run."""
+    return f"{_table_base(pipeline, table_key)}:state"
+
+
+def table_lock_key(pipeline: str, table_key: str) -> str:
+    """String: owner token (the run id) with a TTL; one run per table."""
+    return f"{_table_base(pipeline, table_key)}:lock"
+
+
+def load_lock_key(pipeline: str, table_key: str) -> str:
+    """String: owner token with a TTL; one load per table."""
+    return f"{_table_base(pipeline, table_key)}:loadlock"
+
+
+def table_schema_key(pipeline: str, table_key: str) -> str:
+    """String: JSON of the recorded column mapping."""
+    return f"{_table_base(pipeline, table_key)}:schema"
+
+
+def pending_parts_key(pipeline: str, table_key: str) -> str:
+    """Hash: S3 key of a committed part awaiting load -> JSON {run, chunk, rows, bytes}."""
+    return f"{_table_base(pipeline, table_key)}:pending"
+
+
+def runs_key(pipeline: str, table_key: str) -> str:
+    """List: run ids of the table, oldest first."""
+    return f"{_table_base(pipeline, table_key)}:runs"
+
+
+def run_meta_key(pipeline: str, table_key: str, run_id: str) -> str:
+    """Hash: a run's status, bounds, chunk count, contiguous index and session totals."""
+    return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:meta"
+
+
+def run_chunks_key(pipeline: str, table_key: str, run_id: str) -> str:
+    """Hash: chunk number -> JSON {lo, hi, state, rows, parts, bytes, worker}."""
+    return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:chunks"
+
+
+def run_attempts_key(pipeline: str, table_key: str, run_id: str) -> str:
+    """Hash: chunk number -> attempts started."""
+    return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:attempts"
+
+
+def pipeline_pattern(pipeline: str) -> str:
+    """SCAN pattern of every key of a pipeline (tests and resets only)."""
+    return f"{PREFIX}:{pipeline}:*"
+
+
+# ---- S3 --------------------------------------------------------------------
+
+def table_prefix(s3_prefix: str, pipeline_prefix: str, table_key: str) -> str:
+    """S3 prefix (ending in /) under which all of a table's objects live."""
+    parts = [p.strip("/") for p in (s3_prefix, pipeline_prefix) if p and p.strip("/")]
+    return "/".join(parts + [table_token(table_key)]) + "/"
+
+
+def chunk_prefix(table_prefix_: str, run_id: str, chunk: int) -> str:
+    """S3 prefix of one chunk's parts; a retried chunk writes only under it."""
+    return f"{table_prefix_}run={check_run_id(run_id)}/chunk={chunk:06d}/"
+
+
+def part_key(table_prefix_: str, run_id: str, chunk: int, part: int) -> str:
+    """Deterministic S3 key of one Parquet part."""
+    return f"{chunk_prefix(table_prefix_, run_id, chunk)}part-{part:05d}.parquet"
+
+
+def manifest_key(table_prefix_: str, load_id: str) -> str:
+    """S3 key of a load's COPY manifest."""
+    return f"{table_prefix_}manifests/{load_id}.json"
+
+
+# ---- warehouse -------------------------------------------------------------
+
+def column_name(source_name: str) -> str:
+    """Target column name: lowercased; a leading digit gets a `col_` prefix."""
+    name = source_name.lower()
+    if name[:1].isdigit():
+        name = f"col_{name}"
+    return name
+
+
+def target_table_name(target_name: str) -> str:
+    """Target table name (Redshift folds names to lowercase)."""
+    return column_name(target_name)
+
+
+def staging_table_name(target_table: str, load_id: str) -> str:
+    """Temporary staging table of one load."""
+    return f"{target_table}__stage_{load_id[-6:]}"
+
+
+def quote_ident(name: str) -> str:
+    """Double-quoted SQL identifier (reserved words and odd names stay valid)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_mysql(name: str) -> str:
+    """Backtick-quoted MySQL identifier."""
+    return "`" + name.replace("`", "``") + "`"

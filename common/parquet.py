@@ -1,0 +1,75 @@
+"""Writing a chunk's record batches as Parquet parts (pyarrow, snappy) of bounded size."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common.store import Store
+
+
+@dataclass(frozen=True)
+class Part:
+    """One uploaded Parquet object."""
+
+    key: str
+    rows: int
+    bytes: int
+
+
+class PartWriter:
+    """Buffers batches into a Parquet file and uploads it once it reaches part_mb or part_rows.
+
+    Parts are numbered from 0 and named by key_for(number), so writing the same chunk
+    again produces the same keys.
+    """
+
+    def __init__(self, store: Store, key_for: Callable[[int], str], schema: pa.Schema,
+                 part_mb: int, part_rows: int | None, metadata: dict[str, str]) -> None:
+        self.store = store
+        self.key_for = key_for
+        self.schema = schema
+        self.part_bytes = part_mb * 1024 * 1024
+        self.part_rows = part_rows
+        self.metadata = metadata
+        self.parts: list[Part] = []
+        self._sink: pa.BufferOutputStream | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        while batch.num_rows:
+            room = batch.num_rows if self.part_rows is None else self.part_rows - self._rows
+            head, batch = batch.slice(0, room), batch.slice(room)
+            self._open()
+            assert self._writer is not None and self._sink is not None
+            self._writer.write_batch(head)
+            self._rows += head.num_rows
+            full_rows = self.part_rows is not None and self._rows >= self.part_rows
+            if full_rows or self._sink.tell() >= self.part_bytes:
+                self._flush()
+
+    def close(self) -> list[Part]:
+        """Upload the last part; returns every part written, in order."""
+        self._flush()
+        return self.parts
+
+    def _open(self) -> None:
+        if self._writer is None:
+            self._sink = pa.BufferOutputStream()
+            self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
+            self._rows = 0
+
+    def _flush(self) -> None:
+        if self._writer is None or self._sink is None:
+            return
+        self._writer.close()
+        body = self._sink.getvalue().to_pybytes()
+        key = self.key_for(len(self.parts))
+        meta = dict(self.metadata, part=str(len(self.parts)), rows=str(self._rows))
+        self.store.put(key, body, meta)
+        self.parts.append(Part(key=key, rows=self._rows, bytes=len(body)))
+        self._writer = self._sink = None
+        self._rows = 0

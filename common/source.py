@@ -1,0 +1,181 @@
+"""Reading the MySQL source: connection, schema, keyset probes and streamed chunk reads."""
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+import mysql.connector
+
+from common.bounds import Key
+from common.config import SourceConfig, TableSettings
+from common.errors import SchemaError
+from common.naming import quote_mysql
+from common.types import TableSchema, map_column
+
+Rows = list[tuple[Any, ...]]
+
+
+def connect(src: SourceConfig, **overrides: Any) -> Any:
+    """Open a connection (C extension) in UTC with autocommit: each SELECT is its own snapshot."""
+    args: dict[str, Any] = dict(host=src.host, port=src.port, user=src.user, password=src.password,
+                                charset="utf8mb4", use_pure=False, autocommit=True)
+    if src.database:
+        args["database"] = src.database
+    args.update(src.options)
+    args.update(overrides)
+    conn = mysql.connector.connect(**args)
+    cur = conn.cursor()
+    # UTC so TIMESTAMP values arrive unshifted; a generous write timeout because
+    # the server waits on us while a batch is converted and uploaded.
+    cur.execute("SET time_zone = '+00:00', net_write_timeout = 600, net_read_timeout = 600")
+    cur.close()
+    return conn
+
+
+def qualified(table_key: str) -> str:
+    schema, name = table_key.split(".", 1)
+    return f"{quote_mysql(schema)}.{quote_mysql(name)}"
+
+
+# ---- schema ----------------------------------------------------------------
+
+_COLUMNS_SQL = (
+    "SELECT column_name AS column_name, data_type AS data_type, column_type AS column_type,"
+    " is_nullable AS is_nullable, numeric_precision AS numeric_precision,"
+    " numeric_scale AS numeric_scale, character_maximum_length AS character_maximum_length,"
+    " datetime_precision AS datetime_precision"
+    " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+    " ORDER BY ordinal_position")
+_PK_SQL = (
+    "SELECT column_name FROM information_schema.statistics"
+    " WHERE table_schema = %s AND table_name = %s AND index_name = 'PRIMARY'"
+    " ORDER BY seq_in_index")
+
+
+def _fetch(conn: Any, sql: str, params: Sequence[Any], dictionary: bool = False) -> list[Any]:
+    cur = conn.cursor(dictionary=dictionary)
+    try:
+        cur.execute(sql, tuple(params))
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def read_schema(conn: Any, table: TableSettings) -> TableSchema:
+    """Map the table's columns and find its keyset; SchemaError names what is wrong."""
+    rows = _fetch(conn, _COLUMNS_SQL, (table.schema, table.name), dictionary=True)
+    if not rows:
+        raise SchemaError(f"table {table.key} not found in the source (or no privilege on it)")
+    rows = [{k.lower(): (v.decode() if isinstance(v, (bytes, bytearray)) else v) for k, v in r.items()}
+            for r in rows]
+    names = [r["column_name"] for r in rows]
+    for col in table.exclude_columns:
+        if col not in names:
+            raise SchemaError(f"table {table.key}: exclude_columns names {col!r}, which the table lacks")
+    pk = list(table.primary_key or [r[0] for r in _fetch(conn, _PK_SQL, (table.schema, table.name))])
+    pk = [c.decode() if isinstance(c, (bytes, bytearray)) else c for c in pk]
+    if not pk:
+        raise SchemaError(f"table {table.key} has no primary key; set primary_key in the pipeline")
+    for col in pk:
+        if col not in names:
+            raise SchemaError(f"table {table.key}: primary_key column {col!r} is not in the table")
+        if col in table.exclude_columns:
+            raise SchemaError(f"table {table.key}: key column {col!r} cannot be excluded")
+    if table.cursor and table.cursor != pk[0]:
+        raise SchemaError(f"table {table.key}: cursor {table.cursor!r} must be the first key column "
+                          f"({pk[0]!r}) for the id strategy")
+    columns = tuple(map_column(table.key, r, table.tinyint1_as_bool)
+                    for r in rows if r["column_name"] not in table.exclude_columns)
+    seen: dict[str, str] = {}
+    for c in columns:
+        if c.name in seen:
+            raise SchemaError(f"table {table.key}: columns {seen[c.name]!r} and {c.source!r} "
+                              f"both map to target column {c.name!r}")
+        seen[c.name] = c.source
+    return TableSchema(table=table.key, columns=columns, key=tuple(pk))
+
+
+# ---- keyset predicates -----------------------------------------------------
+
+def _keyset(cols: Sequence[str], key: Key, strict: str, last: str, lead: str) -> tuple[str, list[Any]]:
+    """`cols <op> key` in expanded form: a row-constructor comparison may skip the index."""
+    q = [quote_mysql(c) for c in cols]
+    if len(q) == 1:
+        return f"{q[0]} {last} %s", [key[0]]
+    terms, params = [], []
+    for i in range(len(q)):
+        eqs = [f"{q[j]} = %s" for j in range(i)]
+        op = strict if i < len(q) - 1 else last
+        terms.append("(" + " AND ".join(eqs + [f"{q[i]} {op} %s"]) + ")")
+        params += list(key[: i + 1])
+    # The redundant leading-column bound lets the optimizer choose a range scan.
+    return f"({q[0]} {lead} %s AND ({' OR '.join(terms)}))", [key[0]] + params
+
+
+def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None) -> tuple[str, list[Any]]:
+    """WHERE clause for keys in (lo, hi]; an open side is None."""
+    parts, params = [], []
+    if lo is not None:
+        sql, p = _keyset(cols, lo, ">", ">", ">=")
+        parts.append(sql)
+        params += p
+    if hi is not None:
+        sql, p = _keyset(cols, hi, "<", "<=", "<=")
+        parts.append(sql)
+        params += p
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def _order(cols: Sequence[str], desc: bool = False) -> str:
+    return ", ".join(quote_mysql(c) + (" DESC" if desc else "") for c in cols)
+
+
+def key_at(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, hi: Key | None,
+           offset: int, desc: bool = False) -> Key | None:
+    """The key `offset` rows into (lo, hi] in key order (or from the top with desc)."""
+    where, params = range_where(cols, lo, hi)
+    sql = (f"SELECT {', '.join(quote_mysql(c) for c in cols)} FROM {qualified(table_key)}{where}"
+           f" ORDER BY {_order(cols, desc)} LIMIT 1 OFFSET {int(offset)}")
+    rows = _fetch(conn, sql, params)
+    return tuple(rows[0]) if rows else None
+
+
+def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
+                chunk_rows: int, limit: int | None = None) -> list[tuple[Key | None, Key]]:
+    """Chunk ranges (lo, hi] of about chunk_rows rows each, found by probing the key index.
+
+    The run's upper bound is fixed here: rows inserted later belong to the next run.
+    """
+    if limit is not None:
+        run_hi = key_at(conn, table_key, cols, lo, None, limit - 1) or \
+            key_at(conn, table_key, cols, lo, None, 0, desc=True)
+    else:
+        run_hi = key_at(conn, table_key, cols, lo, None, 0, desc=True)
+    if run_hi is None:
+        return []
+    bounds: list[tuple[Key | None, Key]] = []
+    cur = lo
+    while True:
+        edge = key_at(conn, table_key, cols, cur, run_hi, chunk_rows - 1)
+        if edge is None or edge == run_hi:
+            bounds.append((cur, run_hi))
+            return bounds
+        bounds.append((cur, edge))
+        cur = edge
+
+
+def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence[str],
+               lo: Key | None, hi: Key | None, batch_rows: int) -> Iterator[Rows]:
+    """Stream the rows of (lo, hi] as raw bytes, batch_rows at a time (unbuffered cursor)."""
+    where, params = range_where(cols, lo, hi)
+    sql = (f"SELECT {', '.join(quote_mysql(c) for c in columns)} FROM {qualified(table_key)}"
+           f"{where} ORDER BY {_order(cols)}")
+    cur = conn.cursor(raw=True)
+    try:
+        cur.execute(sql, tuple(params))
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                break
+            yield rows
+    finally:
+        cur.close()

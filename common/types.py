@@ -1,0 +1,149 @@
+"""The type map: MySQL column -> Arrow/Parquet type -> warehouse type (DESIGN.md, Types)."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from common.errors import SchemaError
+from common.naming import column_name
+
+MAX_DECIMAL_PRECISION = 38
+MAX_VARCHAR = 65535
+MAX_VARBYTE = 1024000
+
+_SIGNED = {"tinyint": ("int8", "SMALLINT"), "smallint": ("int16", "SMALLINT"),
+           "mediumint": ("int32", "INTEGER"), "int": ("int32", "INTEGER"),
+           "integer": ("int32", "INTEGER"), "bigint": ("int64", "BIGINT")}
+_UNSIGNED = {"tinyint": ("int16", "SMALLINT"), "smallint": ("int32", "INTEGER"),
+             "mediumint": ("int32", "INTEGER"), "int": ("int64", "BIGINT"),
+             "integer": ("int64", "BIGINT")}
+_TEXT = {"tinytext", "text", "mediumtext", "longtext", "json"}
+_BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": MAX_VARBYTE, "longblob": MAX_VARBYTE}
+_ARROW = {"int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
+          "bool": pa.bool_(), "float32": pa.float32(), "float64": pa.float64(),
+          "timestamp[us]": pa.timestamp("us"), "date32": pa.date32(),
+          "string": pa.string(), "binary": pa.binary()}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column's journey: its source name and type, how it is converted, where it lands."""
+
+    source: str
+    name: str
+    mysql_type: str
+    kind: str
+    arrow: str
+    target: str
+    nullable: bool = True
+    precision: int = 0
+    scale: int = 0
+
+    def arrow_type(self) -> pa.DataType:
+        if self.arrow.startswith("decimal"):
+            return pa.decimal128(self.precision, self.scale)
+        return _ARROW[self.arrow]
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The recorded mapping of a table: columns in source order and the keyset columns."""
+
+    table: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...]
+
+    def arrow_schema(self) -> pa.Schema:
+        # Every field is optional: a NOT NULL DATETIME can still hold a zero date -> NULL.
+        return pa.schema([pa.field(c.name, c.arrow_type()) for c in self.columns])
+
+    def column(self, source: str) -> ColumnSpec:
+        for c in self.columns:
+            if c.source == source:
+                return c
+        raise SchemaError(f"table {self.table}: no column {source!r}")
+
+    @property
+    def key_targets(self) -> tuple[str, ...]:
+        return tuple(self.column(k).name for k in self.key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "key": list(self.key),
+                "columns": [asdict(c) for c in self.columns]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TableSchema":
+        return cls(table=data["table"], key=tuple(data["key"]),
+                   columns=tuple(ColumnSpec(**c) for c in data["columns"]))
+
+
+def _members(column_type: str) -> list[str]:
+    """Members of enum('a','b''c') / set(...)."""
+    body = column_type[column_type.index("(") + 1: column_type.rindex(")")]
+    return [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", body)]
+
+
+def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True) -> ColumnSpec:
+    """Map one information_schema.COLUMNS row (lowercase keys) to a ColumnSpec."""
+    src = info["column_name"]
+    dtype = info["data_type"].lower()
+    ctype = info["column_type"].lower()
+    unsigned = "unsigned" in ctype
+    where = f"table {table}, column {src} ({ctype})"
+
+    def spec(kind: str, arrow: str, target: str, precision: int = 0, scale: int = 0) -> ColumnSpec:
+        return ColumnSpec(source=src, name=column_name(src), mysql_type=ctype, kind=kind,
+                          arrow=arrow, target=target, nullable=info["is_nullable"] == "YES",
+                          precision=precision, scale=scale)
+
+    if dtype == "tinyint" and ctype.startswith("tinyint(1)") and not unsigned and tinyint1_as_bool:
+        return spec("bool", "bool", "BOOLEAN")
+    if dtype == "bigint" and unsigned:
+        return spec("decimal", "decimal(20,0)", "DECIMAL(20,0)", 20, 0)
+    if dtype in _SIGNED:
+        arrow, target = (_UNSIGNED if unsigned else _SIGNED)[dtype]
+        return spec("int", arrow, target)
+    if dtype in ("decimal", "numeric"):
+        p, s = int(info["numeric_precision"]), int(info["numeric_scale"] or 0)
+        if p > MAX_DECIMAL_PRECISION:
+            raise SchemaError(f"{where}: precision {p} exceeds Redshift's maximum of "
+                              f"{MAX_DECIMAL_PRECISION}; exclude the column or narrow it")
+        return spec("decimal", f"decimal({p},{s})", f"DECIMAL({p},{s})", p, s)
+    if dtype == "float":
+        return spec("float", "float32", "REAL")
+    if dtype in ("double", "real"):
+        return spec("float", "float64", "DOUBLE PRECISION")
+    if dtype in ("datetime", "timestamp"):
+        return spec("timestamp", "timestamp[us]", "TIMESTAMP")
+    if dtype == "date":
+        return spec("date", "date32", "DATE")
+    if dtype == "time":
+        fsp = int(info.get("datetime_precision") or 0)
+        return spec("string", "string", f"VARCHAR({max(16, 10 + (fsp + 1 if fsp else 0))})")
+    if dtype == "year":
+        return spec("int", "int16", "SMALLINT")
+    if dtype in ("char", "varchar"):
+        n = int(info["character_maximum_length"] or 0)
+        return spec("string", "string", f"VARCHAR({min(max(4 * n, 4), MAX_VARCHAR)})")
+    if dtype in _TEXT:
+        return spec("string", "string", f"VARCHAR({MAX_VARCHAR})")
+    if dtype in ("enum", "set"):
+        members = _members(info["column_type"])
+        chars = (max(map(len, members), default=1) if dtype == "enum"
+                 else sum(map(len, members)) + max(len(members) - 1, 0))
+        return spec("string", "string", f"VARCHAR({min(max(4 * chars, 4), MAX_VARCHAR)})")
+    if dtype in ("binary", "varbinary"):
+        n = int(info["character_maximum_length"] or 1)
+        return spec("binary", "binary", f"VARBYTE({min(max(n, 1), MAX_VARBYTE)})")
+    if dtype in _BLOB:
+        return spec("binary", "binary", f"VARBYTE({_BLOB[dtype]})")
+    if dtype == "bit":
+        width = int(info["numeric_precision"] or 1)
+        if width == 64:
+            return spec("bit", "decimal(20,0)", "DECIMAL(20,0)", 20, 0)
+        return spec("bit", "int64", "BIGINT")
+    raise SchemaError(f"{where}: type {dtype} is not supported; list the column in "
+                      f"exclude_columns to skip it")

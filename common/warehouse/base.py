@@ -1,0 +1,133 @@
+"""The warehouse behind one interface: load committed parts into a target in one transaction."""
+from __future__ import annotations
+
+import itertools
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from sqlalchemy.engine import Connection, Engine
+
+from common import naming
+from common.errors import SchemaError
+from common.store import Store
+from common.types import TableSchema
+from common.warehouse import sql
+from common.warehouse.sql import Dialect
+from common.watermark import PendingPart
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What one load merges: parts of a table into its target."""
+
+    pipeline: str
+    table: str
+    target_table: str
+    schema: TableSchema
+    parts: Sequence[PendingPart]
+    load_id: str
+    table_prefix: str
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Parts copied in this load, and parts skipped because the ledger already had them."""
+
+    loaded: tuple[PendingPart, ...]
+    skipped: tuple[PendingPart, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.loaded)
+
+
+class Warehouse(ABC):
+    """Shared load flow; subclasses only say how parts reach the staging table."""
+
+    dialect: Dialect
+
+    def __init__(self, engine: Engine, schema: str, store: Store) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.store = store
+
+    @abstractmethod
+    def stage(self, conn: Connection, staging: str, request: LoadRequest,
+              parts: Sequence[PendingPart]) -> None:
+        """Copy the parts' rows into the staging table."""
+
+    def ensure_ledger(self) -> None:
+        """Create the schema and ledger in their own transaction; two loads of different
+        tables may race to create them, and the loser simply finds them made."""
+        for attempt in (1, 2):
+            try:
+                with self.engine.begin() as conn:
+                    conn.exec_driver_sql(sql.create_schema(self.schema))
+                    conn.exec_driver_sql(sql.create_ledger(self.schema))
+                return
+            except Exception:  # noqa: BLE001 - a lost creation race; the retry settles it
+                if attempt == 2:
+                    raise
+
+    def ensure_table(self, conn: Connection, target: str, schema: TableSchema) -> None:
+        """Create the target from the mapping, or check that the existing one matches it."""
+        query, params = sql.target_columns(self.schema, target)
+        existing = [r[0] for r in conn.exec_driver_sql(query, tuple(params))]
+        wanted = [c.name for c in schema.columns]
+        if not existing:
+            conn.exec_driver_sql(sql.create_table(self.schema, target, schema.columns,
+                                                  schema.key_targets, self.dialect))
+        elif existing != wanted:
+            missing = [c for c in wanted if c not in existing]
+            extra = [c for c in existing if c not in wanted]
+            raise SchemaError(
+                f"target {self.schema}.{target} does not match source table {schema.table}: "
+                f"missing columns {missing}, unexpected columns {extra}"
+                + ("" if missing or extra else ", same columns in another order"))
+
+    def load(self, request: LoadRequest) -> LoadResult:
+        """Stage and merge every part not yet in the ledger, and record them, in one transaction."""
+        self.ensure_ledger()
+        runs = sorted({p.run_id for p in request.parts})
+        columns = [c.name for c in request.schema.columns]
+        with self.engine.begin() as conn:
+            self.ensure_table(conn, request.target_table, request.schema)
+            done: set[str] = set()
+            if runs:
+                rows = conn.exec_driver_sql(sql.ledger_loaded(self.schema, runs),
+                                            (request.pipeline, request.table, *runs))
+                done = {r[0] for r in rows}
+            todo = [p for p in request.parts if p.key not in done]
+            skipped = tuple(p for p in request.parts if p.key in done)
+            if todo:
+                staging = naming.staging_table_name(request.target_table, request.load_id)
+                conn.exec_driver_sql(sql.create_staging(staging, self.schema, request.target_table,
+                                                        self.dialect))
+                # Oldest run first, so a newer version of a row replaces an older one.
+                for _, group in itertools.groupby(todo, key=lambda p: p.run_id):
+                    self.stage(conn, staging, request, list(group))
+                    for stmt in sql.merge(self.schema, request.target_table, staging, columns,
+                                          request.schema.key_targets):
+                        conn.exec_driver_sql(stmt)
+                    conn.exec_driver_sql(sql.clear_staging(staging))
+                conn.exec_driver_sql(sql.drop_staging(staging))
+                self._write_ledger(conn, request, todo)
+        log.info("loaded %d parts (%d rows) of %s into %s.%s; %d already loaded",
+                 len(todo), sum(p.rows for p in todo), request.table, self.schema,
+                 request.target_table, len(skipped))
+        return LoadResult(loaded=tuple(todo), skipped=skipped)
+
+    def _write_ledger(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        for start in range(0, len(parts), 500):
+            batch = parts[start:start + 500]
+            params: list[Any] = []
+            for p in batch:
+                params += [request.pipeline, request.table, request.target_table, p.key, p.run_id,
+                           p.chunk, p.rows, p.bytes, request.load_id, now]
+            conn.exec_driver_sql(sql.ledger_insert(self.schema, len(batch)), tuple(params))

@@ -1,0 +1,207 @@
+"""The Redis state of a table and its runs: locks, plans, chunk commits, cursor and totals.
+
+Every multi-key change goes through one of the Lua scripts in common/lua/, called
+through one typed method here that turns its return codes into exceptions.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import redis
+
+from common import bounds, naming
+from common.bounds import Key
+from common.errors import LockedError, StateError
+from common.parquet import Part
+from common.types import TableSchema
+
+_LUA = Path(__file__).with_name("lua")
+
+
+def _script(name: str) -> str:
+    return (_LUA / f"{name}.lua").read_text()
+
+
+_SCRIPTS = {name: _script(name) for name in
+            ("store_plan", "commit_chunk", "commit_load", "finish_run", "release_lock")}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A planned chunk and what its extraction committed."""
+
+    number: int
+    lo: Key | None
+    hi: Key
+    state: str
+    rows: int
+    bytes: int
+    parts: tuple[str, ...]
+    worker: str
+
+    @classmethod
+    def from_json(cls, number: int, raw: str | bytes) -> "Chunk":
+        d = json.loads(raw)
+        return cls(number=number, lo=bounds.decode(d["lo"]), hi=bounds.decode(d["hi"]),  # type: ignore[arg-type]
+                   state=d["state"], rows=int(d.get("rows") or 0), bytes=int(d.get("bytes") or 0),
+                   parts=tuple(d.get("parts") or ()), worker=d.get("worker") or "")
+
+
+@dataclass(frozen=True)
+class PendingPart:
+    """A committed part that no committed load contains yet."""
+
+    key: str
+    run_id: str
+    chunk: int
+    rows: int
+    bytes: int
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class TableState:
+    """All of one pipeline table's state in Redis."""
+
+    def __init__(self, client: redis.Redis, pipeline: str, table: str) -> None:
+        self.r = client
+        self.pipeline = pipeline
+        self.table = table
+        self.state_key = naming.table_state_key(pipeline, table)
+        self.lock_key = naming.table_lock_key(pipeline, table)
+        self.load_lock_key = naming.load_lock_key(pipeline, table)
+        self.pending_key = naming.pending_parts_key(pipeline, table)
+        self.runs_key = naming.runs_key(pipeline, table)
+        self.schema_key = naming.table_schema_key(pipeline, table)
+        self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+
+    def _meta_key(self, run_id: str) -> str:
+        return naming.run_meta_key(self.pipeline, self.table, run_id)
+
+    def _chunks_key(self, run_id: str) -> str:
+        return naming.run_chunks_key(self.pipeline, self.table, run_id)
+
+    # ---- locks -------------------------------------------------------------
+
+    def acquire_lock(self, run_id: str, ttl_s: int) -> None:
+        """Take the table lock for run_id; LockedError names the run that holds it."""
+        for _ in range(3):
+            if self.r.set(self.lock_key, run_id, nx=True, px=ttl_s * 1000):
+                return
+            owner = self.r.get(self.lock_key)
+            if owner is not None:
+                if _s(owner) == run_id:
+                    self.r.pexpire(self.lock_key, ttl_s * 1000)
+                    return
+                raise LockedError(self.table, _s(owner))
+        raise StateError(f"table {self.table}: could not take the lock")
+
+    def lock_owner(self) -> str | None:
+        owner = self.r.get(self.lock_key)
+        return None if owner is None else _s(owner)
+
+    def acquire_load_lock(self, token: str, ttl_s: int) -> bool:
+        return bool(self.r.set(self.load_lock_key, token, nx=True, px=ttl_s * 1000))
+
+    def release_load_lock(self, token: str) -> bool:
+        return bool(self._scripts["release_lock"](keys=[self.load_lock_key], args=[token]))
+
+    # ---- plan --------------------------------------------------------------
+
+    def store_plan(self, run_id: str, ranges: Sequence[tuple[Key | None, Key]],
+                   meta: dict[str, str]) -> int:
+        """Record the run's chunks; StateError if the run no longer owns the lock."""
+        chunks = [{"lo": bounds.encode(lo), "hi": bounds.encode(hi), "state": "pending"}
+                  for lo, hi in ranges]
+        n = self._scripts["store_plan"](
+            keys=[self.lock_key, self.state_key, self._meta_key(run_id), self._chunks_key(run_id),
+                  self.runs_key],
+            args=[run_id, json.dumps(meta), json.dumps(chunks)])
+        if n < 0:
+            raise StateError(f"table {self.table}: run {run_id} no longer owns the table lock "
+                             f"(held by {self.lock_owner()})")
+        return int(n)
+
+    def set_run_fields(self, run_id: str, **fields: Any) -> None:
+        self.r.hset(self._meta_key(run_id), mapping={k: str(v) for k, v in fields.items()})
+
+    def run_meta(self, run_id: str) -> dict[str, str]:
+        return {_s(k): _s(v) for k, v in self.r.hgetall(self._meta_key(run_id)).items()}
+
+    def chunk(self, run_id: str, number: int) -> Chunk | None:
+        raw = self.r.hget(self._chunks_key(run_id), str(number))
+        return None if raw is None else Chunk.from_json(number, raw)
+
+    def chunks(self, run_id: str) -> list[Chunk]:
+        raw = self.r.hgetall(self._chunks_key(run_id))
+        return sorted((Chunk.from_json(int(k), v) for k, v in raw.items()), key=lambda c: c.number)
+
+    def note_attempt(self, run_id: str, number: int) -> int:
+        return int(self.r.hincrby(naming.run_attempts_key(self.pipeline, self.table, run_id),
+                                  str(number), 1))
+
+    # ---- commits -----------------------------------------------------------
+
+    def commit_chunk(self, run_id: str, number: int, parts: Sequence[Part], worker: str,
+                     lock_ttl_s: int) -> bool:
+        """Commit a chunk atomically; False if it was already committed."""
+        rows = sum(p.rows for p in parts)
+        nbytes = sum(p.bytes for p in parts)
+        payload = json.dumps([{"key": p.key, "rows": p.rows, "bytes": p.bytes} for p in parts])
+        code = self._scripts["commit_chunk"](
+            keys=[self._meta_key(run_id), self._chunks_key(run_id), self.state_key,
+                  self.pending_key, self.lock_key],
+            args=[number, rows, nbytes, payload, worker, int(time.time()), run_id, lock_ttl_s * 1000])
+        if code < 0:
+            raise StateError(f"table {self.table}: run {run_id} has no chunk {number}")
+        return code == 1
+
+    def pending_parts(self) -> list[PendingPart]:
+        """Committed parts not yet loaded, oldest run and chunk first."""
+        parts = []
+        for key, raw in self.r.hgetall(self.pending_key).items():
+            d = json.loads(raw)
+            parts.append(PendingPart(key=_s(key), run_id=d["run"], chunk=int(d["chunk"]),
+                                     rows=int(d["rows"]), bytes=int(d["bytes"])))
+        return sorted(parts, key=lambda p: (p.run_id, p.chunk, p.key))
+
+    def commit_load(self, run_id: str, parts: Sequence[PendingPart]) -> tuple[int, int]:
+        """Count a committed warehouse load once; returns (parts, rows) newly counted."""
+        runs = sorted({p.run_id for p in parts})
+        keys = [self.state_key, self.pending_key, self._meta_key(run_id)]
+        keys += [self._chunks_key(r) for r in runs]
+        index = {r: i + 4 for i, r in enumerate(runs)}  # Lua's KEYS are 1-based
+        payload = json.dumps([{"key": p.key, "k": index[p.run_id], "chunk": p.chunk} for p in parts])
+        files, rows = self._scripts["commit_load"](keys=keys, args=[payload, int(time.time())])
+        return int(files), int(rows)
+
+    def finish_run(self, run_id: str, status: str, error: str = "") -> bool:
+        """Mark the run succeeded or failed and release the table lock it holds."""
+        return bool(self._scripts["finish_run"](
+            keys=[self.lock_key, self.state_key, self._meta_key(run_id)],
+            args=[run_id, status, error[:2000], int(time.time())]))
+
+    # ---- reading -----------------------------------------------------------
+
+    def state(self) -> dict[str, str]:
+        return {_s(k): _s(v) for k, v in self.r.hgetall(self.state_key).items()}
+
+    def cursor(self) -> Key | None:
+        raw = self.r.hget(self.state_key, "cursor")
+        return None if raw is None else bounds.decode(raw)
+
+    def set_status(self, **fields: str) -> None:
+        self.r.hset(self.state_key, mapping=fields)
+
+    def schema(self) -> TableSchema | None:
+        raw = self.r.get(self.schema_key)
+        return None if raw is None else TableSchema.from_json(json.loads(raw))
+
+    def save_schema(self, schema: TableSchema) -> None:
+        self.r.set(self.schema_key, json.dumps(schema.to_json()))

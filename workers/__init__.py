@@ -1,0 +1,1 @@
+"""What lives per worker process: connections and clients opened after fork."""

@@ -1,0 +1,105 @@
+"""Per-process resources: MySQL connections, S3 stores, Redis and warehouse engines.
+
+Opened lazily in the process that uses them (never at import, never before fork) and
+dropped on fork and at shutdown, so no socket is ever shared between processes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import redis
+
+from common import source
+from common.config import PipelineConfig, S3Config, SourceConfig, redis_url
+from common.store import Store, make_client
+from common.warehouse import Warehouse, make_engine, make_warehouse
+
+log = logging.getLogger(__name__)
+
+_pid = os.getpid()
+_mysql: dict[tuple[Any, ...], Any] = {}
+_s3: dict[tuple[Any, ...], Any] = {}
+_engines: dict[tuple[Any, ...], Any] = {}
+_redis: dict[str, redis.Redis] = {}
+
+
+def forget() -> None:
+    """Drop handles without closing them: after fork they belong to the parent."""
+    global _pid
+    _mysql.clear()
+    _s3.clear()
+    _engines.clear()
+    _redis.clear()
+    _pid = os.getpid()
+
+
+def _check_fork() -> None:
+    if os.getpid() != _pid:
+        forget()
+
+
+def mysql(src: SourceConfig) -> Any:
+    """A live connection to the source, reconnecting if the last one died."""
+    _check_fork()
+    key = (src.host, src.port, src.user, src.password, src.database, repr(sorted(src.options.items())))
+    conn = _mysql.get(key)
+    if conn is not None:
+        try:
+            conn.ping(reconnect=False)
+            return conn
+        except Exception:  # noqa: BLE001 - any failure means: open a new one
+            drop_mysql(conn)
+    conn = source.connect(src)
+    _mysql[key] = conn
+    return conn
+
+
+def drop_mysql(conn: Any) -> None:
+    """Close and forget a connection whose state is unknown (e.g. a read failed mid-stream)."""
+    for k, v in list(_mysql.items()):
+        if v is conn:
+            del _mysql[k]
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def store(cfg: S3Config) -> Store:
+    _check_fork()
+    key = (cfg.endpoint_url, cfg.region, cfg.access_key_id, cfg.secret_access_key)
+    if key not in _s3:
+        _s3[key] = make_client(cfg)
+    return Store(_s3[key], cfg.bucket)
+
+
+def redis_client() -> redis.Redis:
+    _check_fork()
+    url = redis_url()
+    if url not in _redis:
+        _redis[url] = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+    return _redis[url]
+
+
+def warehouse(cfg: PipelineConfig) -> Warehouse:
+    _check_fork()
+    t = cfg.target
+    key = (t.type, t.host, t.port, t.database, t.user, t.password)
+    if key not in _engines:
+        _engines[key] = make_engine(t)
+    return make_warehouse(t, _engines[key], store(cfg.s3), cfg.s3)
+
+
+def close_all() -> None:
+    """Close everything this process opened (worker shutdown)."""
+    for conn in list(_mysql.values()):
+        drop_mysql(conn)
+    for engine in _engines.values():
+        engine.dispose()
+    for client in _redis.values():
+        client.close()
+    _s3.clear()
+    _engines.clear()
+    _redis.clear()
