@@ -27,7 +27,8 @@ broker_transport_options = {
 result_backend_transport_options = {"visibility_timeout": _visibility}
 result_expires = 7 * 24 * 3600
 
-imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "workers.lifecycle")
+imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.health",
+           "workers.lifecycle")
 task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]

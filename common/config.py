@@ -146,6 +146,8 @@ class Pipeline(_Model):
     """Name of a target in connections.yml."""
     s3_prefix: str | None = None
     """Prefix under the s3 section's prefix; default: the pipeline name."""
+    target_schema: str | None = None
+    """Warehouse schema for this pipeline's tables and ledger; default: the target's schema."""
     defaults: TableDefaults = Field(default_factory=TableDefaults)
     tables: dict[str, TableConfig]
 
@@ -193,6 +195,10 @@ class PipelineConfig:
     @property
     def s3_prefix(self) -> str:
         return self.pipeline.s3_prefix or self.name
+
+    @property
+    def target_schema(self) -> str:
+        return self.pipeline.target_schema or self.target.schema_
 
     def table(self, key: str) -> TableSettings:
         """Settings of `schema.table`; ConfigError if the pipeline has no such table."""

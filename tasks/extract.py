@@ -8,7 +8,7 @@ from typing import Any
 from common import naming, source
 from common.convert import BatchStats, rows_to_batch
 from common.errors import StateError
-from common.parquet import PartWriter
+from common.parquet import PartWriter, remove_stale_parts
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, describe, lock_ttl_s, table_context, translated
 from workers import resources
@@ -55,9 +55,7 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         resources.drop_mysql(conn)
         raise
     parts = writer.close()
-    # An earlier attempt may have written more parts than this one: remove the rest.
-    keep = {p.key for p in parts}
-    store.delete(key for key, _ in store.list(prefix) if key not in keep)
+    remove_stale_parts(store, prefix, parts)
     ctx.state.commit_chunk(run_id, number, parts, worker=self.request.hostname or "",
                            lock_ttl_s=lock_ttl_s())
     rows_total = sum(p.rows for p in parts)

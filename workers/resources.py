@@ -89,7 +89,7 @@ def warehouse(cfg: PipelineConfig) -> Warehouse:
     key = (t.type, t.host, t.port, t.database, t.user, t.password)
     if key not in _engines:
         _engines[key] = make_engine(t)
-    return make_warehouse(t, _engines[key], store(cfg.s3), cfg.s3)
+    return make_warehouse(t, cfg.target_schema, _engines[key], store(cfg.s3), cfg.s3)
 
 
 def close_all() -> None:

@@ -20,15 +20,16 @@ def make_engine(target: PostgresTarget | RedshiftTarget) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
 
 
-def make_warehouse(target: PostgresTarget | RedshiftTarget, engine: Engine, store: Store,
-                   s3: S3Config) -> Warehouse:
+def make_warehouse(target: PostgresTarget | RedshiftTarget, schema: str, engine: Engine,
+                   store: Store, s3: S3Config) -> Warehouse:
+    """The warehouse client for a target, loading into `schema`."""
     if target.type == "postgres":
         from common.warehouse.postgres import PostgresWarehouse
-        return PostgresWarehouse(engine, target.schema_, store)
+        return PostgresWarehouse(engine, schema, store)
     from common.warehouse.redshift import RedshiftWarehouse, copy_credentials
     try:
         creds = copy_credentials(target.iam_role, s3.access_key_id, s3.secret_access_key)
     except ValueError as exc:
         raise ConfigError(f"connections.yml: targets: {exc}") from None
-    return RedshiftWarehouse(engine, target.schema_, store, creds)
+    return RedshiftWarehouse(engine, schema, store, creds)
 

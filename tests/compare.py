@@ -1,0 +1,111 @@
+"""Row-by-row comparison of a MySQL source table with its warehouse target.
+
+Both sides are read through their own drivers and turned into one canonical text
+form per column, so a difference in any value of any row is seen.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from common.naming import quote_ident, quote_mysql
+from common.types import ColumnSpec, TableSchema
+
+
+def _time_text(td: timedelta) -> str:
+    total = int(td.total_seconds() * 1_000_000)
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    secs, micros = divmod(total, 1_000_000)
+    h, rem = divmod(secs, 3600)
+    m, s = divmod(rem, 60)
+    return f"{sign}{h:02d}:{m:02d}:{s:02d}" + (f".{micros:06d}".rstrip("0") if micros else "")
+
+
+def canonical(value: Any, col: ColumnSpec) -> str | None:
+    """One value from either side in a form both sides agree on exactly."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if col.kind in ("binary",):
+            return raw.hex()
+        if col.kind == "bit":
+            return str(int.from_bytes(raw, "big"))
+        value = raw.decode("utf-8")
+    if col.kind == "bool":
+        return "1" if int(value) else "0"
+    if col.kind in ("int", "bit"):
+        return str(int(value))
+    if col.kind == "decimal":
+        return format(Decimal(str(value)).normalize(), "f")
+    if col.kind == "float":
+        f = np.float32(value) if col.arrow == "float32" else np.float64(value)
+        return repr(f.item())
+    if col.kind == "timestamp":
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.isoformat(sep=" ", timespec="microseconds")
+    if col.kind == "date":
+        return (value if isinstance(value, date) else date.fromisoformat(str(value))).isoformat()
+    if isinstance(value, timedelta):
+        return _time_text(value)
+    if isinstance(value, (set, frozenset)):
+        return ",".join(sorted(value))
+    if "set(" in col.mysql_type and isinstance(value, str):
+        return ",".join(sorted(v for v in value.split(",") if v))
+    if col.mysql_type.startswith("time") and isinstance(value, str):
+        return value if "." not in value else value.rstrip("0").rstrip(".")
+    return str(value)
+
+
+def source_rows(conn: Any, table_key: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
+    schema_name, name = table_key.split(".", 1)
+    cols = ", ".join(quote_mysql(c.source) for c in schema.columns)
+    order = ", ".join(quote_mysql(k) for k in schema.key)
+    cur = conn.cursor()
+    cur.execute(f"SELECT {cols} FROM {quote_mysql(schema_name)}.{quote_mysql(name)} ORDER BY {order}")
+    for row in cur:
+        yield tuple(canonical(v, c) for v, c in zip(row, schema.columns))
+    cur.close()
+
+
+def target_rows(conn: Any, target_schema: str, table: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
+    cols = ", ".join(quote_ident(c.name) for c in schema.columns)
+    order = ", ".join(quote_ident(k) for k in schema.key_targets)
+    with conn.transaction(), conn.cursor(name="ferry_compare") as cur:
+        cur.execute(f"SELECT {cols} FROM {quote_ident(target_schema)}.{quote_ident(table)} ORDER BY {order}")
+        for row in cur:
+            yield tuple(canonical(v, c) for v, c in zip(row, schema.columns))
+
+
+def assert_same_rows(src: Sequence[tuple[Any, ...]] | Iterator[Any], dst: Sequence[tuple[Any, ...]] | Iterator[Any],
+                     schema: TableSchema) -> int:
+    """Assert equal row sequences; on a difference, name the row's key and the column."""
+    names = [c.name for c in schema.columns]
+    count = 0
+    src_it, dst_it = iter(src), iter(dst)
+    while True:
+        a, b = next(src_it, None), next(dst_it, None)
+        if a is None and b is None:
+            return count
+        if a is None or b is None:
+            raise AssertionError(f"row {count}: source has {a!r}, target has {b!r}")
+        if a != b:
+            diffs = [f"{n}: source={x!r} target={y!r}" for n, x, y in zip(names, a, b) if x != y]
+            raise AssertionError(f"row {count} differs: " + "; ".join(diffs))
+        count += 1
+
+
+def checksum(rows: Iterator[tuple[Any, ...]]) -> tuple[int, str]:
+    """Row count and a SHA-256 over every column of every row, in key order."""
+    h = hashlib.sha256()
+    n = 0
+    for row in rows:
+        h.update(repr(row).encode())
+        n += 1
+    return n, h.hexdigest()

@@ -1,0 +1,194 @@
+"""Fixtures: real MariaDB, Redis, PostgreSQL, a moto S3 server and Celery workers.
+
+Each test gets its own pipeline name, MySQL database, PostgreSQL schema and S3
+prefix; the Redis database (13 unless $FERRY_TEST_REDIS_URL says otherwise) is
+flushed before and after the session and the test's keys after each test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import common  # noqa: F401  (mysql.connector before pyarrow)
+import mysql.connector
+import psycopg
+import pytest
+import redis
+import yaml
+
+from common import naming
+from common.config import S3Config
+from common.store import Store, make_client
+from common.types import TableSchema
+from common.watermark import TableState
+from tests import compare
+from tests.services import REPO, MotoServer, Worker
+
+REDIS_URL = os.environ.get("FERRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+MYSQL = dict(host=os.environ.get("MYSQL_HOST", "127.0.0.1"), port=int(os.environ.get("MYSQL_PORT", "3306")),
+             user=os.environ.get("MYSQL_USER", "root"), password=os.environ.get("MYSQL_PASSWORD", ""))
+PG_DSN = os.environ.get("FERRY_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+BUCKET = "ferry-test"
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def moto(log_dir: Path) -> Iterator[MotoServer]:
+    server = MotoServer(log_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def config_dir(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer) -> Path:
+    d = tmp_path_factory.mktemp("config")
+    (d / "pipelines").mkdir()
+    (d / "connections.yml").write_text(yaml.safe_dump({
+        "sources": {"mysql": {"host": MYSQL["host"], "port": MYSQL["port"], "user": MYSQL["user"],
+                              "password": "${TEST_MYSQL_PASSWORD:-}"}},
+        "targets": {"pg": {"type": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test",
+                           "user": "postgres", "schema": "public"}},
+        "s3": {"bucket": BUCKET, "prefix": "ferry", "region": "us-east-1", "endpoint_url": moto.url,
+               "access_key_id": "testing", "secret_access_key": "testing"},
+    }))
+    return d
+
+
+@pytest.fixture(scope="session")
+def ferry_env(config_dir: Path) -> Iterator[dict[str, str]]:
+    """Environment shared by the test process, the CLI and the workers."""
+    env = dict(os.environ, FERRY_CONFIG=str(config_dir), FERRY_REDIS_URL=REDIS_URL,
+               CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL,
+               TEST_MYSQL_PASSWORD=MYSQL["password"], FERRY_TASK_TIME_LIMIT_S="300",
+               FERRY_VISIBILITY_TIMEOUT_S="360", PYTHONPATH=str(REPO))
+    saved = dict(os.environ)
+    os.environ.update(env)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield env
+    client.flushdb()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def s3_store(ferry_env: dict[str, str], moto: MotoServer) -> Store:
+    cfg = S3Config(bucket=BUCKET, endpoint_url=moto.url,
+                                                access_key_id="testing", secret_access_key="testing")
+    store = Store(make_client(cfg), BUCKET)
+    store.ensure_bucket("us-east-1")
+    return store
+
+
+@pytest.fixture(scope="session")
+def workers(ferry_env: dict[str, str], s3_store: Store, log_dir: Path) -> Iterator[list[Worker]]:
+    """Two worker processes of two pool processes each, on every queue."""
+    started = [Worker("w1", ferry_env, log_dir), Worker("w2", ferry_env, log_dir)]
+    yield started
+    for w in started:
+        w.stop()
+
+
+@dataclass
+class SyncResult:
+    code: int
+    report: dict[str, Any]
+    stderr: str
+
+
+@dataclass
+class Pipe:
+    """One test's pipeline with its own database, schema and S3 prefix."""
+
+    name: str
+    db: str
+    config_dir: Path
+    env: dict[str, str]
+    store: Store
+    _conns: list[Any] = field(default_factory=list)
+
+    def write(self, tables: dict[str, dict[str, Any]], **defaults: Any) -> None:
+        doc = {"source": "mysql", "target": "pg", "s3_prefix": self.name, "target_schema": self.db,
+               "defaults": defaults, "tables": {f"{self.db}.{t}": cfg for t, cfg in tables.items()}}
+        (self.config_dir / "pipelines" / f"{self.name}.yml").write_text(yaml.safe_dump(doc))
+
+    def table(self, name: str) -> str:
+        return f"{self.db}.{name}"
+
+    def mysql(self) -> Any:
+        conn = mysql.connector.connect(database=self.db, autocommit=True, **MYSQL)
+        conn.cursor().execute("SET time_zone = '+00:00'")  # as ferry reads
+        self._conns.append(conn)
+        return conn
+
+    def execute(self, *statements: str, params: Any = None) -> None:
+        conn = self.mysql()
+        cur = conn.cursor()
+        for stmt in statements:
+            cur.execute(stmt, params)
+        cur.close()
+
+    def pg(self) -> psycopg.Connection:
+        conn = psycopg.connect(PG_DSN, autocommit=True)
+        self._conns.append(conn)
+        return conn
+
+    def state(self, table: str) -> TableState:
+        return TableState(redis.Redis.from_url(REDIS_URL), self.name, self.table(table))
+
+    def sync(self, *args: str, timeout_s: float = 240) -> SyncResult:
+        out = self.config_dir / f"{self.name}-report.json"
+        out.unlink(missing_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", self.name, *args,
+                               "--json-output", str(out)],
+                              env=self.env, capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
+        report = json.loads(out.read_text()) if out.exists() else {}
+        return SyncResult(proc.returncode, report, proc.stderr)
+
+    def schema_of(self, table: str) -> TableSchema:
+        schema = self.state(table).schema()
+        assert schema is not None, f"no recorded schema for {table}"
+        return schema
+
+    def assert_synced(self, table: str, target: str | None = None) -> int:
+        """Target rows equal source rows (every column); returns the row count."""
+        schema = self.schema_of(table)
+        return compare.assert_same_rows(
+            list(compare.source_rows(self.mysql(), self.table(table), schema)),
+            list(compare.target_rows(self.pg(), self.db, target or table, schema)), schema)
+
+    def close(self) -> None:
+        for c in self._conns:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+@pytest.fixture
+def pipe(ferry_env: dict[str, str], config_dir: Path, s3_store: Store) -> Iterator[Pipe]:
+    token = secrets.token_hex(4)
+    p = Pipe(name=f"t-{token}", db=f"ft_{token}", config_dir=config_dir, env=ferry_env, store=s3_store)
+    admin = mysql.connector.connect(autocommit=True, **MYSQL)
+    admin.cursor().execute(f"CREATE DATABASE `{p.db}`")
+    yield p
+    p.close()
+    admin.cursor().execute(f"DROP DATABASE IF EXISTS `{p.db}`")
+    admin.close()
+    with psycopg.connect(PG_DSN, autocommit=True) as pg:
+        pg.execute(f'DROP SCHEMA IF EXISTS "{p.db}" CASCADE')
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(naming.pipeline_pattern(p.name), count=1000):
+        client.delete(key)
+    s3_store.delete(k for k, _ in s3_store.list(f"ferry/{p.name}/"))
+    (config_dir / "pipelines" / f"{p.name}.yml").unlink(missing_ok=True)

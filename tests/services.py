@@ -1,0 +1,97 @@
+"""Real services for the tests: an S3 server (moto) and Celery worker processes."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class MotoServer:
+    """moto's S3 server as a subprocess on a free loopback port."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_dir / "moto.log", "wb")
+        self.proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(self.url + "/moto-api/", timeout=1)
+                return True
+            except Exception:  # noqa: BLE001
+                return False
+
+        wait_for(up, 30, "moto S3 server")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+class Worker:
+    """A real `celery -A tasks worker` process."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, concurrency: int = 2,
+                 queues: str = "plan,extract,load") -> None:
+        self.name = name
+        self.log_path = log_dir / f"worker-{name}.log"
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel", "INFO",
+             "--concurrency", str(concurrency), "--queues", queues, "--hostname", f"{name}@%h",
+             "--without-gossip", "--without-mingle"],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: b" ready." in self.log_path.read_bytes() or self.proc.poll() is not None,
+                 60, f"worker {name}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"worker {name} exited: {self.log_path.read_text()[-3000:]}")
+
+    def pool_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the whole worker (main process and pool) at once."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(30)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return
+        self.log.close()

@@ -1,0 +1,71 @@
+"""The CLI on bad input: a clear message, a non-zero exit, and nothing enqueued or changed."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import redis
+
+from common import naming
+from tests.conftest import REDIS_URL, Pipe
+from tests.services import REPO
+
+
+def _ferry(pipe: Pipe, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ferry", *args], env=dict(pipe.env, **env),
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+
+
+def _keys(pipeline: str) -> list[bytes]:
+    return list(redis.Redis.from_url(REDIS_URL).scan_iter(naming.pipeline_pattern(pipeline)))
+
+
+def test_unknown_pipeline(pipe: Pipe) -> None:
+    r = _ferry(pipe, "sync", "-p", "no-such-pipeline")
+    assert r.returncode == 2 and "no pipeline named 'no-such-pipeline'" in r.stderr
+
+
+def test_unknown_table_enqueues_nothing(pipe: Pipe) -> None:
+    pipe.write({"orders": {}})
+    r = _ferry(pipe, "sync", "-p", pipe.name, "-t", pipe.table("orders"), "-t", f"{pipe.db}.nope")
+    assert r.returncode == 2 and f"no table '{pipe.db}.nope'" in r.stderr
+    assert _keys(pipe.name) == []
+
+
+def test_misspelt_key_names_file_and_key(pipe: Pipe) -> None:
+    pipe.write({"orders": {"chunk_row": 5}})
+    r = _ferry(pipe, "sync", "-p", pipe.name)
+    assert r.returncode == 2
+    assert f"{pipe.name}.yml" in r.stderr and f"tables.{pipe.db}.orders.chunk_row" in r.stderr
+    assert _keys(pipe.name) == []
+
+
+def test_missing_variable_names_it(pipe: Pipe) -> None:
+    pipe.write({"orders": {}})
+    path = pipe.config_dir / "pipelines" / f"{pipe.name}.yml"
+    path.write_text(path.read_text().replace("target: pg", "target: ${NO_SUCH_TARGET_VAR}"))
+    r = _ferry(pipe, "sync", "-p", pipe.name)
+    assert r.returncode == 2 and "NO_SUCH_TARGET_VAR" in r.stderr and f"{pipe.name}.yml" in r.stderr
+    assert _keys(pipe.name) == []
+
+
+def test_bad_limit(pipe: Pipe) -> None:
+    pipe.write({"orders": {}})
+    r = _ferry(pipe, "sync", "-p", pipe.name, "--limit", "0")
+    assert r.returncode == 2 and "--limit" in r.stderr
+    assert _keys(pipe.name) == []
+
+
+def test_unreachable_redis(pipe: Pipe) -> None:
+    pipe.write({"orders": {}})
+    r = _ferry(pipe, "sync", "-p", pipe.name, FERRY_REDIS_URL="redis://127.0.0.1:1/0")
+    assert r.returncode == 2 and "cannot reach Redis" in r.stderr
+
+
+def test_watermark_get_of_a_new_table(pipe: Pipe) -> None:
+    pipe.write({"orders": {}})
+    r = _ferry(pipe, "watermark", "get", "-p", pipe.name, "-t", pipe.table("orders"), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["cursor"] is None and doc["status_extract"] == "never run" and doc["rows_loaded"] == 0

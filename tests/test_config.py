@@ -1,0 +1,92 @@
+"""Config files: validated on load, every error names the file and the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.config import load_pipeline
+from common.errors import ConfigError
+
+CONNECTIONS = {
+    "sources": {"db": {"host": "127.0.0.1", "user": "root", "password": "${DB_PASSWORD}"}},
+    "targets": {"wh": {"type": "postgres", "database": "test", "user": "postgres"}},
+    "s3": {"bucket": "my-bucket"},
+}
+PIPELINE = {"source": "db", "target": "wh", "tables": {"shop.orders": {"chunk_rows": 10}}}
+
+
+def _write(d: Path, conns: dict = CONNECTIONS, pipe: dict = PIPELINE, env: str = "DB_PASSWORD=s3cret\n") -> Path:
+    (d / "pipelines").mkdir(exist_ok=True)
+    (d / "connections.yml").write_text(yaml.safe_dump(conns))
+    (d / "pipelines" / "p1.yml").write_text(yaml.safe_dump(pipe))
+    (d / ".env").write_text(env)
+    return d
+
+
+def test_valid_config_with_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    cfg = load_pipeline("p1", _write(tmp_path))
+    assert cfg.source.password == "s3cret"
+    t = cfg.table("shop.orders")
+    assert (t.chunk_rows, t.part_mb, t.target_name, t.schema, t.name) == (10, 64, "orders", "shop", "orders")
+
+
+def test_environment_wins_over_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_PASSWORD", "from-env")
+    assert load_pipeline("p1", _write(tmp_path)).source.password == "from-env"
+
+
+def test_missing_variable_names_variable_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline("p1", _write(tmp_path, env=""))
+    assert "DB_PASSWORD" in str(err.value) and "connections.yml" in str(err.value)
+    assert "sources.db.password" in str(err.value)
+
+
+def test_default_in_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE", raising=False)
+    conns = dict(CONNECTIONS, s3={"bucket": "${NOPE:-fallback-bucket}"})
+    assert load_pipeline("p1", _write(tmp_path, conns=conns)).s3.bucket == "fallback-bucket"
+
+
+@pytest.mark.parametrize("pipe, where", [
+    (dict(PIPELINE, tables={"shop.orders": {"chunk_row": 10}}), "tables.shop.orders.chunk_row"),
+    (dict(PIPELINE, tables={"orders": {}}), "tables"),
+    (dict(PIPELINE, tables={"shop.orders": {"chunk_rows": 0}}), "tables.shop.orders.chunk_rows"),
+    (dict(PIPELINE, source="nope"), "source: 'nope'"),
+    (dict(PIPELINE, target="nope"), "target: 'nope'"),
+    (dict(PIPELINE, extra=1), "extra"),
+])
+def test_bad_pipeline_names_file_and_key(tmp_path: Path, pipe: dict, where: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_pipeline("p1", _write(tmp_path, pipe=pipe))
+    assert "p1.yml" in str(err.value) and where in str(err.value)
+
+
+@pytest.mark.parametrize("conns, where", [
+    (dict(CONNECTIONS, s3={"bucket": "Bad_Bucket"}), "s3.bucket"),
+    (dict(CONNECTIONS, targets={"wh": {"type": "oracle", "database": "x", "user": "u"}}), "targets.wh"),
+    (dict(CONNECTIONS, sources={"db": {"host": "h", "user": "u", "port": "abc"}}), "sources.db.port"),
+])
+def test_bad_connections_name_file_and_key(tmp_path: Path, conns: dict, where: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_pipeline("p1", _write(tmp_path, conns=conns))
+    assert "connections.yml" in str(err.value) and where in str(err.value)
+
+
+def test_unknown_pipeline_and_table(tmp_path: Path) -> None:
+    _write(tmp_path)
+    with pytest.raises(ConfigError, match="no pipeline named 'p2'"):
+        load_pipeline("p2", tmp_path)
+    with pytest.raises(ConfigError, match="no table 'shop.nope'"):
+        load_pipeline("p1", tmp_path).table("shop.nope")
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    _write(tmp_path)
+    (tmp_path / "pipelines" / "p1.yml").write_text("tables: [unclosed")
+    with pytest.raises(ConfigError, match="p1.yml: not valid YAML"):
+        load_pipeline("p1", tmp_path)

@@ -1,0 +1,102 @@
+"""End to end: the CLI enqueues, real workers extract to S3 and load into PostgreSQL."""
+from __future__ import annotations
+
+from demo.seed import seed
+from tests.conftest import MYSQL, Pipe
+
+
+def _seed(pipe: Pipe, table: str, rows: int, append: bool = False) -> int:
+    return seed(pipe.table(table), rows, append=append, host=MYSQL["host"], port=MYSQL["port"],
+                user=MYSQL["user"], password=MYSQL["password"])
+
+
+def test_sparse_table_with_nulls_then_new_rows(pipe: Pipe, workers: list) -> None:
+    assert _seed(pipe, "orders", 12_000) == 12_000
+    pipe.write({"orders": {"primary_key": ["id"], "cursor": "id"}}, chunk_rows=1000)
+
+    first = pipe.sync("--wait")
+    assert first.code == 0, first.stderr
+    metrics = first.report["table_metrics"][pipe.table("orders")]
+    assert first.report["status"] == "succeeded"
+    assert metrics["rows_processed"] == 12_000 and metrics["files_created"] == 12
+    assert pipe.assert_synced("orders") == 12_000
+
+    # Probing the key index gives every chunk exactly chunk_rows rows, however sparse the ids.
+    chunks = pipe.state("orders").chunks(first.report["run_id"])
+    assert [c.rows for c in chunks] == [1000] * 12
+    assert all(c.state == "loaded" for c in chunks)
+    # The seeded ids jump: a MIN/MAX stride would have made uneven chunks.
+    ids = [c.hi[0] for c in chunks]
+    gaps = [b - a for a, b in zip(ids, ids[1:])]
+    assert max(gaps) > 3 * min(gaps)
+
+    # New rows: the next sync copies exactly those.
+    assert _seed(pipe, "orders", 2_345, append=True) == 14_345
+    second = pipe.sync("--wait")
+    assert second.code == 0, second.stderr
+    assert second.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 2_345
+    assert pipe.assert_synced("orders") == 14_345
+    state = pipe.state("orders").state()
+    assert state["rows_extracted"] == state["rows_loaded"] == "14345"
+
+    # Nothing new: a sync plans no chunk and changes nothing.
+    third = pipe.sync("--wait")
+    assert third.code == 0, third.stderr
+    assert third.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 0
+    assert pipe.assert_synced("orders") == 14_345
+
+
+def test_two_workers_share_one_run(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 9_000)
+    pipe.write({"orders": {}}, chunk_rows=250)
+    result = pipe.sync("--wait")
+    assert result.code == 0, result.stderr
+    chunks = pipe.state("orders").chunks(result.report["run_id"])
+    assert len(chunks) == 36
+    names = {c.worker.split("@")[0] for c in chunks}
+    assert names == {"w1", "w2"}, names
+    assert pipe.assert_synced("orders") == 9_000
+
+
+def test_limit_copies_only_n_rows_then_the_rest(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=400)
+    limited = pipe.sync("--wait", "--limit", "1000")
+    assert limited.code == 0, limited.stderr
+    assert limited.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 1000
+    pg = pipe.pg()
+    assert pg.execute(f'SELECT count(*) FROM "{pipe.db}".orders').fetchone()[0] == 1000
+    rest = pipe.sync("--wait")
+    assert rest.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 2000
+    assert pipe.assert_synced("orders") == 3_000
+
+
+def test_unmappable_column_fails_the_run_with_its_name(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE wide (id INT PRIMARY KEY, big DECIMAL(65,30))",
+                 "INSERT INTO wide VALUES (1, 1.5)")
+    pipe.write({"wide": {}})
+    failed = pipe.sync("--wait")
+    assert failed.code == 1
+    assert failed.report["status"] == "failed"
+    assert "column big" in failed.stderr and "precision 65" in failed.stderr
+    state = pipe.state("wide")
+    assert state.lock_owner() is None and state.cursor() is None
+
+    # Excluding the column lets the next run through: the failed run held nothing.
+    pipe.write({"wide": {"exclude_columns": ["big"]}})
+    ok = pipe.sync("--wait")
+    assert ok.code == 0, ok.stderr
+    assert pipe.assert_synced("wide") == 1
+
+
+def test_second_sync_of_a_locked_table_is_refused(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 10)
+    pipe.write({"orders": {}})
+    state = pipe.state("orders")
+    state.acquire_lock("r-other-run", 60)
+    refused = pipe.sync("--wait")
+    assert refused.code == 1
+    assert "active run r-other-run" in refused.stderr
+    assert state.run_meta("r-other-run") == {}
+    runs = state.r.lrange(state.runs_key, 0, -1)
+    assert runs == []
