@@ -1,6 +1,6 @@
 """Create (or refill) a demo orders table in the local MySQL: sparse ids, NULLs, money columns.
 
-    python demo/seed.py --rows 200000 [--table shop.orders] [--append]
+    python -m demo.seed --rows 200000 [--table shop.orders] [--append]
 """
 from __future__ import annotations
 

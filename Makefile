@@ -1,0 +1,34 @@
+# ferry: `make demo` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv services test demo bench flower clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+services:
+	bash scripts/ensure_services.sh
+
+test: venv services
+	$(PY) -m pytest -q
+
+demo: venv services
+	bash demo/run.sh
+
+bench: venv services
+	$(PY) bench/bench_sync.py --rows $${BENCH_ROWS:-1000000}
+
+flower: venv
+	$(VENV)/bin/celery -A tasks flower --basic-auth=$${FLOWER_USER:-admin}:$${FLOWER_PASSWORD:?set FLOWER_PASSWORD}
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache
