@@ -1,6 +1,8 @@
 """Writing a chunk's record batches as Parquet parts (pyarrow, snappy) of bounded size."""
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -73,6 +75,60 @@ class PartWriter:
         self.parts.append(Part(key=key, rows=self._rows, bytes=len(body)))
         self._writer = self._sink = None
         self._rows = 0
+
+
+class BackgroundWriter:
+    """Runs a PartWriter in a thread, so Parquet encoding and the S3 upload (which release
+    the GIL) overlap with fetching and converting the next batch.
+
+    At most `depth` batches wait, which bounds memory. An error in the thread is raised
+    by the next write() or by close().
+    """
+
+    _DONE = object()
+
+    def __init__(self, writer: PartWriter, depth: int = 2) -> None:
+        self.writer = writer
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abort = False
+        self._thread = threading.Thread(target=self._drain, name="ferry-part-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                break
+            if self._error is None and not self._abort:
+                try:
+                    self.writer.write(item)  # type: ignore[arg-type]
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    self._error = exc
+        if self._error is None and not self._abort:
+            try:
+                self.writer.close()
+            except BaseException as exc:  # noqa: BLE001
+                self._error = exc
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def close(self) -> list[Part]:
+        """Wait for the last part's upload; returns every part written, in order."""
+        self._queue.put(self._DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.writer.parts
+
+    def abort(self) -> None:
+        """Stop without uploading the unfinished part (the read failed)."""
+        self._abort = True
+        self._queue.put(self._DONE)
+        self._thread.join()
 
 
 def remove_stale_parts(store: Store, chunk_prefix: str, parts: list[Part]) -> int:
