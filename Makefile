@@ -25,7 +25,8 @@ demo: venv services
 	bash demo/run.sh
 
 bench: venv services
-	$(PY) bench/bench_sync.py --rows $${BENCH_ROWS:-1000000}
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) -m bench.bench_sync --rows $${BENCH_ROWS:-1000000}
 
 flower: venv
 	$(VENV)/bin/celery -A tasks flower --basic-auth=$${FLOWER_USER:-admin}:$${FLOWER_PASSWORD:?set FLOWER_PASSWORD}

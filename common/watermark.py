@@ -42,13 +42,15 @@ class Chunk:
     bytes: int
     parts: tuple[str, ...]
     worker: str
+    committed_at: float | None
 
     @classmethod
     def from_json(cls, number: int, raw: str | bytes) -> "Chunk":
         d = json.loads(raw)
         return cls(number=number, lo=bounds.decode(d["lo"]), hi=bounds.decode(d["hi"]),  # type: ignore[arg-type]
                    state=d["state"], rows=int(d.get("rows") or 0), bytes=int(d.get("bytes") or 0),
-                   parts=tuple(d.get("parts") or ()), worker=d.get("worker") or "")
+                   parts=tuple(d.get("parts") or ()), worker=d.get("worker") or "",
+                   committed_at=float(d["committed_at"]) if d.get("committed_at") else None)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,8 @@ class TableState:
         code = self._scripts["commit_chunk"](
             keys=[self._meta_key(run_id), self._chunks_key(run_id), self.state_key,
                   self.pending_key, self.lock_key],
-            args=[number, rows, nbytes, payload, worker, int(time.time()), run_id, lock_ttl_s * 1000])
+            args=[number, rows, nbytes, payload, worker, f"{time.time():.3f}", run_id,
+                  lock_ttl_s * 1000])
         if code < 0:
             raise StateError(f"table {self.table}: run {run_id} has no chunk {number}")
         return code == 1
@@ -185,7 +188,7 @@ class TableState:
         """Mark the run succeeded or failed and release the table lock it holds."""
         return bool(self._scripts["finish_run"](
             keys=[self.lock_key, self.state_key, self._meta_key(run_id)],
-            args=[run_id, status, error[:2000], int(time.time())]))
+            args=[run_id, status, error[:2000], f"{time.time():.3f}"]))
 
     # ---- reading -----------------------------------------------------------
 

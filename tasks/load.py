@@ -32,7 +32,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
     if not ctx.state.acquire_load_lock(token, lock_ttl_s()):
         raise TransientError(f"table {table}: another load is running")
     try:
-        ctx.state.set_run_fields(run_id, status="loading", zero_dates=json.dumps(_zero_dates(results)))
+        ctx.state.set_run_fields(run_id, status="loading", load_started_at=time.time(),
+                                 zero_dates=json.dumps(_zero_dates(results)))
         ctx.state.set_status(status_load="running")
         parts = ctx.state.pending_parts()
         files = rows = 0

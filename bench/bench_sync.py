@@ -1,0 +1,204 @@
+"""`make bench`: sync a large table with real workers and report speed, memory and exactness.
+
+1. Seeds bench.orders (11 columns: DECIMAL, DATETIME(6), ENUM, DOUBLE, ...) if needed.
+2. Reads it in one process the way a worker does (fetch -> Arrow -> Parquet), and with
+   ConnectorX for reference.
+3. Starts an S3 server and N workers, runs `ferry sync --wait` into PostgreSQL, and reports
+   rows/s of the whole sync and of its extraction stage, plus the workers' peak memory.
+4. Compares source and target: row count and a checksum over every column.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (mysql.connector before pyarrow)
+import mysql.connector
+import psycopg
+import pyarrow.parquet as pq
+import redis
+import yaml
+
+from common import naming, source
+from common.config import SourceConfig, TableSettings
+from common.convert import BatchStats, gc_paused, rows_to_batch
+from common.watermark import TableState
+from demo.seed import seed
+from tests import compare
+from tests.services import MotoServer, Worker
+
+REDIS_URL = "redis://127.0.0.1:6379/12"
+PG = dict(host="127.0.0.1", port=5432, dbname="test", user="postgres")
+PIPELINE = "bench"
+
+
+def ensure_table(table: str, rows: int) -> None:
+    schema, name = table.split(".")
+    conn = mysql.connector.connect(host="127.0.0.1", user="root")
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema=%s AND table_name=%s",
+                (schema, name))
+    have = 0
+    if cur.fetchone()[0]:
+        cur.execute(f"SELECT COUNT(*) FROM `{schema}`.`{name}`")
+        have = cur.fetchone()[0]
+    conn.close()
+    if have != rows:
+        t = time.perf_counter()
+        seed(table, rows)
+        print(f"seeded {table} with {rows:,} rows in {time.perf_counter() - t:.1f}s")
+
+
+def single_process(table: str, batch_rows: int) -> dict[str, float]:
+    """One process reads the whole table the way extract_chunk does, without S3."""
+    conn = source.connect(SourceConfig(host="127.0.0.1", user="root"))
+    schema_name, name = table.split(".")
+    settings = TableSettings(key=table, schema=schema_name, name=name, primary_key=None, cursor=None,
+                             strategy="id", target_name=name, exclude_columns=(), chunk_rows=0,
+                             part_mb=64, part_rows=None, batch_rows=batch_rows, tinyint1_as_bool=True)
+    schema = source.read_schema(conn, settings)
+    arrow_schema = schema.arrow_schema()
+    fetch = convert = 0.0
+    batches = []
+    with gc_paused():
+        t0 = time.perf_counter()
+        stream = source.read_range(conn, table, [c.source for c in schema.columns], schema.key,
+                                   None, None, batch_rows)
+        while True:
+            a = time.perf_counter()
+            rows = next(stream, None)
+            b = time.perf_counter()
+            fetch += b - a
+            if rows is None:
+                break
+            batches.append(rows_to_batch(rows, schema, arrow_schema, BatchStats()))
+            convert += time.perf_counter() - b
+        read = time.perf_counter() - t0
+    t = time.perf_counter()
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, arrow_schema, compression="snappy") as w:
+        for b in batches:
+            w.write_batch(b)
+    out = {"rows": sum(b.num_rows for b in batches), "fetch_s": fetch, "convert_s": convert,
+           "read_to_arrow_s": read, "parquet_s": time.perf_counter() - t,
+           "parquet_mb": sink.tell() / 1e6}
+    try:
+        import connectorx as cx
+        t = time.perf_counter()
+        cx.read_sql(f"mysql://root:@127.0.0.1:3306/{schema_name}", f"SELECT * FROM `{name}`",
+                    return_type="arrow")
+        out["connectorx_s"] = time.perf_counter() - t
+    except ImportError:
+        pass
+    return out
+
+
+def peak_rss_mb(workers: list[Worker]) -> float:
+    peak = 0
+    for w in workers:
+        for pid in [w.proc.pid, *w.pool_pids()]:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except FileNotFoundError:
+                pass
+    return peak / 1024
+
+
+def synced(table: str, target_schema: str, client: redis.Redis) -> dict[str, object]:
+    schema = TableState(client, PIPELINE, table).schema()
+    my = mysql.connector.connect(host="127.0.0.1", user="root")
+    my.cursor().execute("SET time_zone = '+00:00'")
+    with psycopg.connect(**PG, autocommit=True) as pg:
+        src = compare.checksum(compare.source_rows(my, table, schema))
+        dst = compare.checksum(compare.target_rows(pg, target_schema, table.split(".")[1], schema))
+    return {"source_rows": src[0], "target_rows": dst[0], "source_sha256": src[1],
+            "target_sha256": dst[1], "match": src == dst}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--table", default="bench.orders")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
+    ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--batch-rows", type=int, default=50_000)
+    args = ap.parse_args()
+
+    ensure_table(args.table, args.rows)
+    result: dict[str, object] = {"rows": args.rows, "workers": args.workers,
+                                 "concurrency": args.concurrency, "chunk_rows": args.chunk_rows}
+    result["single_process"] = single_process(args.table, args.batch_rows)
+
+    work = Path(tempfile.mkdtemp(prefix="ferry-bench-"))
+    target_schema = "ferry_bench"
+    moto = MotoServer(work)
+    workers: list[Worker] = []
+    try:
+        (work / "pipelines").mkdir()
+        (work / "connections.yml").write_text(yaml.safe_dump({
+            "sources": {"mysql": {"host": "127.0.0.1", "user": "root"}},
+            "targets": {"pg": {"type": "postgres", **{k: v for k, v in PG.items() if k != "dbname"},
+                               "database": PG["dbname"], "schema": target_schema}},
+            "s3": {"bucket": "ferry-bench", "endpoint_url": moto.url, "access_key_id": "x",
+                   "secret_access_key": "x"}}))
+        (work / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump({
+            "source": "mysql", "target": "pg",
+            "defaults": {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows},
+            "tables": {args.table: {}}}))
+        env = dict(__import__("os").environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
+                   CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
+        client = redis.Redis.from_url(REDIS_URL)
+        client.flushdb()
+        with psycopg.connect(**PG, autocommit=True) as pg:
+            pg.execute(f"DROP SCHEMA IF EXISTS {naming.quote_ident(target_schema)} CASCADE")
+        from common.store import Store, make_client
+        from common.config import S3Config
+        Store(make_client(S3Config(bucket="ferry-bench", endpoint_url=moto.url, access_key_id="x",
+                                   secret_access_key="x")), "ferry-bench").ensure_bucket("us-east-1")
+        workers = [Worker(f"bench{i + 1}", env, work, concurrency=args.concurrency)
+                   for i in range(args.workers)]
+        report_path = work / "report.json"
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", PIPELINE, "-t", args.table,
+                               "--wait", "--json-output", str(report_path)], env=env,
+                              capture_output=True, text=True)
+        wall = time.time() - t0
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            return 1
+        report = json.loads(report_path.read_text())
+        state = TableState(client, PIPELINE, args.table)
+        run_id = report["run_id"]
+        meta = state.run_meta(run_id)
+        chunks = state.chunks(run_id)
+        extract_s = max(c.committed_at or 0 for c in chunks) - float(meta["planned_at"])
+        load_s = float(meta["finished_at"]) - float(meta["load_started_at"])
+        result["sync"] = {
+            "wall_s": round(wall, 2), "rows_per_s": round(args.rows / wall),
+            "extract_s": round(extract_s, 2), "extract_rows_per_s": round(args.rows / extract_s),
+            "load_s": round(load_s, 2), "load_rows_per_s": round(args.rows / load_s),
+            "chunks": len(chunks), "parts": sum(len(c.parts) for c in chunks),
+            "workers_peak_rss_mb": round(peak_rss_mb(workers), 1)}
+        result["check"] = synced(args.table, target_schema, client)
+    finally:
+        for w in workers:
+            w.stop()
+        moto.stop()
+    sp = result["single_process"]
+    sp_fmt = {k: round(v, 2) if isinstance(v, float) else v for k, v in sp.items()}  # type: ignore[union-attr]
+    result["single_process"] = sp_fmt
+    print(json.dumps(result, indent=2))
+    return 0 if result["check"]["match"] else 1  # type: ignore[index]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
