@@ -84,6 +84,11 @@ def run_attempts_key(pipeline: str, table_key: str, run_id: str) -> str:
     return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:attempts"
 
 
+def faults_key(pipeline: str, table_key: str) -> str:
+    """Hash: injected failures per chunk (tests only, see common/faults.py)."""
+    return f"{_table_base(pipeline, table_key)}:faults"
+
+
 def pipeline_pattern(pipeline: str) -> str:
     """SCAN pattern of every key of a pipeline (tests and resets only)."""
     return f"{PREFIX}:{pipeline}:*"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from common import naming, source
+from common import faults, naming, source
 from common.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import StateError
 from common.parquet import BackgroundWriter, PartWriter, remove_stale_parts
@@ -34,6 +34,7 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         # Redelivered after it was committed: the work is done.
         return {"chunk": number, "rows": chunk.rows, "parts": len(chunk.parts), "redelivered": True}
     ctx.state.note_attempt(run_id, number)
+    faults.maybe_fail(ctx.state.r, pipeline, table, number)
     schema = ctx.state.schema()
     if schema is None:
         raise StateError(f"table {table}: no recorded schema; plan the run again")

@@ -70,7 +70,7 @@ def ferry_env(config_dir: Path) -> Iterator[dict[str, str]]:
     env = dict(os.environ, FERRY_CONFIG=str(config_dir), FERRY_REDIS_URL=REDIS_URL,
                CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL,
                TEST_MYSQL_PASSWORD=MYSQL["password"], FERRY_TASK_TIME_LIMIT_S="300",
-               FERRY_VISIBILITY_TIMEOUT_S="360", PYTHONPATH=str(REPO))
+               FERRY_VISIBILITY_TIMEOUT_S="360", PYTHONPATH=str(REPO), FERRY_FAULTS="1")
     saved = dict(os.environ)
     os.environ.update(env)
     client = redis.Redis.from_url(REDIS_URL)

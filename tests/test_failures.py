@@ -1,0 +1,45 @@
+"""Failures inside a run: retried when transient, the run failed (with its cause) when not."""
+from __future__ import annotations
+
+from common import faults
+from tests.conftest import Pipe
+from tests.test_sync import _seed
+
+
+def test_transient_failures_are_retried(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 2, "transient")
+    result = pipe.sync("--wait")
+    assert result.code == 0, result.stderr
+    attempts = state.r.hgetall(f"ferry:{pipe.name}:{pipe.table('orders')}:run:{result.report['run_id']}:attempts")
+    assert {int(k): int(v) for k, v in attempts.items()} == {0: 1, 1: 3, 2: 1}
+    assert result.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 3_000
+    assert state.state()["rows_extracted"] == "3000"
+    assert pipe.assert_synced("orders") == 3_000
+
+
+def test_terminal_chunk_failure_fails_the_run_and_keeps_committed_chunks(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 4_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), 2, 1, "terminal")
+    failed = pipe.sync("--wait")
+    assert failed.code == 1
+    assert failed.report["status"] == "failed"
+    assert "chunk 2" in failed.stderr and "injected terminal failure" in failed.stderr
+    run = failed.report["run_id"]
+    chunks = state.chunks(run)
+    assert [c.state for c in chunks] == ["done", "done", "pending", "done"]
+    # The cursor stops before the hole; the lock is free; nothing was loaded.
+    assert state.cursor() == (chunks[1].hi[0],)
+    assert state.lock_owner() is None
+    assert state.state()["rows_extracted"] == "3000" and "rows_loaded" not in state.state()
+    assert len(state.pending_parts()) == 3
+
+    # The next sync starts after the cursor and the load takes every awaiting part.
+    again = pipe.sync("--wait")
+    assert again.code == 0, again.stderr
+    assert again.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 2_000
+    assert pipe.assert_synced("orders") == 4_000
