@@ -8,7 +8,8 @@ import subprocess
 from tests.conftest import MYSQL, Pipe
 from tests.services import REPO
 
-SAKILA = REPO.parent / "shared" / "data" / "sakila"
+# A copy of shared/data/sakila (BSD-style licence in each file), so a clean clone has it.
+SAKILA = REPO / "tests" / "data" / "sakila"
 
 
 def _load_sakila(db: str) -> None:
