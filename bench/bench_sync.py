@@ -68,8 +68,9 @@ def single_process(table: str, batch_rows: int) -> dict[str, float]:
     batches = []
     with gc_paused():
         t0 = time.perf_counter()
-        stream = source.read_range(conn, table, [c.source for c in schema.columns], schema.key,
-                                   None, None, batch_rows)
+        stream = source.read_range(
+            conn, table, [c.source for c in schema.columns], schema.key, None, None, batch_rows,
+            select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])
         while True:
             a = time.perf_counter()
             rows = next(stream, None)

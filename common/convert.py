@@ -88,9 +88,22 @@ def _bit(arr: pa.Array, spec: ColumnSpec) -> pa.Array:
     return pa.array(ints, pa.int64())
 
 
+def _check_length(raw: pa.Array, spec: ColumnSpec, table: str) -> None:
+    """A value longer than the target column would fail the whole warehouse COPY later."""
+    limit = spec.max_bytes
+    if limit is None or len(raw) == 0:
+        return
+    longest = pc.max(pc.binary_length(raw)).as_py() or 0
+    if longest > limit:
+        raise SchemaError(f"table {table}, column {spec.source}: a value of {longest} bytes exceeds "
+                          f"the target's {spec.target}; exclude the column or shorten the value")
+
+
 def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStats) -> pa.Array:
     """One column of raw values (an Arrow binary array) -> an Arrow array of spec's type."""
     kind = spec.kind
+    if kind in ("binary", "string"):
+        _check_length(raw, spec, table)
     if kind == "binary":
         return raw
     if kind == "bit":

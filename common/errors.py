@@ -1,6 +1,8 @@
 """ferry's error hierarchy: every error says whether retrying can help."""
 from __future__ import annotations
 
+import re
+
 
 class FerryError(Exception):
     """Base of every error ferry raises on purpose."""
@@ -35,6 +37,15 @@ class LockedError(StateError):
         self.run_id = run_id
 
 
+_SECRET = re.compile(r"\b(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|CREDENTIALS|PASSWORD)\s+'[^']*'",
+                     re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Remove credentials that SQL text inside an error message may carry."""
+    return _SECRET.sub(lambda m: f"{m.group(1)} '***'", text)
+
+
 # MySQL client error numbers that mean "try again": lost or refused connection,
 # server gone, lock wait timeout, deadlock, too many connections.
 _MYSQL_TRANSIENT_ERRNO = {1040, 1205, 1213, 2002, 2003, 2006, 2013, 2055}
@@ -50,7 +61,7 @@ def classify(exc: BaseException) -> BaseException:
         return exc
     module = type(exc).__module__ or ""
     name = type(exc).__name__
-    if module.startswith("mysql.connector") or name.startswith("_mysql"):
+    if module.startswith(("mysql.connector", "_mysql_connector")):
         errno = getattr(exc, "errno", None)
         if errno in _MYSQL_TRANSIENT_ERRNO or name in ("OperationalError", "InterfaceError"):
             return TransientError(f"MySQL: {exc}")
@@ -66,8 +77,8 @@ def classify(exc: BaseException) -> BaseException:
     if module.startswith(("psycopg", "psycopg2", "sqlalchemy")):
         text = str(exc).lower()
         if name in ("OperationalError", "InterfaceError") or "deadlock" in text or "serializ" in text:
-            return TransientError(f"warehouse: {exc}")
-        return TerminalError(f"warehouse: {exc}")
+            return TransientError(f"warehouse: {redact(str(exc))}")
+        return TerminalError(f"warehouse: {redact(str(exc))}")
     if module.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError"):
         return TransientError(f"Redis: {exc}")
     if isinstance(exc, (ConnectionError, TimeoutError)):

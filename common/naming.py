@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 PREFIX = "ferry"
-LEDGER_TABLE = "ferry_load_ledger"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -130,6 +129,12 @@ def column_name(source_name: str) -> str:
 def target_table_name(target_name: str) -> str:
     """Target table name (Redshift folds names to lowercase)."""
     return column_name(target_name)
+
+
+def ledger_table_name(target_table: str) -> str:
+    """The load ledger of one target table. One per table: Redshift's serializable
+    isolation would make parallel loads of different tables conflict on a shared one."""
+    return f"{target_table}__ferry_ledger"
 
 
 def staging_table_name(target_table: str, load_id: str) -> str:

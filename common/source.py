@@ -5,6 +5,13 @@ from itertools import islice
 from typing import Any, Callable, Iterator, Sequence
 
 import mysql.connector
+from mysql.connector.errors import get_mysql_exception
+
+try:  # the C extension's raw error type; absent on the pure-Python protocol
+    from _mysql_connector import MySQLInterfaceError
+except ImportError:  # pragma: no cover
+    class MySQLInterfaceError(Exception):  # type: ignore[no-redef]
+        """Stand-in so the except clause below stays valid without the C extension."""
 
 from common.bounds import Key
 from common.config import SourceConfig, TableSettings
@@ -81,6 +88,15 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
             raise SchemaError(f"table {table.key}: primary_key column {col!r} is not in the table")
         if col in table.exclude_columns:
             raise SchemaError(f"table {table.key}: key column {col!r} cannot be excluded")
+    by_name = {r["column_name"]: r for r in rows}
+    for col in pk:
+        info = by_name[col]
+        if info["data_type"].lower() in ("enum", "set"):
+            raise SchemaError(f"table {table.key}: key column {col!r} is an {info['data_type'].upper()}, "
+                              f"which sorts by member number but compares as text; choose another key")
+        if info["is_nullable"] == "YES":
+            raise SchemaError(f"table {table.key}: key column {col!r} is nullable; rows with NULL "
+                              f"keys would be skipped, choose NOT NULL key columns")
     if table.cursor and table.cursor != pk[0]:
         raise SchemaError(f"table {table.key}: cursor {table.cursor!r} must be the first key column "
                           f"({pk[0]!r}) for the id strategy")
@@ -176,22 +192,47 @@ def _row_fetcher(conn: Any) -> Callable[[], Any] | None:
     return fetch_row if callable(fetch_row) else None
 
 
+def _connector_error(exc: Exception) -> Exception:
+    """The C extension's raw MySQLInterfaceError as the connector's own error class."""
+    if hasattr(exc, "errno"):
+        return get_mysql_exception(exc.errno, msg=getattr(exc, "msg", str(exc)),
+                                   sqlstate=getattr(exc, "sqlstate", None))
+    return mysql.connector.errors.InterfaceError(msg=str(exc))
+
+
 def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence[str],
-               lo: Key | None, hi: Key | None, batch_rows: int) -> Iterator[Rows]:
-    """Stream the rows of (lo, hi] as raw bytes, batch_rows at a time (unbuffered cursor)."""
+               lo: Key | None, hi: Key | None, batch_rows: int,
+               select: Sequence[str] | None = None) -> Iterator[Rows]:
+    """Stream the rows of (lo, hi] as raw bytes, batch_rows at a time (unbuffered cursor).
+
+    `select` gives the SELECT expression of each column (default: the column itself).
+    If the stream fails or is abandoned, the connection is left mid-result: the caller
+    must close it, not reuse it.
+    """
     where, params = range_where(cols, lo, hi)
-    sql = (f"SELECT {', '.join(quote_mysql(c) for c in columns)} FROM {qualified(table_key)}"
-           f"{where} ORDER BY {_order(cols)}")
+    exprs = select or [quote_mysql(c) for c in columns]
+    sql = f"SELECT {', '.join(exprs)} FROM {qualified(table_key)}{where} ORDER BY {_order(cols)}"
     cur = conn.cursor(raw=True)
-    try:
-        cur.execute(sql, tuple(params))
-        fetch_row = _row_fetcher(conn)
-        while True:
+    cur.execute(sql, tuple(params))
+    fetch_row = _row_fetcher(conn)
+    while True:
+        try:
             rows = list(islice(iter(fetch_row, None), batch_rows)) if fetch_row else cur.fetchmany(batch_rows)
-            if not rows:
-                break
-            yield rows
-        if fetch_row:
-            cur.fetchall()  # reaches the end through the connector, which frees the result
-    finally:
-        cur.close()
+        except MySQLInterfaceError as exc:
+            raise _connector_error(exc) from exc
+        if not rows:
+            break
+        yield rows
+    if fetch_row:
+        cur.fetchall()  # reaches the end through the connector, which frees the result
+    cur.close()
+
+
+def select_expression(column: str, kind: str, arrow: str) -> str:
+    """How a column is selected for extraction.
+
+    FLOAT goes through DOUBLE: the text protocol prints a FLOAT with 6 significant
+    digits (123456792 arrives as 123457000), a DOUBLE with all of them.
+    """
+    q = quote_mysql(column)
+    return f"({q} + 0E0)" if kind == "float" and arrow == "float32" else q

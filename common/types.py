@@ -42,6 +42,12 @@ class ColumnSpec:
     precision: int = 0
     scale: int = 0
 
+    @property
+    def max_bytes(self) -> int | None:
+        """The byte limit of a VARCHAR(n)/VARBYTE(n) target, else None."""
+        m = re.fullmatch(r"(VARCHAR|VARBYTE)\((\d+)\)", self.target)
+        return int(m.group(2)) if m else None
+
     def arrow_type(self) -> pa.DataType:
         if self.arrow.startswith("decimal"):
             return pa.decimal128(self.precision, self.scale)
@@ -65,6 +71,10 @@ class TableSchema:
             if c.source == source:
                 return c
         raise SchemaError(f"table {self.table}: no column {source!r}")
+
+    def shape(self) -> tuple[object, ...]:
+        """What the target depends on: names, types and key (not nullability)."""
+        return self.key, tuple((c.source, c.name, c.kind, c.arrow, c.target) for c in self.columns)
 
     @property
     def key_targets(self) -> tuple[str, ...]:

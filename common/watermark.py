@@ -109,7 +109,14 @@ class TableState:
         return None if owner is None else _s(owner)
 
     def acquire_load_lock(self, token: str, ttl_s: int) -> bool:
-        return bool(self.r.set(self.load_lock_key, token, nx=True, px=ttl_s * 1000))
+        """Take the load lock; re-entrant for the same token (a redelivered load task)."""
+        if self.r.set(self.load_lock_key, token, nx=True, px=ttl_s * 1000):
+            return True
+        owner = self.r.get(self.load_lock_key)
+        if owner is not None and _s(owner) == token:
+            self.r.pexpire(self.load_lock_key, ttl_s * 1000)
+            return True
+        return False
 
     def release_load_lock(self, token: str) -> bool:
         return bool(self._scripts["release_lock"](keys=[self.load_lock_key], args=[token]))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from tasks.celery import app
@@ -14,8 +15,15 @@ log = logging.getLogger(__name__)
 def run_failed(request: Any, exc: BaseException, traceback: Any, pipeline: str, table: str,
                run_id: str) -> None:
     """Called with the failed task's request and exception (Celery's errback signature)."""
-    ctx = table_context(pipeline, table)
-    meta = ctx.state.run_meta(run_id)
-    cause = meta.get("last_chunk_error") or describe(exc)
-    ctx.state.finish_run(run_id, "failed", cause)
-    log.error("run %s of %s failed: %s", run_id, table, cause)
+    # Celery runs this inline and only logs what it raises: try a few times, since a run
+    # left "extracting" would keep its table locked until the lock's TTL.
+    for attempt in range(5):
+        try:
+            ctx = table_context(pipeline, table)
+            cause = ctx.state.run_meta(run_id).get("last_chunk_error") or describe(exc)
+            ctx.state.finish_run(run_id, "failed", cause)
+            log.error("run %s of %s failed: %s", run_id, table, cause)
+            return
+        except Exception:  # noqa: BLE001 - Redis may be briefly away
+            log.exception("could not mark run %s of %s failed (attempt %d)", run_id, table, attempt + 1)
+            time.sleep(2 ** attempt)

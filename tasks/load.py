@@ -28,9 +28,12 @@ def _zero_dates(results: list[Any]) -> dict[str, int]:
 @translated
 def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str) -> dict[str, Any]:
     ctx = table_context(pipeline, table)
+    # The task id survives redelivery, so a load that died can take its own lock again.
     token = f"{run_id}:{self.request.id}"
     if not ctx.state.acquire_load_lock(token, lock_ttl_s()):
-        raise TransientError(f"table {table}: another load is running")
+        # One load per table: wait for the other one (up to an hour), not 5 quick retries.
+        raise self.retry(exc=TransientError(f"table {table}: another load is running"),
+                         countdown=10, max_retries=360)
     try:
         ctx.state.set_run_fields(run_id, status="loading", load_started_at=time.time(),
                                  zero_dates=json.dumps(_zero_dates(results)))

@@ -67,7 +67,7 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
         conn = resources.mysql(ctx.cfg.source)
         schema = source.read_schema(conn, ctx.table)
         recorded = ctx.state.schema()
-        if recorded is not None and recorded != schema:
+        if recorded is not None and recorded.shape() != schema.shape():
             raise SchemaError(f"table {table}: the source schema changed since the mapping was "
                               f"recorded ({_schema_change(recorded, schema)})")
         ctx.state.save_schema(schema)

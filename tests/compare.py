@@ -13,6 +13,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from common.naming import quote_ident, quote_mysql
+from common.source import select_expression
 from common.types import ColumnSpec, TableSchema
 
 
@@ -65,7 +66,8 @@ def canonical(value: Any, col: ColumnSpec) -> str | None:
 
 def source_rows(conn: Any, table_key: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
     schema_name, name = table_key.split(".", 1)
-    cols = ", ".join(quote_mysql(c.source) for c in schema.columns)
+    # FLOAT through DOUBLE, as ferry reads it: the driver's own FLOAT text has 6 digits.
+    cols = ", ".join(select_expression(c.source, c.kind, c.arrow) for c in schema.columns)
     order = ", ".join(quote_mysql(k) for k in schema.key)
     cur = conn.cursor()
     cur.execute(f"SELECT {cols} FROM {quote_mysql(schema_name)}.{quote_mysql(name)} ORDER BY {order}")

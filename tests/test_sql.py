@@ -50,7 +50,7 @@ def test_copy_parquet_with_role_or_keys() -> None:
 
 
 def test_ledger_sql() -> None:
-    assert sql.ledger_loaded("ana", ["r1", "r2"]) == (
-        'SELECT part_key FROM "ana"."ferry_load_ledger" WHERE pipeline = %s AND source_table = %s'
+    assert sql.ledger_loaded("ana", "orders__ferry_ledger", ["r1", "r2"]) == (
+        'SELECT part_key FROM "ana"."orders__ferry_ledger" WHERE pipeline = %s AND source_table = %s'
         " AND run_id IN (%s, %s)")
-    assert sql.ledger_insert("ana", 2).count("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)") == 2
+    assert sql.ledger_insert("ana", "l", 2).count("(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)") == 2

@@ -100,3 +100,12 @@ def test_second_sync_of_a_locked_table_is_refused(pipe: Pipe, workers: list) -> 
     assert state.run_meta("r-other-run") == {}
     runs = state.r.lrange(state.runs_key, 0, -1)
     assert runs == []
+
+
+def test_text_longer_than_its_target_column_fails_naming_it(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE notes (id INT PRIMARY KEY, body MEDIUMTEXT)",
+                 "INSERT INTO notes VALUES (1, 'short'), (2, REPEAT('é', 40000))")
+    pipe.write({"notes": {}})
+    failed = pipe.sync("--wait")
+    assert failed.code == 1
+    assert "column body: a value of 80000 bytes exceeds the target's VARCHAR(65535)" in failed.stderr

@@ -64,3 +64,10 @@ def test_enum_and_set_lengths() -> None:
 def test_names() -> None:
     assert col("int", "int(11)", name="190_Time").name == "col_190_time"
     assert col("int", "int(11)", name="Order").name == "order"
+
+
+def test_redact_removes_keys_from_messages() -> None:
+    from common.errors import redact
+
+    text = "error in COPY \"st\" FROM 's3://b/m' ACCESS_KEY_ID 'AKIA123' SECRET_ACCESS_KEY 'abc/def' FORMAT"
+    assert redact(text) == "error in COPY \"st\" FROM 's3://b/m' ACCESS_KEY_ID '***' SECRET_ACCESS_KEY '***' FORMAT"

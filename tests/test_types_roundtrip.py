@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -27,7 +28,7 @@ ROWS = [
     # the maxima
     (18446744073709551615, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295,
      9223372036854775807, 18446744073709551615, 1,
-     Decimal("9999999999999999999999999999.9999999999"), Decimal("999.99"), 3.4e38, 1.7976931348623157e308,
+     Decimal("9999999999999999999999999999.9999999999"), Decimal("999.99"), 3.4028234e38, 1.7976931348623157e308,
      "9999-12-31 23:59:59", "9999-12-31 23:59:59.999999", "2038-01-19 03:14:07.999999", "9999-12-31",
      "838:59:59", "838:59:59.999999", 2155,
      "zzz", "x" * 20, "t" * 5000, "🚚" * 1000, "large", "red,green,blue",
@@ -41,7 +42,7 @@ ROWS = [
      b"\x00\x00\x00\x00", b"", b"", 0, -2147483648, -1),
     # awkward middles: 4-byte UTF-8, quotes, newlines, commas, backslashes, tiny decimals
     (12345, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1,
-     Decimal("0.0000000001"), Decimal("0.01"), 1.5, 0.1,
+     Decimal("0.0000000001"), Decimal("0.01"), 123456792.0, 0.1,
      "2024-02-29 12:34:56", "2024-02-29 12:34:56.123456", "2024-02-29 12:34:56.000001", "2024-02-29",
      "00:00:00.5", "12:00:00.000001", 2024,
      "a\"b", "x,y\nz", 'quote " comma , \\ backslash \r\n', "𝄞 music 😀 emoji 中文", "medium", "green",
@@ -86,6 +87,9 @@ def test_every_type_at_its_limits(pipe: Pipe, workers: list) -> None:
 
     # Spot checks on the raw target values, beyond the canonical comparison.
     row = pg.execute(f'SELECT biu, d382, dt6, lt, f, bl FROM "{pipe.db}".every_type WHERE id = 18446744073709551615').fetchone()
+    # FLOAT keeps all of its digits (the text protocol alone would give 123457000).
+    f = pg.execute(f'SELECT f FROM "{pipe.db}".every_type WHERE id = 12345').fetchone()[0]
+    assert np.float32(f) == np.float32(123456792.0) != np.float32(123457000.0)
     assert row[0] == Decimal("18446744073709551615")
     assert row[1] == Decimal("9999999999999999999999999999.9999999999")
     assert row[2].microsecond == 999999

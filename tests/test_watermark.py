@@ -98,3 +98,11 @@ def test_lock_expires_by_its_ttl(state: TableState) -> None:
     time.sleep(0.1)
     state.acquire_lock("r2", 60)
     assert state.lock_owner() == "r2"
+
+
+def test_load_lock_is_reentrant_for_its_owner(state: TableState) -> None:
+    assert state.acquire_load_lock("r1:task-a", 60)
+    assert state.acquire_load_lock("r1:task-a", 60)  # the same task, redelivered
+    assert not state.acquire_load_lock("r2:task-b", 60)
+    assert state.release_load_lock("r1:task-a")
+    assert state.acquire_load_lock("r2:task-b", 60)

@@ -61,16 +61,23 @@ class Warehouse(ABC):
               parts: Sequence[PendingPart]) -> None:
         """Copy the parts' rows into the staging table."""
 
-    def ensure_ledger(self) -> None:
-        """Create the schema and ledger in their own transaction; two loads of different
-        tables may race to create them, and the loser simply finds them made."""
+    def _exists(self, conn: Connection, query: tuple[str, list[str]]) -> bool:
+        return conn.exec_driver_sql(query[0], tuple(query[1])).first() is not None
+
+    def ensure_ledger(self, ledger: str) -> None:
+        """Create the schema and the table's ledger if missing, in their own transaction.
+
+        Existence is checked first: CREATE ... IF NOT EXISTS still needs the CREATE
+        privilege, which a loader user may lack where both already exist."""
         for attempt in (1, 2):
             try:
                 with self.engine.begin() as conn:
-                    conn.exec_driver_sql(sql.create_schema(self.schema))
-                    conn.exec_driver_sql(sql.create_ledger(self.schema))
+                    if not self._exists(conn, sql.schema_exists(self.schema)):
+                        conn.exec_driver_sql(sql.create_schema(self.schema))
+                    if not self._exists(conn, sql.table_exists(self.schema, ledger)):
+                        conn.exec_driver_sql(sql.create_ledger(self.schema, ledger))
                 return
-            except Exception:  # noqa: BLE001 - a lost creation race; the retry settles it
+            except Exception:  # noqa: BLE001 - loads of two tables raced to create the schema
                 if attempt == 2:
                     raise
 
@@ -92,14 +99,15 @@ class Warehouse(ABC):
 
     def load(self, request: LoadRequest) -> LoadResult:
         """Stage and merge every part not yet in the ledger, and record them, in one transaction."""
-        self.ensure_ledger()
+        ledger = naming.ledger_table_name(request.target_table)
+        self.ensure_ledger(ledger)
         runs = sorted({p.run_id for p in request.parts})
         columns = [c.name for c in request.schema.columns]
         with self.engine.begin() as conn:
             self.ensure_table(conn, request.target_table, request.schema)
             done: set[str] = set()
             if runs:
-                rows = conn.exec_driver_sql(sql.ledger_loaded(self.schema, runs),
+                rows = conn.exec_driver_sql(sql.ledger_loaded(self.schema, ledger, runs),
                                             (request.pipeline, request.table, *runs))
                 done = {r[0] for r in rows}
             todo = [p for p in request.parts if p.key not in done]
@@ -116,13 +124,14 @@ class Warehouse(ABC):
                         conn.exec_driver_sql(stmt)
                     conn.exec_driver_sql(sql.clear_staging(staging))
                 conn.exec_driver_sql(sql.drop_staging(staging))
-                self._write_ledger(conn, request, todo)
+                self._write_ledger(conn, ledger, request, todo)
         log.info("loaded %d parts (%d rows) of %s into %s.%s; %d already loaded",
                  len(todo), sum(p.rows for p in todo), request.table, self.schema,
                  request.target_table, len(skipped))
         return LoadResult(loaded=tuple(todo), skipped=skipped)
 
-    def _write_ledger(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
+    def _write_ledger(self, conn: Connection, ledger: str, request: LoadRequest,
+                      parts: Sequence[PendingPart]) -> None:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         for start in range(0, len(parts), 500):
             batch = parts[start:start + 500]
@@ -130,4 +139,4 @@ class Warehouse(ABC):
             for p in batch:
                 params += [request.pipeline, request.table, request.target_table, p.key, p.run_id,
                            p.chunk, p.rows, p.bytes, request.load_id, now]
-            conn.exec_driver_sql(sql.ledger_insert(self.schema, len(batch)), tuple(params))
+            conn.exec_driver_sql(sql.ledger_insert(self.schema, ledger, len(batch)), tuple(params))

@@ -7,6 +7,7 @@ from typing import Sequence
 from sqlalchemy.engine import Connection, Engine
 
 from common import naming
+from common.errors import TerminalError, TransientError, classify, redact
 from common.store import Store
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse
@@ -32,7 +33,13 @@ class RedshiftWarehouse(Warehouse):
         key = naming.manifest_key(request.table_prefix, f"{request.load_id}-{parts[0].run_id}")
         self.store.put(key, json.dumps(manifest(self.store, parts)).encode(),
                        content_type="application/json")
-        conn.exec_driver_sql(sql.copy_parquet(staging, self.store.url(key), self._credentials))
+        try:
+            conn.exec_driver_sql(sql.copy_parquet(staging, self.store.url(key), self._credentials))
+        except Exception as exc:
+            # The driver's message quotes the SQL, keys included: re-raise it redacted and
+            # without the original attached, so no traceback or result carries them.
+            cls = TransientError if isinstance(classify(exc), TransientError) else TerminalError
+            raise cls(redact(f"warehouse: {exc}")) from None
 
 
 def copy_credentials(iam_role: str | None, access_key_id: str | None, secret_access_key: str | None,

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from common.naming import LEDGER_TABLE, quote_ident
+from common.naming import quote_ident
 from common.types import ColumnSpec
 
 
@@ -71,6 +71,15 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
             f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}"]
 
 
+def schema_exists(schema: str) -> tuple[str, list[str]]:
+    return "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", [schema]
+
+
+def table_exists(schema: str, table: str) -> tuple[str, list[str]]:
+    return ("SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            [schema, table])
+
+
 def target_columns(schema: str, table: str) -> tuple[str, list[str]]:
     """Query (and parameters) for the existing target's columns in order."""
     return ("SELECT column_name FROM information_schema.columns"
@@ -81,9 +90,9 @@ def create_schema(schema: str) -> str:
     return f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}"
 
 
-def create_ledger(schema: str) -> str:
+def create_ledger(schema: str, ledger: str) -> str:
     """The ledger of committed loads, one row per part, written in the load's transaction."""
-    return (f"CREATE TABLE IF NOT EXISTS {table_ref(schema, LEDGER_TABLE)} (\n"
+    return (f"CREATE TABLE IF NOT EXISTS {table_ref(schema, ledger)} (\n"
             "  pipeline VARCHAR(128) NOT NULL,\n"
             "  source_table VARCHAR(256) NOT NULL,\n"
             "  target_table VARCHAR(256) NOT NULL,\n"
@@ -97,17 +106,17 @@ def create_ledger(schema: str) -> str:
             ")")
 
 
-def ledger_loaded(schema: str, runs: Sequence[str]) -> str:
+def ledger_loaded(schema: str, ledger: str, runs: Sequence[str]) -> str:
     """Query for part keys of the given runs already in the ledger (params: pipeline, table, *runs)."""
     marks = ", ".join(["%s"] * len(runs))
-    return (f"SELECT part_key FROM {table_ref(schema, LEDGER_TABLE)}"
+    return (f"SELECT part_key FROM {table_ref(schema, ledger)}"
             f" WHERE pipeline = %s AND source_table = %s AND run_id IN ({marks})")
 
 
-def ledger_insert(schema: str, rows: int) -> str:
+def ledger_insert(schema: str, ledger: str, rows: int) -> str:
     """Multi-row INSERT into the ledger (10 params a row)."""
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * rows)
-    return (f"INSERT INTO {table_ref(schema, LEDGER_TABLE)} (pipeline, source_table, target_table,"
+    return (f"INSERT INTO {table_ref(schema, ledger)} (pipeline, source_table, target_table,"
             f" part_key, run_id, chunk, part_rows, part_bytes, load_id, loaded_at) VALUES {values}")
 
 
