@@ -6,7 +6,8 @@ datetime keeps microseconds), so a bound read back compares equal in MySQL.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+import re
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -31,11 +32,42 @@ def _encode_value(v: Any) -> Any:
     raise TypeError(f"cannot store key value {v!r} of type {type(v).__name__}")
 
 
+_EPOCH = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """The one parser of timestamps, whatever their form: a datetime, a date, epoch seconds,
+    or ISO 8601 text ('2024-01-31', '2024-01-31 12:00:00.123456', '2024-01-31T12:00:00Z',
+    '...+02:00'). A value with a zone is converted to UTC; the result is naive, as cursor
+    values are. ValueError says what could not be parsed."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        dt = datetime.fromtimestamp(value, timezone.utc)
+    elif isinstance(value, (str, bytes)):
+        text = (value.decode() if isinstance(value, bytes) else value).strip()
+        if _EPOCH.match(text):
+            dt = datetime.fromtimestamp(float(text), timezone.utc)
+        else:
+            try:
+                dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+            except ValueError:
+                raise ValueError(f"cannot parse {text!r} as a timestamp: use ISO 8601, e.g. "
+                                 f"2024-01-31 12:00:00[.ffffff][+00:00], or epoch seconds") from None
+    else:
+        raise ValueError(f"cannot parse {value!r} ({type(value).__name__}) as a timestamp")
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
 def _decode_value(v: Any) -> Any:
     if not isinstance(v, dict):
         return v
     (tag, text), = v.items()
-    return {"dec": Decimal, "ts": datetime.fromisoformat, "date": date.fromisoformat,
+    return {"dec": Decimal, "ts": parse_timestamp, "date": date.fromisoformat,
             "td": lambda s: timedelta(seconds=s), "hex": bytes.fromhex,
             "float": float}[tag](text)
 

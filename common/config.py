@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common.errors import ConfigError
 
@@ -115,6 +115,11 @@ class TableDefaults(_Model):
     """Rows fetched per round trip and written per Parquet row group."""
     tinyint1_as_bool: bool = True
     """Map TINYINT(1) to BOOLEAN (else SMALLINT)."""
+    lag_s: int = Field(5, ge=0)
+    """Timestamp cursors: a run reads rows up to the source's clock minus this many seconds."""
+    lookback_s: int = Field(300, ge=0)
+    """Timestamp cursors: each run re-reads this many seconds behind the cursor, for rows
+    committed late (keep it above your longest write transaction); the merge makes it harmless."""
 
 
 class TableConfig(_Model):
@@ -123,9 +128,10 @@ class TableConfig(_Model):
     primary_key: list[str] | None = None
     """Key columns; default: the source table's primary key."""
     cursor: str | None = None
-    """Cursor column; for the id strategy the first key column."""
-    strategy: Literal["id"] = "id"
-    """How runs find new rows: id = append-only increasing key."""
+    """Cursor column: for `timestamp` the last-modified column; for `id` the first key column."""
+    strategy: Literal["id", "timestamp", "full"] = "id"
+    """How runs find new rows: id = append-only increasing key; timestamp = last-modified
+    column with the key as tie-breaker; full = the whole table, swapped in atomically."""
     target_name: str | None = None
     """Target table name; default: the source table name."""
     exclude_columns: list[str] = Field(default_factory=list)
@@ -135,6 +141,14 @@ class TableConfig(_Model):
     part_rows: int | None = Field(None, gt=0)
     batch_rows: int | None = Field(None, gt=0)
     tinyint1_as_bool: bool | None = None
+    lag_s: int | None = Field(None, ge=0)
+    lookback_s: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _cursor_for_timestamp(self) -> "TableConfig":
+        if self.strategy == "timestamp" and not self.cursor:
+            raise ValueError("the timestamp strategy needs a cursor column (cursor: updated_at)")
+        return self
 
 
 class Pipeline(_Model):
@@ -179,6 +193,8 @@ class TableSettings:
     part_rows: int | None
     batch_rows: int
     tinyint1_as_bool: bool
+    lag_s: int = 0
+    lookback_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -219,6 +235,8 @@ class PipelineConfig:
             part_rows=cfg.part_rows or d.part_rows,
             batch_rows=cfg.batch_rows or d.batch_rows,
             tinyint1_as_bool=d.tinyint1_as_bool if cfg.tinyint1_as_bool is None else cfg.tinyint1_as_bool,
+            lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
+            lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,
         )
 
 

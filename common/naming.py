@@ -78,6 +78,11 @@ def run_chunks_key(pipeline: str, table_key: str, run_id: str) -> str:
     return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:chunks"
 
 
+def run_session_key(pipeline: str, table_key: str, run_id: str, session: int) -> str:
+    """Hash: one session's totals (a run is resumed in a new session)."""
+    return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:session:{int(session)}"
+
+
 def run_attempts_key(pipeline: str, table_key: str, run_id: str) -> str:
     """Hash: chunk number -> attempts started."""
     return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:attempts"
@@ -86,6 +91,11 @@ def run_attempts_key(pipeline: str, table_key: str, run_id: str) -> str:
 def faults_key(pipeline: str, table_key: str) -> str:
     """Hash: injected failures per chunk (tests only, see common/faults.py)."""
     return f"{_table_base(pipeline, table_key)}:faults"
+
+
+def table_pattern(pipeline: str, table_key: str) -> str:
+    """SCAN pattern of every Redis key of one table (watermark reset)."""
+    return f"{_table_base(pipeline, table_key)}:*"
 
 
 def pipeline_pattern(pipeline: str) -> str:
@@ -103,12 +113,26 @@ def table_prefix(s3_prefix: str, pipeline_prefix: str, table_key: str) -> str:
 
 def chunk_prefix(table_prefix_: str, run_id: str, chunk: int) -> str:
     """S3 prefix of one chunk's parts; a retried chunk writes only under it."""
-    return f"{table_prefix_}run={check_run_id(run_id)}/chunk={chunk:06d}/"
+    return f"{run_prefix(table_prefix_, run_id)}chunk={chunk:06d}/"
 
 
 def part_key(table_prefix_: str, run_id: str, chunk: int, part: int) -> str:
     """Deterministic S3 key of one Parquet part."""
     return f"{chunk_prefix(table_prefix_, run_id, chunk)}part-{part:05d}.parquet"
+
+
+def run_prefix(table_prefix_: str, run_id: str) -> str:
+    return f"{table_prefix_}run={check_run_id(run_id)}/"
+
+
+def plan_object_key(table_prefix_: str, run_id: str) -> str:
+    """S3 copy of a run's plan (chunk bounds): with the chunk markers it rebuilds Redis."""
+    return f"{run_prefix(table_prefix_, run_id)}plan.json"
+
+
+def chunk_marker_key(table_prefix_: str, run_id: str, chunk: int) -> str:
+    """S3 marker written once all of a chunk's parts are uploaded: the chunk is durable."""
+    return f"{chunk_prefix(table_prefix_, run_id, chunk)}_committed.json"
 
 
 def manifest_key(table_prefix_: str, load_id: str) -> str:
@@ -135,6 +159,11 @@ def ledger_table_name(target_table: str) -> str:
     """The load ledger of one target table. One per table: Redshift's serializable
     isolation would make parallel loads of different tables conflict on a shared one."""
     return f"{target_table}__ferry_ledger"
+
+
+def reload_table_names(target_table: str) -> tuple[str, str]:
+    """(new, old) names used while a full reload swaps a table in."""
+    return f"{target_table}__ferry_new", f"{target_table}__ferry_old"
 
 
 def staging_table_name(target_table: str, load_id: str) -> str:

@@ -97,9 +97,6 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
         if info["is_nullable"] == "YES":
             raise SchemaError(f"table {table.key}: key column {col!r} is nullable; rows with NULL "
                               f"keys would be skipped, choose NOT NULL key columns")
-    if table.cursor and table.cursor != pk[0]:
-        raise SchemaError(f"table {table.key}: cursor {table.cursor!r} must be the first key column "
-                          f"({pk[0]!r}) for the id strategy")
     columns = tuple(map_column(table.key, r, table.tinyint1_as_bool)
                     for r in rows if r["column_name"] not in table.exclude_columns)
     seen: dict[str, str] = {}
@@ -129,14 +126,20 @@ def _keyset(cols: Sequence[str], key: Key, strict: str, last: str, lead: str) ->
 
 
 def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None) -> tuple[str, list[Any]]:
-    """WHERE clause for keys in (lo, hi]; an open side is None."""
-    parts, params = [], []
+    """WHERE clause for keys in (lo, hi]; an open side is None.
+
+    A bound may be a prefix of the key: (ts,) as a lower bound means every key whose
+    first column is above ts, whatever the rest (the lookback and `watermark set` use it).
+    A NULL never satisfies a comparison, so rows whose cursor is NULL are never in a range.
+    """
+    parts: list[str] = []
+    params: list[Any] = []
     if lo is not None:
-        sql, p = _keyset(cols, lo, ">", ">", ">=")
+        sql, p = _keyset(cols[:len(lo)], lo, ">", ">", ">=")
         parts.append(sql)
         params += p
     if hi is not None:
-        sql, p = _keyset(cols, hi, "<", "<=", "<=")
+        sql, p = _keyset(cols[:len(hi)], hi, "<", "<=", "<=")
         parts.append(sql)
         params += p
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
@@ -157,16 +160,16 @@ def key_at(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, hi: K
 
 
 def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
-                chunk_rows: int, limit: int | None = None) -> list[tuple[Key | None, Key]]:
+                chunk_rows: int, limit: int | None = None,
+                ceiling: Key | None = None) -> list[tuple[Key | None, Key]]:
     """Chunk ranges (lo, hi] of about chunk_rows rows each, found by probing the key index.
 
-    The run's upper bound is fixed here: rows inserted later belong to the next run.
+    The run's upper bound is fixed here, at the last key up to `ceiling` (a key prefix,
+    e.g. the timestamp cursor's clock minus lag): rows arriving later belong to the next run.
     """
-    if limit is not None:
-        run_hi = key_at(conn, table_key, cols, lo, None, limit - 1) or \
-            key_at(conn, table_key, cols, lo, None, 0, desc=True)
-    else:
-        run_hi = key_at(conn, table_key, cols, lo, None, 0, desc=True)
+    run_hi = key_at(conn, table_key, cols, lo, ceiling, limit - 1) if limit is not None else None
+    if run_hi is None:
+        run_hi = key_at(conn, table_key, cols, lo, ceiling, 0, desc=True)
     if run_hi is None:
         return []
     bounds: list[tuple[Key | None, Key]] = []
@@ -178,6 +181,24 @@ def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
             return bounds
         bounds.append((cur, edge))
         cur = edge
+
+
+def count_null(conn: Any, table_key: str, column: str) -> int:
+    """Rows whose cursor column is NULL: never in a keyset range, so reported instead."""
+    rows = _fetch(conn, f"SELECT COUNT(*) FROM {qualified(table_key)} WHERE {quote_mysql(column)} IS NULL", ())
+    return int(rows[0][0])
+
+
+def clock(conn: Any, for_timestamp_column: bool) -> Any:
+    """The source's current time as its cursor values are written.
+
+    TIMESTAMP values arrive in the session's zone (UTC); DATETIME values are naive and
+    usually written in the server's zone, so their clock is read in that zone.
+    """
+    if for_timestamp_column:
+        return _fetch(conn, "SELECT NOW(6)", ())[0][0]
+    now = _fetch(conn, "SELECT CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone)", ())[0][0]
+    return now if now is not None else _fetch(conn, "SELECT UTC_TIMESTAMP(6)", ())[0][0]
 
 
 def _row_fetcher(conn: Any) -> Callable[[], Any] | None:

@@ -89,6 +89,61 @@ class TableState:
     def _chunks_key(self, run_id: str) -> str:
         return naming.run_chunks_key(self.pipeline, self.table, run_id)
 
+    def _session_key(self, run_id: str, session: int | None = None) -> str:
+        if session is None:
+            session = self.session(run_id)
+        return naming.run_session_key(self.pipeline, self.table, run_id, session)
+
+    # ---- runs and sessions -------------------------------------------------
+
+    def session(self, run_id: str) -> int:
+        """The run's current session (1 for a new run, +1 each time it is resumed)."""
+        return int(self.r.hget(self._meta_key(run_id), "session") or 1)
+
+    def begin_session(self, run_id: str, **fields: Any) -> int:
+        """Start a run, or resume it, in a new session; returns the session number.
+
+        The run's status and error of an earlier session are cleared in the same MULTI."""
+        meta = self._meta_key(run_id)
+        session = int(self.r.hincrby(meta, "session", 1))
+        with self.r.pipeline(transaction=True) as tx:
+            tx.hset(meta, mapping={"status": "queued", "error": "",
+                                   **{k: str(v) for k, v in fields.items()}})
+            tx.hdel(meta, "finished_at", "dispatched_session")
+            tx.hset(self._session_key(run_id, session), mapping={"started_at": f"{time.time():.3f}"})
+            tx.execute()
+        return session
+
+    def session_totals(self, run_id: str, session: int | None = None) -> dict[str, str]:
+        return {_s(k): _s(v) for k, v in self.r.hgetall(self._session_key(run_id, session)).items()}
+
+    def runs(self) -> list[str]:
+        return [_s(r) for r in self.r.lrange(self.runs_key, 0, -1)]
+
+    def resumable_run(self) -> str | None:
+        """The latest run if it has a stored plan and ended unfinished (failed, or its
+        owner died): the next sync resumes it instead of planning a new one."""
+        runs = self.runs()
+        if not runs:
+            return None
+        run_id = runs[-1]
+        meta = self.run_meta(run_id)
+        if "chunks" not in meta or meta.get("kind") == "load":
+            return None
+        if meta.get("status") in ("succeeded", "extracted", "abandoned"):
+            return None
+        return run_id
+
+    def abandon_unfinished(self) -> list[str]:
+        """Mark unfinished runs abandoned, so no sync resumes them (after watermark set)."""
+        abandoned = []
+        for run_id in self.runs():
+            status = self.run_meta(run_id).get("status")
+            if status not in ("succeeded", "extracted", "abandoned"):
+                self.r.hset(self._meta_key(run_id), "status", "abandoned")
+                abandoned.append(run_id)
+        return abandoned
+
     # ---- locks -------------------------------------------------------------
 
     def acquire_lock(self, run_id: str, ttl_s: int) -> None:
@@ -165,7 +220,7 @@ class TableState:
         payload = json.dumps([{"key": p.key, "rows": p.rows, "bytes": p.bytes} for p in parts])
         code = self._scripts["commit_chunk"](
             keys=[self._meta_key(run_id), self._chunks_key(run_id), self.state_key,
-                  self.pending_key, self.lock_key],
+                  self.pending_key, self.lock_key, self._session_key(run_id)],
             args=[number, rows, nbytes, payload, worker, f"{time.time():.3f}", run_id,
                   lock_ttl_s * 1000])
         if code < 0:
@@ -184,15 +239,20 @@ class TableState:
     def commit_load(self, run_id: str, parts: Sequence[PendingPart]) -> tuple[int, int]:
         """Count a committed warehouse load once; returns (parts, rows) newly counted."""
         runs = sorted({p.run_id for p in parts})
-        keys = [self.state_key, self.pending_key, self._meta_key(run_id)]
+        keys = [self.state_key, self.pending_key, self._meta_key(run_id), self._session_key(run_id)]
         keys += [self._chunks_key(r) for r in runs]
-        index = {r: i + 4 for i, r in enumerate(runs)}  # Lua's KEYS are 1-based
+        index = {r: i + len(keys) - len(runs) + 1 for i, r in enumerate(runs)}  # Lua's KEYS are 1-based
         payload = json.dumps([{"key": p.key, "k": index[p.run_id], "chunk": p.chunk} for p in parts])
         files, rows = self._scripts["commit_load"](keys=keys, args=[payload, int(time.time())])
         return int(files), int(rows)
 
+    def discard_parts(self, keys: Sequence[str]) -> int:
+        """Drop parts from "awaiting load" without counting them loaded (a full reload
+        superseded them)."""
+        return int(self.r.hdel(self.pending_key, *keys)) if keys else 0
+
     def finish_run(self, run_id: str, status: str, error: str = "") -> bool:
-        """Mark the run succeeded or failed and release the table lock it holds."""
+        """Mark the run succeeded, extracted or failed; release the table lock it holds."""
         return bool(self._scripts["finish_run"](
             keys=[self.lock_key, self.state_key, self._meta_key(run_id)],
             args=[run_id, status, error[:2000], f"{time.time():.3f}"]))
@@ -208,6 +268,22 @@ class TableState:
 
     def set_status(self, **fields: str) -> None:
         self.r.hset(self.state_key, mapping=fields)
+
+    def set_cursor(self, key: Key | None) -> None:
+        """Move the cursor by hand (watermark set); refused while a run holds the lock."""
+        owner = self.lock_owner()
+        if owner:
+            raise LockedError(self.table, owner)
+        if key is None:
+            self.r.hdel(self.state_key, "cursor")
+        else:
+            self.r.hset(self.state_key, mapping={"cursor": bounds.encode(key), "cursor_run": "manual",
+                                                 "cursor_at": f"{time.time():.3f}"})
+
+    def delete_all(self) -> int:
+        """Forget everything about the table (watermark reset)."""
+        keys = list(self.r.scan_iter(naming.table_pattern(self.pipeline, self.table), count=1000))
+        return int(self.r.delete(*keys)) if keys else 0
 
     def schema(self) -> TableSchema | None:
         raw = self.r.get(self.schema_key)

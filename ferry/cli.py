@@ -6,38 +6,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
-import redis
 
-from common import bounds
-from common.config import PipelineConfig, config_dir, load_pipeline, redis_url
+from common.config import config_dir
 from common.errors import FerryError
 from common.naming import new_run_id
 from common.watermark import TableState
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"ferry: {message}", err=True)
-    sys.exit(code)
-
-
-def _redis() -> redis.Redis:
-    client = redis.Redis.from_url(redis_url(), socket_connect_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        _fail(f"cannot reach Redis at {redis_url()} ($FERRY_REDIS_URL): {exc}")
-    return client
-
-
-def _pipeline(name: str) -> PipelineConfig:
-    try:
-        return load_pipeline(name)
-    except FerryError as exc:
-        _fail(str(exc))
-        raise  # unreachable
+from ferry.console import fail as _fail, pipeline_config as _pipeline, redis_client as _redis
+from ferry.watermark_cmd import watermark
 
 
 @click.group()
@@ -54,13 +31,18 @@ def cli(config: Path | None) -> None:
 @click.option("-t", "--table", "tables", multiple=True, help="schema.table; repeat; default: all.")
 @click.option("--wait", is_flag=True, help="Follow the run and exit non-zero if it fails.")
 @click.option("--limit", type=click.IntRange(min=1), help="Copy at most N rows per table this run.")
+@click.option("--extract-only", is_flag=True, help="Stop after extraction; parts await a load.")
+@click.option("--load-only", is_flag=True,
+              help="Only load committed parts not yet loaded (of any run, failed ones too).")
 @click.option("--json-output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a JSON report of the run here.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0),
               help="With --wait: give up waiting after this many seconds (exit 3).")
-def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None,
-         json_output: Path | None, timeout_s: float | None) -> None:
-    """Plan and run one sync of the pipeline's tables."""
+def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, extract_only: bool,
+         load_only: bool, json_output: Path | None, timeout_s: float | None) -> None:
+    """Run one sync of the pipeline's tables; an unfinished run is resumed, not replanned."""
+    if extract_only and load_only:
+        _fail("--extract-only and --load-only exclude each other")
     cfg = _pipeline(pipeline)
     names = list(tables) or sorted(cfg.pipeline.tables)
     for name in names:
@@ -75,29 +57,49 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None,
         if owner:
             _fail(f"table {st.table} has an active run {owner}; nothing was started", 1)
 
-    from tasks.plan import plan_table  # the Celery app is only needed from here on
+    from tasks.failed import run_failed  # the Celery app is only needed from here on
+    from tasks.load import load_run
+    from tasks.plan import plan_table
 
-    run_id = new_run_id()
+    new_run = new_run_id()
+    runs: list[tuple[TableState, str]] = []
     for st in states:
-        st.set_run_fields(run_id, status="queued", queued_at=time.time(),
-                          pipeline=pipeline, table=st.table)
-        plan_table.apply_async(args=[pipeline, st.table, run_id, limit])
-    click.echo(f"run {run_id}: {len(states)} table(s) of pipeline {pipeline} queued", err=True)
+        resumed = None if load_only else st.resumable_run()
+        run_id = resumed or new_run
+        fields = dict(queued_at=f"{time.time():.3f}", pipeline=pipeline, table=st.table)
+        if load_only:
+            fields["kind"] = "load"
+        session = st.begin_session(run_id, **fields)
+        if load_only:
+            load_run.apply_async(args=([], pipeline, st.table, run_id), kwargs={"take_lock": True},
+                                 link_error=run_failed.s(pipeline, st.table, run_id))
+        else:
+            plan_table.apply_async(args=[pipeline, st.table, run_id, limit, extract_only])
+        if resumed:
+            left = sum(1 for c in st.chunks(run_id) if c.state == "pending")
+            click.echo(f"{st.table}: resuming run {run_id} (session {session}): {left} chunk(s) "
+                       f"not committed" + ("; --limit does not apply to a resumed plan" if limit else ""),
+                       err=True)
+        runs.append((st, run_id))
+    click.echo(f"run {new_run}: {len(states)} table(s) of pipeline {pipeline} queued", err=True)
 
     from ferry.progress import Progress, report, wait as follow
 
-    progress = follow(states, run_id, timeout_s) if wait else [Progress.read(s, run_id) for s in states]
-    doc = report(pipeline, run_id, progress)
+    progress = follow(runs, timeout_s) if wait else [Progress.read(s, r) for s, r in runs]
+    doc = report(pipeline, new_run, progress)
     if json_output:
         json_output.write_text(json.dumps(doc, indent=2) + "\n")
     if wait:
         for p in progress:
+            if p.null_cursor_rows:
+                click.echo(f"ferry: {p.table}: {p.null_cursor_rows} rows have a NULL cursor and "
+                           f"were not copied", err=True)
             if p.status == "failed":
                 click.echo(f"ferry: {p.table} failed: {p.error}", err=True)
         if doc["status"] == "failed":
             sys.exit(1)
         if doc["status"] != "succeeded":
-            _fail(f"run {run_id} still {doc['status']} after {timeout_s}s", 3)
+            _fail(f"run {new_run} still {doc['status']} after {timeout_s}s", 3)
 
 
 @cli.command()
@@ -119,46 +121,7 @@ def worker(concurrency: int | None, queues: str, hostname: str | None, loglevel:
     app.worker_main(argv)
 
 
-@cli.group()
-def watermark() -> None:
-    """Read a table's cursor, status and totals."""
-
-
-@watermark.command("get")
-@click.option("-p", "--pipeline", required=True)
-@click.option("-t", "--table", required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def watermark_get(pipeline: str, table: str, as_json: bool) -> None:
-    """Show the committed cursor, status and totals of a table."""
-    cfg = _pipeline(pipeline)
-    try:
-        cfg.table(table)
-    except FerryError as exc:
-        _fail(str(exc))
-    st = TableState(_redis(), pipeline, table)
-    raw = st.state()
-    pending = st.pending_parts()
-    doc: dict[str, Any] = {
-        "pipeline": pipeline, "table": table,
-        "cursor": None if st.cursor() is None else bounds.show(st.cursor()),
-        "active_run": st.lock_owner(),
-        "status_extract": raw.get("status_extract", "never run"),
-        "status_load": raw.get("status_load", "never run"),
-        "last_run": raw.get("last_run"), "last_status": raw.get("last_status"),
-        "last_error": raw.get("last_error") or None,
-        "rows_extracted": int(raw.get("rows_extracted", 0)),
-        "files_extracted": int(raw.get("files_extracted", 0)),
-        "rows_loaded": int(raw.get("rows_loaded", 0)),
-        "files_loaded": int(raw.get("files_loaded", 0)),
-        "parts_awaiting_load": len(pending),
-        "rows_awaiting_load": sum(p.rows for p in pending),
-    }
-    if as_json:
-        click.echo(json.dumps(doc, indent=2))
-        return
-    width = max(map(len, doc))
-    for key, value in doc.items():
-        click.echo(f"{key:<{width}}  {'' if value is None else value}")
+cli.add_command(watermark)
 
 
 def main() -> None:

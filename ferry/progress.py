@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from common.watermark import TableState
 
-FINAL = {"succeeded", "failed"}
+FINAL = {"succeeded", "extracted", "failed", "abandoned"}
 
 
 @dataclass
@@ -16,6 +16,8 @@ class Progress:
     """One table's run as the CLI sees it."""
 
     table: str
+    run_id: str
+    session: int
     status: str
     chunks: int
     chunks_done: int
@@ -23,16 +25,22 @@ class Progress:
     files: int
     rows_loaded: int
     error: str
+    null_cursor_rows: int
     started: float
     finished: float | None
 
     @classmethod
     def read(cls, state: TableState, run_id: str) -> "Progress":
+        """The run's progress; rows and files count this session only (a resumed run's
+        earlier sessions are not counted again)."""
         m = state.run_meta(run_id)
-        return cls(table=state.table, status=m.get("status", "unknown"),
+        session = int(m.get("session", 1))
+        t = state.session_totals(run_id, session)
+        return cls(table=state.table, run_id=run_id, session=session, status=m.get("status", "unknown"),
                    chunks=int(m.get("chunks", 0)), chunks_done=int(m.get("chunks_done", 0)),
-                   rows=int(m.get("rows_extracted", 0)), files=int(m.get("files_extracted", 0)),
-                   rows_loaded=int(m.get("rows_loaded", 0)), error=m.get("error", ""),
+                   rows=int(t.get("rows_extracted", 0)), files=int(t.get("files_extracted", 0)),
+                   rows_loaded=int(t.get("rows_loaded", 0)), error=m.get("error", ""),
+                   null_cursor_rows=int(m.get("null_cursor_rows") or 0),
                    started=float(m.get("queued_at", time.time())),
                    finished=float(m["finished_at"]) if m.get("finished_at") else None)
 
@@ -51,17 +59,19 @@ class Progress:
     def metrics(self) -> dict[str, Any]:
         return {"status": self.status, "rows_processed": self.rows, "files_created": self.files,
                 "rows_loaded": self.rows_loaded, "duration_seconds": round(self.duration, 3),
+                "run_id": self.run_id, "session": self.session,
+                **({"null_cursor_rows": self.null_cursor_rows} if self.null_cursor_rows else {}),
                 **({"error": self.error} if self.error else {})}
 
 
-def wait(states: list[TableState], run_id: str, timeout_s: float | None = None,
+def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
          out: TextIO = sys.stderr, interval_s: float = 0.5) -> list[Progress]:
     """Poll until every run is final (or the timeout passes); redraw a line per change."""
     deadline = None if timeout_s is None else time.time() + timeout_s
     tty = out.isatty()
     last = ""
     while True:
-        progress = [Progress.read(s, run_id) for s in states]
+        progress = [Progress.read(s, run_id) for s, run_id in runs]
         text = " | ".join(p.line() for p in progress)
         if text != last:
             out.write(("\r\033[K" + text) if tty else text + "\n")
@@ -80,7 +90,7 @@ def wait(states: list[TableState], run_id: str, timeout_s: float | None = None,
 def report(pipeline: str, run_id: str, progress: list[Progress]) -> dict[str, Any]:
     """The --json-output document."""
     statuses = {p.status for p in progress}
-    status = ("succeeded" if statuses == {"succeeded"} else
-              "failed" if "failed" in statuses else "running")
+    status = ("failed" if statuses & {"failed", "abandoned"} else
+              "succeeded" if statuses <= {"succeeded", "extracted"} else "running")
     return {"status": status, "pipeline": pipeline, "run_id": run_id,
             "table_metrics": {p.table: p.metrics() for p in progress}}

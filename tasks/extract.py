@@ -2,11 +2,13 @@
 deterministic keys, then commit the chunk in Redis in one atomic step."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from typing import Any
 
-from common import faults, naming, source
+from common import bounds, faults, naming, source
 from common.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import StateError, TerminalError, TransientError, classify
 from common.parquet import BackgroundWriter, Part, PartWriter, remove_stale_parts
@@ -79,7 +81,15 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
     if current is None or current.state != "pending":
         # Another delivery committed it meanwhile: its parts are the committed ones.
         return {"chunk": number, "rows": current.rows if current else 0, "redelivered": True}
-    remove_stale_parts(resources.store(ctx.cfg.s3), naming.chunk_prefix(ctx.table_prefix, run_id, number), parts)
+    store = resources.store(ctx.cfg.s3)
+    remove_stale_parts(store, naming.chunk_prefix(ctx.table_prefix, run_id, number), parts)
+    # The marker says "every part of this chunk is on S3"; `watermark rebuild` trusts it.
+    store.put(naming.chunk_marker_key(ctx.table_prefix, run_id, number), json.dumps({
+        "run": run_id, "chunk": number, "lo": bounds.encode(chunk.lo), "hi": bounds.encode(chunk.hi),
+        "rows": sum(p.rows for p in parts), "bytes": sum(p.bytes for p in parts),
+        "parts": [{"key": p.key, "rows": p.rows, "bytes": p.bytes} for p in parts],
+        "worker": self.request.hostname or "", "at": time.time()}).encode(),
+        content_type="application/json")
     ctx.state.commit_chunk(run_id, number, parts, worker=self.request.hostname or "",
                            lock_ttl_s=lock_ttl_s())
     if stats.zero_dates:

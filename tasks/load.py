@@ -1,5 +1,8 @@
 """Stage 3: load. Merge every committed part that no load contains yet into the target in
-one warehouse transaction (with its ledger rows), then count the parts as loaded."""
+one warehouse transaction (with its ledger rows), then count the parts as loaded.
+
+A full-strategy table is instead rebuilt from its latest complete run and swapped in.
+"""
 from __future__ import annotations
 
 import json
@@ -9,8 +12,9 @@ from typing import Any
 
 from common.errors import StateError, TransientError
 from common.warehouse import LoadRequest
+from common.watermark import PendingPart
 from tasks.celery import app
-from tasks.context import RETRY, FerryTask, lock_ttl_s, table_context, translated
+from tasks.context import RETRY, FerryTask, TableContext, lock_ttl_s, table_context, translated
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -24,10 +28,32 @@ def _zero_dates(results: list[Any]) -> dict[str, int]:
     return total
 
 
+def _full_run(ctx: TableContext, run_id: str, pending: list[PendingPart]) -> tuple[str | None, list[PendingPart]]:
+    """For a full reload: the newest completely extracted run still to load, and its parts."""
+    for candidate in sorted({p.run_id for p in pending} | {run_id}, reverse=True):
+        meta = ctx.state.run_meta(candidate)
+        if "chunks" not in meta:
+            continue  # a --load-only run has no plan of its own
+        chunks = ctx.state.chunks(candidate)
+        if any(c.state == "pending" for c in chunks):
+            continue
+        if (chunks and all(c.state == "loaded" for c in chunks)) or (not chunks and meta.get("status") == "succeeded"):
+            return None, []  # already swapped in (a redelivered load)
+        return candidate, [p for p in pending if p.run_id == candidate]
+    return None, []
+
+
 @app.task(name="ferry.load_run", base=FerryTask, bind=True, **RETRY)
 @translated
-def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str) -> dict[str, Any]:
+def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str,
+             extract_only: bool = False, take_lock: bool = False) -> dict[str, Any]:
+    """Chord body of a run, or (take_lock, from `ferry sync --load-only`) a load of its own."""
     ctx = table_context(pipeline, table)
+    if extract_only:
+        ctx.state.finish_run(run_id, "extracted")
+        return {"run_id": run_id, "extract_only": True}
+    if take_lock:
+        ctx.state.acquire_lock(run_id, lock_ttl_s())
     # The task id survives redelivery, so a load that died can take its own lock again.
     token = f"{run_id}:{self.request.id}"
     if not ctx.state.acquire_load_lock(token, lock_ttl_s()):
@@ -35,18 +61,28 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         raise self.retry(exc=TransientError(f"table {table}: another load is running"),
                          countdown=10, max_retries=360)
     try:
-        ctx.state.set_run_fields(run_id, status="loading", load_started_at=time.time(),
+        ctx.state.set_run_fields(run_id, status="loading", load_started_at=f"{time.time():.3f}",
                                  zero_dates=json.dumps(_zero_dates(results)))
         ctx.state.set_status(status_load="running")
         parts = ctx.state.pending_parts()
         files = rows = 0
-        if parts:
+        load = bool(parts)
+        if ctx.table.strategy == "full":
+            source_run, mine = _full_run(ctx, run_id, parts)
+            load = source_run is not None
+            # Parts of older full runs are superseded by this reload: never loaded.
+            ctx.state.discard_parts([p.key for p in parts if source_run and p.run_id < source_run])
+            parts = mine
+        if load:
             schema = ctx.state.schema()
             if schema is None:
                 raise StateError(f"table {table}: parts await load but no schema is recorded")
-            request = LoadRequest(pipeline=pipeline, table=table,
-                                  target_table=ctx.table_target, schema=schema, parts=parts,
-                                  load_id=f"{run_id}-{int(time.time())}", table_prefix=ctx.table_prefix)
+            version = ctx.table.cursor if ctx.table.strategy == "timestamp" else None
+            request = LoadRequest(
+                pipeline=pipeline, table=table, target_table=ctx.table_target, schema=schema,
+                parts=parts, load_id=f"{run_id}-{int(time.time())}", table_prefix=ctx.table_prefix,
+                version_column=schema.column(version).name if version else None,
+                replace=ctx.table.strategy == "full")
             resources.warehouse(ctx.cfg).load(request)
             files, rows = ctx.state.commit_load(run_id, parts)
         ctx.state.finish_run(run_id, "succeeded")

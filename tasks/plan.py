@@ -1,18 +1,22 @@
 """Stage 1: plan a run. Lock the table, read the cursor, fix the upper bound, split the
-range into chunks of about chunk_rows rows, store the plan, start the chord."""
+range into chunks of about chunk_rows rows, store the plan, start the chord.
+
+A resumed run keeps its plan: only its chunks that are not committed are dispatched.
+"""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
 
 from celery import chord
 
-from common import bounds, source
+from common import bounds, cursor, naming, source
 from common.errors import LockedError, SchemaError
 from common.types import TableSchema
 from tasks.celery import app
-from tasks.context import RETRY, FerryTask, describe, lock_ttl_s, table_context, translated
+from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
 from tasks.extract import extract_chunk
 from tasks.failed import run_failed
 from tasks.load import load_run
@@ -39,48 +43,79 @@ class PlanTask(FerryTask):
         pipeline, table, run_id = args[:3]
         ctx = table_context(pipeline, table)
         if isinstance(exc, LockedError):
-            ctx.state.set_run_fields(run_id, status="failed", error=describe(exc))
+            ctx.state.set_run_fields(run_id, status="failed", error=describe(exc),
+                                     finished_at=f"{time.time():.3f}")
         else:
             ctx.state.finish_run(run_id, "failed", describe(exc))
 
 
-def dispatch(pipeline: str, table: str, run_id: str, chunks: int) -> None:
-    """Start the run's chord: extract every chunk, then load; a failure ends in run_failed."""
+def dispatch(pipeline: str, table: str, run_id: str, chunks: list[int], extract_only: bool) -> None:
+    """Start the chord: extract the chunks, then load; a failure ends in run_failed."""
     errback = run_failed.s(pipeline, table, run_id)
-    body = load_run.s(pipeline, table, run_id).on_error(errback)
-    if chunks == 0:
-        load_run.apply_async(args=([], pipeline, table, run_id), link_error=errback)
+    body = load_run.s(pipeline, table, run_id, extract_only=extract_only).on_error(errback)
+    if not chunks:
+        load_run.apply_async(args=([], pipeline, table, run_id), kwargs={"extract_only": extract_only},
+                             link_error=errback)
         return
-    chord([extract_chunk.s(pipeline, table, run_id, i) for i in range(chunks)])(body)
+    chord([extract_chunk.s(pipeline, table, run_id, i) for i in chunks])(body)
+
+
+def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
+    """Read the schema, fix the run's range, probe chunk bounds, store the plan (Redis and S3)."""
+    conn = resources.mysql(ctx.cfg.source)
+    schema = source.read_schema(conn, ctx.table)
+    cursor.validate(ctx.table, schema)
+    recorded = ctx.state.schema()
+    # A full reload rebuilds its target every run, so it follows schema changes.
+    if recorded is not None and recorded.shape() != schema.shape() and ctx.table.strategy != "full":
+        raise SchemaError(f"table {ctx.table.key}: the source schema changed since the mapping was "
+                          f"recorded ({_schema_change(recorded, schema)})")
+    ctx.state.save_schema(schema)
+    committed = ctx.state.cursor()
+    span = cursor.run_range(conn, ctx.table, schema, committed)
+    keys = cursor.keyset(ctx.table, schema)
+    ranges = source.plan_bounds(conn, ctx.table.key, keys, span.lo, ctx.table.chunk_rows, limit,
+                                ceiling=span.ceiling)
+    null_rows = (source.count_null(conn, ctx.table.key, ctx.table.cursor)
+                 if ctx.table.strategy == "timestamp" and ctx.table.cursor else 0)
+    meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": "extracting",
+            "strategy": ctx.table.strategy, "lo": bounds.encode(span.lo),
+            "hi": bounds.encode(ranges[-1][1] if ranges else span.lo),
+            "ceiling": bounds.encode(span.ceiling), "chunk_rows": str(ctx.table.chunk_rows),
+            "limit": str(limit or ""), "null_cursor_rows": str(null_rows),
+            "planned_at": f"{time.time():.3f}"}
+    n = ctx.state.store_plan(run_id, ranges, meta)
+    # A copy of the plan on S3: with the chunk markers it is enough to rebuild Redis.
+    resources.store(ctx.cfg.s3).put(
+        naming.plan_object_key(ctx.table_prefix, run_id),
+        json.dumps({**meta, "run": run_id, "keyset": list(keys), "schema": schema.to_json(),
+                    "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}).encode(),
+        content_type="application/json")
+    if null_rows:
+        log.warning("table %s: %d rows have a NULL cursor (%s) and are not copied",
+                    ctx.table.key, null_rows, ctx.table.cursor)
+    log.info("run %s of %s: %d chunks in (%s, %s]", run_id, ctx.table.key, n, bounds.show(span.lo),
+             bounds.show(ranges[-1][1]) if ranges else "-")
+    return n
 
 
 @app.task(name="ferry.plan_table", base=PlanTask, bind=True, **RETRY)
 @translated
-def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | None = None) -> dict[str, Any]:
+def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | None = None,
+               extract_only: bool = False) -> dict[str, Any]:
     ctx = table_context(pipeline, table)
     meta = ctx.state.run_meta(run_id)
-    if meta.get("dispatched") == "1":
+    session = meta.get("session", "1")
+    if meta.get("dispatched_session") == session:
         return {"run_id": run_id, "chunks": int(meta.get("chunks", 0)), "redelivered": True}
     ctx.state.acquire_lock(run_id, lock_ttl_s())
     if "chunks" not in meta:
         ctx.state.set_run_fields(run_id, status="planning", started_at=time.time())
-        conn = resources.mysql(ctx.cfg.source)
-        schema = source.read_schema(conn, ctx.table)
-        recorded = ctx.state.schema()
-        if recorded is not None and recorded.shape() != schema.shape():
-            raise SchemaError(f"table {table}: the source schema changed since the mapping was "
-                              f"recorded ({_schema_change(recorded, schema)})")
-        ctx.state.save_schema(schema)
-        lo = ctx.state.cursor()
-        ranges = source.plan_bounds(conn, table, schema.key, lo, ctx.table.chunk_rows, limit)
-        ctx.state.store_plan(run_id, ranges, {
-            "pipeline": pipeline, "table": table, "status": "extracting",
-            "lo": bounds.encode(lo), "hi": bounds.encode(ranges[-1][1] if ranges else lo),
-            "chunk_rows": str(ctx.table.chunk_rows), "limit": str(limit or ""),
-            "planned_at": str(time.time())})
-        meta = ctx.state.run_meta(run_id)
-        log.info("run %s of %s: %d chunks after %s", run_id, table, len(ranges), bounds.show(lo))
-    chunks = int(meta["chunks"])
-    dispatch(pipeline, table, run_id, chunks)
-    ctx.state.set_run_fields(run_id, dispatched=1)
-    return {"run_id": run_id, "chunks": chunks}
+        _plan(ctx, run_id, limit)
+    else:
+        ctx.state.set_run_fields(run_id, status="extracting")
+        ctx.state.set_status(status_extract="running", active_run=run_id)
+    todo = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
+    dispatch(pipeline, table, run_id, todo, extract_only)
+    ctx.state.set_run_fields(run_id, dispatched_session=session)
+    return {"run_id": run_id, "session": int(session), "chunks": len(todo)}

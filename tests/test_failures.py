@@ -38,8 +38,12 @@ def test_terminal_chunk_failure_fails_the_run_and_keeps_committed_chunks(pipe: P
     assert state.state()["rows_extracted"] == "3000" and "rows_loaded" not in state.state()
     assert len(state.pending_parts()) == 3
 
-    # The next sync starts after the cursor and the load takes every awaiting part.
+    # The next sync resumes the same plan: only chunk 2 runs, then every part is loaded.
     again = pipe.sync("--wait")
     assert again.code == 0, again.stderr
-    assert again.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 2_000
+    metrics = again.report["table_metrics"][pipe.table("orders")]
+    assert (metrics["run_id"], metrics["session"], metrics["rows_processed"]) == (run, 2, 1_000)
+    assert f"resuming run {run} (session 2): 1 chunk(s) not committed" in again.stderr
     assert pipe.assert_synced("orders") == 4_000
+    totals = state.state()
+    assert totals["rows_extracted"] == totals["rows_loaded"] == "4000"

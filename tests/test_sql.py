@@ -43,7 +43,7 @@ def test_staging_and_merge() -> None:
 
 def test_copy_parquet_with_role_or_keys() -> None:
     role = copy_credentials("arn:aws:iam::123:role/r", None, None)
-    assert sql.copy_parquet("st", "s3://b/m.json", role) == \
+    assert sql.copy_parquet('"st"', "s3://b/m.json", role) == \
         "COPY \"st\" FROM 's3://b/m.json' IAM_ROLE 'arn:aws:iam::123:role/r' FORMAT AS PARQUET MANIFEST"
     keys = copy_credentials(None, "AK", "SK")
     assert keys == "ACCESS_KEY_ID 'AK' SECRET_ACCESS_KEY 'SK'"

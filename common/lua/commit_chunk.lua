@@ -6,6 +6,7 @@
 -- KEYS[3] table state           (hash)
 -- KEYS[4] parts awaiting load   (hash: part key -> JSON)
 -- KEYS[5] table lock            (string: owner token)
+-- KEYS[6] the run's current session (hash: this session's totals)
 -- ARGV[1] chunk number
 -- ARGV[2] rows
 -- ARGV[3] bytes
@@ -16,6 +17,7 @@
 -- ARGV[8] lock TTL in milliseconds (renewed if the run still owns the lock)
 -- Returns: 1 committed, 0 already committed, -1 no such chunk.
 local meta_key, chunks_key, state_key, pending_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local session_key = KEYS[6]
 local chunk_no, rows, nbytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local parts_json, worker, now, run_id, lock_ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 
@@ -49,6 +51,10 @@ redis.call('HINCRBY', meta_key, 'rows_extracted', rows)
 redis.call('HINCRBY', meta_key, 'files_extracted', nparts)
 redis.call('HINCRBY', meta_key, 'bytes_extracted', nbytes)
 redis.call('HINCRBY', meta_key, 'chunks_done', 1)
+redis.call('HINCRBY', session_key, 'rows_extracted', rows)
+redis.call('HINCRBY', session_key, 'files_extracted', nparts)
+redis.call('HINCRBY', session_key, 'bytes_extracted', nbytes)
+redis.call('HINCRBY', session_key, 'chunks_done', 1)
 redis.call('HINCRBY', state_key, 'rows_extracted', rows)
 redis.call('HINCRBY', state_key, 'files_extracted', nparts)
 redis.call('HINCRBY', state_key, 'bytes_extracted', nbytes)

@@ -4,11 +4,12 @@
 -- KEYS[1] table state           (hash)
 -- KEYS[2] parts awaiting load   (hash: part key -> JSON)
 -- KEYS[3] meta of the run doing the load (hash)
--- KEYS[4..n] chunks hashes of the runs the parts belong to
+-- KEYS[4] that run's current session (hash)
+-- KEYS[5..n] chunks hashes of the runs the parts belong to
 -- ARGV[1] parts as JSON array of {key, k, chunk}; k is the KEYS index of its chunks hash
 -- ARGV[2] now (unix seconds)
 -- Returns: {parts counted, rows counted}
-local state_key, pending_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
+local state_key, pending_key, meta_key, session_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local parts_json, now = ARGV[1], ARGV[2]
 
 local files, rows = 0, 0
@@ -36,6 +37,8 @@ if files > 0 then
   redis.call('HINCRBY', state_key, 'files_loaded', files)
   redis.call('HINCRBY', meta_key, 'rows_loaded', rows)
   redis.call('HINCRBY', meta_key, 'files_loaded', files)
+  redis.call('HINCRBY', session_key, 'rows_loaded', rows)
+  redis.call('HINCRBY', session_key, 'files_loaded', files)
 end
 redis.call('HSET', state_key, 'last_load_at', now)
 return {files, rows}

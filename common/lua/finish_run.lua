@@ -3,7 +3,7 @@
 -- KEYS[2] table state           (hash)
 -- KEYS[3] run meta              (hash)
 -- ARGV[1] run id
--- ARGV[2] status: succeeded or failed
+-- ARGV[2] status: succeeded, extracted (--extract-only) or failed
 -- ARGV[3] error text ('' if none)
 -- ARGV[4] now (unix seconds)
 -- Returns: 1 if the lock was released, 0 if the run did not own it.
@@ -14,6 +14,8 @@ redis.call('HSET', meta_key, 'status', status, 'error', err, 'finished_at', now)
 redis.call('HSET', state_key, 'last_run', run_id, 'last_status', status, 'last_error', err)
 if status == 'succeeded' then
   redis.call('HSET', state_key, 'status_extract', 'idle', 'status_load', 'idle')
+elseif status == 'extracted' then
+  redis.call('HSET', state_key, 'status_extract', 'idle')
 else
   redis.call('HSET', state_key, 'status_extract', 'failed')
 end

@@ -32,6 +32,10 @@ class LoadRequest:
     parts: Sequence[PendingPart]
     load_id: str
     table_prefix: str
+    version_column: str | None = None
+    """Target column that orders versions of a row (the timestamp cursor), if any."""
+    replace: bool = False
+    """Full reload: build a new table from the parts and swap it in for the target."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,9 @@ class Warehouse(ABC):
         self.store = store
 
     @abstractmethod
-    def stage(self, conn: Connection, staging: str, request: LoadRequest,
+    def stage(self, conn: Connection, into: str, request: LoadRequest,
               parts: Sequence[PendingPart]) -> None:
-        """Copy the parts' rows into the staging table."""
+        """Copy the parts' rows into the table `into` (a quoted SQL reference)."""
 
     def _exists(self, conn: Connection, query: tuple[str, list[str]]) -> bool:
         return conn.exec_driver_sql(query[0], tuple(query[1])).first() is not None
@@ -98,13 +102,12 @@ class Warehouse(ABC):
                 + ("" if missing or extra else ", same columns in another order"))
 
     def load(self, request: LoadRequest) -> LoadResult:
-        """Stage and merge every part not yet in the ledger, and record them, in one transaction."""
+        """Stage and merge (or swap in) every part not yet in the ledger, and record them,
+        in one transaction."""
         ledger = naming.ledger_table_name(request.target_table)
         self.ensure_ledger(ledger)
         runs = sorted({p.run_id for p in request.parts})
-        columns = [c.name for c in request.schema.columns]
         with self.engine.begin() as conn:
-            self.ensure_table(conn, request.target_table, request.schema)
             done: set[str] = set()
             if runs:
                 rows = conn.exec_driver_sql(sql.ledger_loaded(self.schema, ledger, runs),
@@ -112,23 +115,55 @@ class Warehouse(ABC):
                 done = {r[0] for r in rows}
             todo = [p for p in request.parts if p.key not in done]
             skipped = tuple(p for p in request.parts if p.key in done)
+            if request.replace:
+                if todo or not request.parts:
+                    self._replace(conn, request, todo)
+            elif todo:
+                self.ensure_table(conn, request.target_table, request.schema)
+                self._merge(conn, request, todo)
             if todo:
-                staging = naming.staging_table_name(request.target_table, request.load_id)
-                conn.exec_driver_sql(sql.create_staging(staging, self.schema, request.target_table,
-                                                        self.dialect))
-                # Oldest run first, so a newer version of a row replaces an older one.
-                for _, group in itertools.groupby(todo, key=lambda p: p.run_id):
-                    self.stage(conn, staging, request, list(group))
-                    for stmt in sql.merge(self.schema, request.target_table, staging, columns,
-                                          request.schema.key_targets):
-                        conn.exec_driver_sql(stmt)
-                    conn.exec_driver_sql(sql.clear_staging(staging))
-                conn.exec_driver_sql(sql.drop_staging(staging))
                 self._write_ledger(conn, ledger, request, todo)
         log.info("loaded %d parts (%d rows) of %s into %s.%s; %d already loaded",
                  len(todo), sum(p.rows for p in todo), request.table, self.schema,
                  request.target_table, len(skipped))
         return LoadResult(loaded=tuple(todo), skipped=skipped)
+
+    def _merge(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
+        columns = [c.name for c in request.schema.columns]
+        staging = naming.staging_table_name(request.target_table, request.load_id)
+        conn.exec_driver_sql(sql.create_staging(staging, self.schema, request.target_table, self.dialect))
+        # Oldest run first, so a newer version of a row replaces an older one.
+        for _, group in itertools.groupby(parts, key=lambda p: p.run_id):
+            self.stage(conn, naming.quote_ident(staging), request, list(group))
+            for stmt in sql.merge(self.schema, request.target_table, staging, columns,
+                                  request.schema.key_targets, request.version_column):
+                conn.exec_driver_sql(stmt)
+            conn.exec_driver_sql(sql.clear_staging(staging))
+        conn.exec_driver_sql(sql.drop_staging(staging))
+
+    def _replace(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
+        """Full reload: COPY into a new table, then rename it over the target. Readers see
+        the old table until the transaction commits, never an empty or half-full one."""
+        target = request.target_table
+        new, old = naming.reload_table_names(target)
+        for stmt in sql.create_table_as_new(self.schema, target, new, request.schema.columns,
+                                            request.schema.key_targets, self.dialect):
+            conn.exec_driver_sql(stmt)
+        if parts:
+            self.stage(conn, sql.table_ref(self.schema, new), request, parts)
+        query, params = sql.table_exists(self.schema, target)
+        exists = conn.exec_driver_sql(query, tuple(params)).first() is not None
+        for stmt in sql.swap(self.schema, target, new, old, exists):
+            conn.exec_driver_sql(stmt)
+
+    def ledger_parts(self, pipeline: str, table: str, target_table: str) -> dict[str, int]:
+        """part key -> rows of every part the table's ledger records as loaded."""
+        ledger = naming.ledger_table_name(target_table)
+        with self.engine.connect() as conn:
+            if not self._exists(conn, sql.table_exists(self.schema, ledger)):
+                return {}
+            rows = conn.exec_driver_sql(sql.ledger_all(self.schema, ledger), (pipeline, table))
+            return {r[0]: int(r[1]) for r in rows}
 
     def _write_ledger(self, conn: Connection, ledger: str, request: LoadRequest,
                       parts: Sequence[PendingPart]) -> None:

@@ -36,10 +36,10 @@ def parquet_to_csv(data: bytes) -> bytes:
 class PostgresWarehouse(Warehouse):
     dialect = sql.POSTGRES
 
-    def stage(self, conn: Connection, staging: str, request: LoadRequest,
+    def stage(self, conn: Connection, into: str, request: LoadRequest,
               parts: Sequence[PendingPart]) -> None:
         columns = [c.name for c in request.schema.columns]
         cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(sql.copy_csv_stdin(staging, columns)) as copy:
+        with cursor.copy(sql.copy_csv_stdin(into, columns)) as copy:
             for part in parts:
                 copy.write(parquet_to_csv(self.store.get(part.key)))

@@ -28,13 +28,13 @@ class RedshiftWarehouse(Warehouse):
         # Never logged: the SQL that carries it is executed, not printed.
         self._credentials = credentials
 
-    def stage(self, conn: Connection, staging: str, request: LoadRequest,
+    def stage(self, conn: Connection, into: str, request: LoadRequest,
               parts: Sequence[PendingPart]) -> None:
         key = naming.manifest_key(request.table_prefix, f"{request.load_id}-{parts[0].run_id}")
         self.store.put(key, json.dumps(manifest(self.store, parts)).encode(),
                        content_type="application/json")
         try:
-            conn.exec_driver_sql(sql.copy_parquet(staging, self.store.url(key), self._credentials))
+            conn.exec_driver_sql(sql.copy_parquet(into, self.store.url(key), self._credentials))
         except Exception as exc:
             # The driver's message quotes the SQL, keys included: re-raise it redacted and
             # without the original attached, so no traceback or result carries them.

@@ -61,14 +61,48 @@ def drop_staging(staging: str) -> str:
     return f"DROP TABLE IF EXISTS {quote_ident(staging)}"
 
 
-def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Sequence[str]) -> list[str]:
-    """Upsert staging into the target by key: delete the old versions, insert the new."""
+def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Sequence[str],
+          version: str | None = None) -> list[str]:
+    """Upsert staging into the target by key: delete the old versions, insert the new.
+
+    With a version column (the timestamp cursor) a staged row replaces a target row only
+    if it is not older, and of several staged versions of one key the newest wins, so
+    re-read and out-of-order rows can never bring back an old version.
+    """
     target = table_ref(schema, table)
     stage = quote_ident(staging)
     match = " AND ".join(f"{target}.{quote_ident(k)} = {stage}.{quote_ident(k)}" for k in key)
     cols = ", ".join(quote_ident(c) for c in columns)
-    return [f"DELETE FROM {target} USING {stage} WHERE {match}",
-            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}"]
+    if version is None:
+        return [f"DELETE FROM {target} USING {stage} WHERE {match}",
+                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}"]
+    v = quote_ident(version)
+    keys = ", ".join(quote_ident(k) for k in key)
+    newest = (f"SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys}"
+              f" ORDER BY {v} DESC) AS ferry_rn FROM {stage}) AS d WHERE d.ferry_rn = 1")
+    absent = " AND ".join(f"t.{quote_ident(k)} = n.{quote_ident(k)}" for k in key)
+    return [f"DELETE FROM {target} USING {stage} WHERE {match}"
+            f" AND ({target}.{v} IS NULL OR {target}.{v} <= {stage}.{v})",
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({newest}) AS n"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {absent})"]
+
+
+def create_table_as_new(schema: str, table: str, new: str, columns: Sequence[ColumnSpec],
+                        key: Sequence[str], dialect: Dialect) -> list[str]:
+    """A fresh table for a full reload, built beside the target."""
+    return [f"DROP TABLE IF EXISTS {table_ref(schema, new)}",
+            create_table(schema, new, columns, key, dialect)]
+
+
+def swap(schema: str, table: str, new: str, old: str, target_exists: bool) -> list[str]:
+    """Put the reloaded table in the target's place, inside the load's transaction."""
+    stmts = []
+    if target_exists:
+        stmts.append(f"ALTER TABLE {table_ref(schema, table)} RENAME TO {quote_ident(old)}")
+    stmts.append(f"ALTER TABLE {table_ref(schema, new)} RENAME TO {quote_ident(table)}")
+    if target_exists:
+        stmts.append(f"DROP TABLE {table_ref(schema, old)}")
+    return stmts
 
 
 def schema_exists(schema: str) -> tuple[str, list[str]]:
@@ -113,6 +147,12 @@ def ledger_loaded(schema: str, ledger: str, runs: Sequence[str]) -> str:
             f" WHERE pipeline = %s AND source_table = %s AND run_id IN ({marks})")
 
 
+def ledger_all(schema: str, ledger: str) -> str:
+    """Every part a table's ledger holds (params: pipeline, table): `watermark rebuild`."""
+    return (f"SELECT part_key, part_rows FROM {table_ref(schema, ledger)}"
+            " WHERE pipeline = %s AND source_table = %s")
+
+
 def ledger_insert(schema: str, ledger: str, rows: int) -> str:
     """Multi-row INSERT into the ledger (10 params a row)."""
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * rows)
@@ -120,13 +160,14 @@ def ledger_insert(schema: str, ledger: str, rows: int) -> str:
             f" part_key, run_id, chunk, part_rows, part_bytes, load_id, loaded_at) VALUES {values}")
 
 
-def copy_parquet(staging: str, manifest_url: str, credentials: str) -> str:
-    """Redshift COPY of a manifest's Parquet parts (columns matched by position)."""
-    return (f"COPY {quote_ident(staging)} FROM '{manifest_url}' {credentials}"
+def copy_parquet(into: str, manifest_url: str, credentials: str) -> str:
+    """Redshift COPY of a manifest's Parquet parts (columns matched by position) into the
+    table `into` (an SQL reference, already quoted)."""
+    return (f"COPY {into} FROM '{manifest_url}' {credentials}"
             " FORMAT AS PARQUET MANIFEST")
 
 
-def copy_csv_stdin(staging: str, columns: Sequence[str]) -> str:
-    """PostgreSQL COPY FROM STDIN of CSV rows."""
+def copy_csv_stdin(into: str, columns: Sequence[str]) -> str:
+    """PostgreSQL COPY FROM STDIN of CSV rows into `into` (an SQL reference, already quoted)."""
     cols = ", ".join(quote_ident(c) for c in columns)
-    return f"COPY {quote_ident(staging)} ({cols}) FROM STDIN (FORMAT csv)"
+    return f"COPY {into} ({cols}) FROM STDIN (FORMAT csv)"

@@ -1,0 +1,120 @@
+"""Restore a table's Redis state after Redis lost it, from what S3 and the warehouse keep:
+the plan of every run (run=…/plan.json), a marker per durable chunk (…/_committed.json)
+and the warehouse ledger of loaded parts. The next sync then neither repeats nor skips rows.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from common import naming
+from common.errors import LockedError
+from common.store import Store
+from common.watermark import TableState
+
+_PLAN = re.compile(r"run=([^/]+)/plan\.json$")
+_MARKER = re.compile(r"run=([^/]+)/chunk=(\d+)/_committed\.json$")
+
+
+@dataclass
+class RebuildSummary:
+    runs: int = 0
+    chunks_committed: int = 0
+    parts_loaded: int = 0
+    parts_awaiting_load: int = 0
+    rows_extracted: int = 0
+    rows_loaded: int = 0
+    cursor: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_json(store: Store, key: str) -> dict[str, Any]:
+    return json.loads(store.get(key))
+
+
+def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str, int]) -> RebuildSummary:
+    """Replace the table's Redis state with what S3 and the ledger say (one MULTI)."""
+    owner = state.lock_owner()
+    if owner:
+        raise LockedError(state.table, owner)
+    plans: dict[str, dict[str, Any]] = {}
+    markers: dict[str, dict[int, dict[str, Any]]] = {}
+    for key, _ in store.list(table_prefix):
+        if m := _PLAN.search(key):
+            plans[m.group(1)] = _read_json(store, key)
+        elif m := _MARKER.search(key):
+            markers.setdefault(m.group(1), {})[int(m.group(2))] = _read_json(store, key)
+    s = RebuildSummary(runs=len(plans))
+    totals = {"rows_extracted": 0, "files_extracted": 0, "bytes_extracted": 0,
+              "rows_loaded": 0, "files_loaded": 0}
+    cursor: dict[str, str] = {}
+    tx = state.r.pipeline(transaction=True)
+    for key in state.r.scan_iter(naming.table_pattern(state.pipeline, state.table), count=1000):
+        tx.delete(key)
+    schema = None
+    for run_id in sorted(plans):
+        plan = plans[run_id]
+        schema = plan.get("schema") or schema
+        run_markers = markers.get(run_id, {})
+        chunks, run_tot = [], {k: 0 for k in totals}
+        for n, bounds in enumerate(plan["chunks"]):
+            marker = run_markers.get(n)
+            entry: dict[str, Any] = {"lo": bounds["lo"], "hi": bounds["hi"], "state": "pending"}
+            if marker:
+                keys = [p["key"] for p in marker["parts"]]
+                loaded = [k for k in keys if k in ledger]
+                entry.update(state="loaded" if len(loaded) == len(keys) else "done", rows=marker["rows"],
+                             bytes=marker["bytes"], parts=keys, loaded_parts=len(loaded),
+                             worker=marker.get("worker", ""), committed_at=marker.get("at"))
+                run_tot["rows_extracted"] += marker["rows"]
+                run_tot["files_extracted"] += len(keys)
+                run_tot["bytes_extracted"] += marker["bytes"]
+                for p in marker["parts"]:
+                    if p["key"] in ledger:
+                        run_tot["rows_loaded"] += p["rows"]
+                        run_tot["files_loaded"] += 1
+                    else:
+                        tx.hset(state.pending_key, p["key"], json.dumps(
+                            {"run": run_id, "chunk": n, "rows": p["rows"], "bytes": p["bytes"]}))
+                        s.parts_awaiting_load += 1
+                s.chunks_committed += 1
+            chunks.append(entry)
+        contiguous = 0
+        while contiguous < len(chunks) and chunks[contiguous]["state"] != "pending":
+            contiguous += 1
+        if contiguous and plan.get("strategy") != "full":
+            cursor = {"cursor": chunks[contiguous - 1]["hi"], "cursor_run": run_id,
+                      "cursor_chunk": str(contiguous - 1)}
+        states = {c["state"] for c in chunks}
+        status = ("succeeded" if states <= {"loaded"} else
+                  "extracted" if "pending" not in states else "failed")
+        meta_key = naming.run_meta_key(state.pipeline, state.table, run_id)
+        tx.hset(meta_key, mapping={**{k: str(v) for k, v in plan.items()
+                                      if k not in ("chunks", "schema", "keyset", "run")},
+                                   "status": status, "chunks": len(chunks), "contiguous": contiguous,
+                                   "chunks_done": sum(1 for c in chunks if c["state"] != "pending"),
+                                   "session": 1, "dispatched_session": 1, "rebuilt": 1,
+                                   **{k: v for k, v in run_tot.items()}})
+        tx.hset(naming.run_session_key(state.pipeline, state.table, run_id, 1),
+                mapping={k: v for k, v in run_tot.items()})
+        chunks_key = naming.run_chunks_key(state.pipeline, state.table, run_id)
+        for n, entry in enumerate(chunks):
+            tx.hset(chunks_key, str(n), json.dumps(entry))
+        tx.rpush(state.runs_key, run_id)
+        for k in totals:
+            totals[k] += run_tot[k]
+    if schema is not None:
+        tx.set(state.schema_key, json.dumps(schema))
+    tx.hset(state.state_key, mapping={**{k: str(v) for k, v in totals.items()}, **cursor,
+                                      "status_extract": "idle", "status_load": "idle"})
+    tx.execute()
+    s.parts_loaded = sum(1 for runs in markers.values() for m in runs.values()
+                         for p in m["parts"] if p["key"] in ledger)
+    s.rows_extracted, s.rows_loaded = totals["rows_extracted"], totals["rows_loaded"]
+    s.cursor = state.cursor() and str(state.cursor())
+    orphans = [k for k in ledger if not any(k.startswith(naming.run_prefix(table_prefix, r)) for r in plans)]
+    if orphans:
+        s.notes.append(f"{len(orphans)} loaded parts in the ledger have no plan on S3 (deleted files?)")
+    return s

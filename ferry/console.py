@@ -1,0 +1,40 @@
+"""What the CLI's commands share: failing with a clear message, Redis, the pipeline config."""
+from __future__ import annotations
+
+import sys
+
+import click
+import redis
+
+from common.config import PipelineConfig, TableSettings, load_pipeline, redis_url
+from common.errors import FerryError
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"ferry: {message}", err=True)
+    sys.exit(code)
+
+
+def redis_client() -> redis.Redis:
+    client = redis.Redis.from_url(redis_url(), socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        fail(f"cannot reach Redis at {redis_url()} ($FERRY_REDIS_URL): {exc}")
+    return client
+
+
+def pipeline_config(name: str) -> PipelineConfig:
+    try:
+        return load_pipeline(name)
+    except FerryError as exc:
+        fail(str(exc))
+        raise  # unreachable
+
+
+def table_settings(cfg: PipelineConfig, table: str) -> TableSettings:
+    try:
+        return cfg.table(table)
+    except FerryError as exc:
+        fail(str(exc))
+        raise  # unreachable

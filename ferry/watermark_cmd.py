@@ -1,0 +1,190 @@
+"""`ferry watermark`: read, set, reset and rebuild a table's cursor and totals."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from common import bounds, naming
+from common.bounds import Key
+from common.config import PipelineConfig, TableSettings
+from common.errors import FerryError, LockedError
+from common.store import Store, make_client
+from common.watermark import TableState
+from ferry.console import fail, pipeline_config, redis_client, table_settings
+
+
+def _open(pipeline: str, table: str) -> tuple[PipelineConfig, TableSettings, TableState]:
+    cfg = pipeline_config(pipeline)
+    settings = table_settings(cfg, table)
+    return cfg, settings, TableState(redis_client(), pipeline, table)
+
+
+def _prefix(cfg: PipelineConfig, table: str) -> str:
+    return naming.table_prefix(cfg.s3.prefix, cfg.s3_prefix, table)
+
+
+@click.group()
+def watermark() -> None:
+    """Read, set, reset or rebuild a table's cursor and totals."""
+
+
+@watermark.command("get")
+@click.option("-p", "--pipeline", required=True)
+@click.option("-t", "--table", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--show-files", is_flag=True, help="List the parts awaiting load and those loaded.")
+def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
+    """Show the committed cursor, status, session and cumulative totals of a table."""
+    _, _, st = _open(pipeline, table)
+    raw = st.state()
+    pending = st.pending_parts()
+    cursor = st.cursor()
+    doc: dict[str, Any] = {
+        "pipeline": pipeline, "table": table,
+        "cursor": None if cursor is None else bounds.show(cursor),
+        "active_run": st.lock_owner(),
+        "status_extract": raw.get("status_extract", "never run"),
+        "status_load": raw.get("status_load", "never run"),
+        "last_run": raw.get("last_run"), "last_status": raw.get("last_status"),
+        "last_error": raw.get("last_error") or None,
+        "rows_extracted": int(raw.get("rows_extracted", 0)),
+        "files_extracted": int(raw.get("files_extracted", 0)),
+        "rows_loaded": int(raw.get("rows_loaded", 0)),
+        "files_loaded": int(raw.get("files_loaded", 0)),
+        "parts_awaiting_load": len(pending),
+        "rows_awaiting_load": sum(p.rows for p in pending),
+    }
+    runs = st.runs()
+    if runs:
+        last = runs[-1]
+        meta = st.run_meta(last)
+        session = st.session_totals(last)
+        doc["session"] = {"run_id": last, "session": int(meta.get("session", 1)),
+                          "status": meta.get("status"),
+                          "rows_extracted": int(session.get("rows_extracted", 0)),
+                          "files_extracted": int(session.get("files_extracted", 0)),
+                          "rows_loaded": int(session.get("rows_loaded", 0)),
+                          "files_loaded": int(session.get("files_loaded", 0))}
+    if show_files:
+        doc["files_awaiting_load"] = [p.key for p in pending]
+        doc["files_loaded_list"] = [key for run in runs for c in st.chunks(run)
+                                    if c.state == "loaded" for key in c.parts]
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    width = max(map(len, doc))
+    for key, value in doc.items():
+        if isinstance(value, list):
+            click.echo(f"{key:<{width}}  {len(value)}")
+            for item in value:
+                click.echo(f"  {item}")
+        elif isinstance(value, dict):
+            click.echo(f"{key:<{width}}  " + ", ".join(f"{k}={v}" for k, v in value.items()))
+        else:
+            click.echo(f"{key:<{width}}  {'' if value is None else value}")
+
+
+def _key_value(text: str, st: TableState, column: str) -> Any:
+    """A key value given on the command line, typed like the column it is for."""
+    schema = st.schema()
+    kind = schema.column(column).kind if schema is not None else ("int" if text.lstrip("-").isdigit() else "string")
+    if kind in ("int", "decimal"):
+        try:
+            return int(text)
+        except ValueError:
+            fail(f"--id {text!r}: column {column} holds integers")
+    return text
+
+
+def _new_cursor(settings: TableSettings, st: TableState, id_text: str | None, ts_text: str | None) -> Key:
+    current = st.cursor()
+    schema = st.schema()
+    pk = list(schema.key) if schema is not None else list(settings.primary_key or [])
+    if settings.strategy == "full":
+        fail(f"table {settings.key} uses the full strategy: it has no cursor to set")
+    if settings.strategy == "id":
+        if ts_text is not None:
+            fail(f"table {settings.key} uses the id strategy: give --id, not --timestamp")
+        return (_key_value(id_text or "", st, pk[0] if pk else settings.cursor or ""),)
+    try:
+        ts = bounds.parse_timestamp(ts_text) if ts_text is not None else (current[0] if current else None)
+    except ValueError as exc:
+        fail(f"--timestamp: {exc}")
+    if ts is None:
+        fail(f"table {settings.key} has no cursor yet: give --timestamp")
+    if id_text is None:
+        return (ts, *(current[1:] if current else ()))
+    if len(pk) != 1:
+        fail(f"--id needs a one-column primary key; {settings.key} has {pk or 'none recorded'}")
+    return (ts, _key_value(id_text, st, pk[0]))
+
+
+@watermark.command("set")
+@click.option("-p", "--pipeline", required=True)
+@click.option("-t", "--table", required=True)
+@click.option("--id", "id_text", help="Key value: the id cursor, or the timestamp cursor's tie-breaker.")
+@click.option("--timestamp", "ts_text", help="Timestamp cursor value (ISO 8601 or epoch seconds).")
+def set_(pipeline: str, table: str, id_text: str | None, ts_text: str | None) -> None:
+    """Move the cursor; the next run reads rows after it. Setting one part keeps the other."""
+    if id_text is None and ts_text is None:
+        fail("give --id, --timestamp or both")
+    _, settings, st = _open(pipeline, table)
+    owner = st.lock_owner()
+    if owner:
+        fail(f"table {table} has an active run {owner}; the cursor was not changed", 1)
+    key = _new_cursor(settings, st, id_text, ts_text)
+    try:
+        st.set_cursor(key)
+    except LockedError as exc:
+        fail(f"{exc}; the cursor was not changed", 1)
+    abandoned = st.abandon_unfinished()
+    click.echo(f"{table}: cursor set to {bounds.show(key)}"
+               + (f"; unfinished run(s) {', '.join(abandoned)} will not be resumed" if abandoned else ""))
+
+
+@watermark.command("reset")
+@click.option("-p", "--pipeline", required=True)
+@click.option("-t", "--table", required=True)
+@click.option("--yes", is_flag=True, help="Confirm: forget the cursor, runs and totals.")
+@click.option("--keep-files", is_flag=True, help="Keep the table's Parquet parts on S3.")
+def reset(pipeline: str, table: str, yes: bool, keep_files: bool) -> None:
+    """Forget everything about a table, so the next sync copies it from the start."""
+    cfg, _, st = _open(pipeline, table)
+    if not yes:
+        fail(f"this forgets the cursor, runs and totals of {table}"
+             + ("" if keep_files else " and deletes its files on S3") + "; add --yes to do it")
+    owner = st.lock_owner()
+    if owner:
+        fail(f"table {table} has an active run {owner}; nothing was reset", 1)
+    keys = st.delete_all()
+    deleted = 0
+    if not keep_files:
+        store = Store(make_client(cfg.s3), cfg.s3.bucket)
+        deleted = store.delete(k for k, _ in store.list(_prefix(cfg, table)))
+    click.echo(f"{table}: reset ({keys} Redis keys removed, {deleted} files deleted"
+               + (", files kept" if keep_files else "") + "); the target table was not touched")
+
+
+@watermark.command("rebuild")
+@click.option("-p", "--pipeline", required=True)
+@click.option("-t", "--table", required=True)
+def rebuild_cmd(pipeline: str, table: str) -> None:
+    """Restore cursor and totals after Redis lost them, from S3 and the warehouse ledger."""
+    from common.rebuild import rebuild
+    from workers import resources
+
+    cfg, settings, st = _open(pipeline, table)
+    try:
+        ledger = resources.warehouse(cfg).ledger_parts(pipeline, table, naming.target_table_name(settings.target_name))
+        summary = rebuild(st, Store(make_client(cfg.s3), cfg.s3.bucket), _prefix(cfg, table), ledger)
+    except LockedError as exc:
+        fail(f"{exc}; nothing was rebuilt", 1)
+    except FerryError as exc:
+        fail(str(exc))
+    click.echo(f"{table}: rebuilt {summary.runs} run(s), {summary.chunks_committed} committed chunk(s); "
+               f"cursor {summary.cursor}; rows extracted {summary.rows_extracted}, loaded "
+               f"{summary.rows_loaded}; {summary.parts_awaiting_load} part(s) await load")
+    for note in summary.notes:
+        click.echo(f"note: {note}")
