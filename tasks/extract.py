@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from common import bounds, faults, naming, source
+from common import bounds, cursor, faults, naming, source
 from common.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import StateError, TerminalError, TransientError, classify
 from common.parquet import BackgroundWriter, Part, PartWriter, remove_stale_parts
@@ -41,7 +41,7 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, stats: BatchStats
         # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
         with gc_paused():
             for rows in source.read_range(
-                    conn, ctx.table.key, [c.source for c in schema.columns], schema.key,
+                    conn, ctx.table.key, [c.source for c in schema.columns], cursor.keyset(ctx.table, schema),
                     chunk.lo, chunk.hi, ctx.table.batch_rows,
                     select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns]):
                 writer.write(rows_to_batch(rows, schema, arrow_schema, stats))

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from common import faults
 from common.errors import StateError, TransientError
 from common.warehouse import LoadRequest
 from common.watermark import PendingPart
@@ -84,6 +85,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                 version_column=schema.column(version).name if version else None,
                 replace=ctx.table.strategy == "full")
             resources.warehouse(ctx.cfg).load(request)
+            # Tests end the process here: committed in the warehouse, not yet in Redis.
+            faults.maybe_fail(ctx.state.r, pipeline, table, "load")
             files, rows = ctx.state.commit_load(run_id, parts)
         ctx.state.finish_run(run_id, "succeeded")
     finally:

@@ -115,6 +115,7 @@ class Pipe:
     config_dir: Path
     env: dict[str, str]
     store: Store
+    redis_url: str = REDIS_URL
     _conns: list[Any] = field(default_factory=list)
 
     def write(self, tables: dict[str, dict[str, Any]], **defaults: Any) -> None:
@@ -144,7 +145,12 @@ class Pipe:
         return conn
 
     def state(self, table: str) -> TableState:
-        return TableState(redis.Redis.from_url(REDIS_URL), self.name, self.table(table))
+        return TableState(redis.Redis.from_url(self.redis_url), self.name, self.table(table))
+
+    def ferry(self, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
+        """Any ferry command, as a subprocess with this pipeline's environment."""
+        return subprocess.run([sys.executable, "-m", "ferry", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
 
     def sync(self, *args: str, timeout_s: float = 240) -> SyncResult:
         out = self.config_dir / f"{self.name}-report.json"
@@ -175,10 +181,36 @@ class Pipe:
                 pass
 
 
+def _new_pipe(env: dict[str, str], config_dir: Path, store: Store, redis_url: str) -> Pipe:
+    token = secrets.token_hex(4)
+    return Pipe(name=f"t-{token}", db=f"ft_{token}", config_dir=config_dir, env=env, store=store,
+                redis_url=redis_url)
+
+
 @pytest.fixture
 def pipe(ferry_env: dict[str, str], config_dir: Path, s3_store: Store) -> Iterator[Pipe]:
-    token = secrets.token_hex(4)
-    p = Pipe(name=f"t-{token}", db=f"ft_{token}", config_dir=config_dir, env=ferry_env, store=s3_store)
+    p = _new_pipe(ferry_env, config_dir, s3_store, REDIS_URL)
+    yield from _with_pipe(p)
+
+
+ISOLATED_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
+
+
+@pytest.fixture
+def isolated(ferry_env: dict[str, str], config_dir: Path, s3_store: Store) -> Iterator[Pipe]:
+    """A pipe on its own Redis database (broker included), for tests that start and kill
+    their own workers; time limits are short so a dead worker's tasks return quickly."""
+    env = dict(ferry_env, FERRY_REDIS_URL=ISOLATED_REDIS_URL, CELERY_BROKER_URL=ISOLATED_REDIS_URL,
+               CELERY_RESULT_BACKEND=ISOLATED_REDIS_URL, FERRY_TASK_TIME_LIMIT_S="20",
+               FERRY_VISIBILITY_TIMEOUT_S="25")
+    client = redis.Redis.from_url(ISOLATED_REDIS_URL)
+    client.flushdb()
+    p = _new_pipe(env, config_dir, s3_store, ISOLATED_REDIS_URL)
+    yield from _with_pipe(p)
+    client.flushdb()
+
+
+def _with_pipe(p: Pipe) -> Iterator[Pipe]:
     admin = mysql.connector.connect(autocommit=True, **MYSQL)
     admin.cursor().execute(f"CREATE DATABASE `{p.db}`")
     yield p
@@ -187,8 +219,8 @@ def pipe(ferry_env: dict[str, str], config_dir: Path, s3_store: Store) -> Iterat
     admin.close()
     with psycopg.connect(PG_DSN, autocommit=True) as pg:
         pg.execute(f'DROP SCHEMA IF EXISTS "{p.db}" CASCADE')
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(p.redis_url)
     for key in client.scan_iter(naming.pipeline_pattern(p.name), count=1000):
         client.delete(key)
-    s3_store.delete(k for k, _ in s3_store.list(f"ferry/{p.name}/"))
-    (config_dir / "pipelines" / f"{p.name}.yml").unlink(missing_ok=True)
+    p.store.delete(k for k, _ in p.store.list(f"ferry/{p.name}/"))
+    (p.config_dir / "pipelines" / f"{p.name}.yml").unlink(missing_ok=True)

@@ -1,0 +1,117 @@
+"""Workers killed with SIGKILL in the middle of a run: the run still ends exactly once.
+
+These tests run on their own Redis database with their own workers, and a 25 s
+visibility timeout, so a dead worker's messages come back quickly.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from common import faults
+from tests.conftest import Pipe
+from tests.services import Worker, wait_for
+from tests.test_sync import _seed
+
+
+def _slow_chunks(pipe: Pipe, table: str, chunks: int, seconds: float) -> None:
+    state = pipe.state(table)
+    for n in range(chunks):
+        faults.inject(state.r, pipe.name, pipe.table(table), n, 1, "sleep", seconds)
+
+
+def _committed(pipe: Pipe, table: str, run_id: str) -> int:
+    return sum(1 for c in pipe.state(table).chunks(run_id) if c.state != "pending")
+
+
+def _start_sync(pipe: Pipe):
+    import subprocess
+    import sys
+
+    from tests.services import REPO
+    out = pipe.config_dir / f"{pipe.name}-bg.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ferry", "sync", "-p", pipe.name, "--wait",
+                             "--json-output", str(out)], env=pipe.env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, out
+
+
+def _run_id(pipe: Pipe, table: str) -> str:
+    wait_for(lambda: bool(pipe.state(table).runs()), 30, "the run's plan")
+    return pipe.state(table).runs()[-1]
+
+
+def test_pool_process_killed_mid_chunk(isolated: Pipe, log_dir: Path) -> None:
+    pipe = isolated
+    _seed(pipe, "orders", 6_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    _slow_chunks(pipe, "orders", 6, 2.0)
+    worker = Worker("killpool", pipe.env, log_dir, concurrency=2)
+    try:
+        proc, out = _start_sync(pipe)
+        run_id = _run_id(pipe, "orders")
+        time.sleep(1.0)  # both pool processes are inside a slow chunk now
+        victim = worker.pool_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    finally:
+        worker.stop()
+    chunks = pipe.state("orders").chunks(run_id)
+    assert all(c.state == "loaded" for c in chunks) and sum(c.rows for c in chunks) == 6_000
+    attempts = pipe.state("orders").r.hgetall(
+        f"ferry:{pipe.name}:{pipe.table('orders')}:run:{run_id}:attempts")
+    assert max(int(v) for v in attempts.values()) == 2  # the killed chunk ran again, once
+    totals = pipe.state("orders").state()
+    assert totals["rows_extracted"] == totals["rows_loaded"] == "6000"
+    assert pipe.assert_synced("orders") == 6_000
+
+
+def test_whole_worker_killed_then_a_fresh_one(isolated: Pipe, log_dir: Path) -> None:
+    pipe = isolated
+    _seed(pipe, "orders", 5_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    _slow_chunks(pipe, "orders", 5, 1.5)
+    first = Worker("doomed", pipe.env, log_dir, concurrency=2)
+    proc, out = _start_sync(pipe)
+    run_id = _run_id(pipe, "orders")
+    wait_for(lambda: _committed(pipe, "orders", run_id) >= 1, 60, "a first committed chunk")
+    first.kill()  # main process and pool, at once: its unacknowledged messages are held
+    done_before = _committed(pipe, "orders", run_id)
+    assert done_before < 5
+    fresh = Worker("fresh", pipe.env, log_dir, concurrency=2)
+    try:
+        _, err = proc.communicate(timeout=150)
+        assert proc.returncode == 0, err
+    finally:
+        fresh.stop()
+    chunks = pipe.state("orders").chunks(run_id)
+    assert all(c.state == "loaded" for c in chunks)
+    assert {c.worker.split("@")[0] for c in chunks} == {"doomed", "fresh"}
+    totals = pipe.state("orders").state()
+    assert totals["rows_extracted"] == totals["rows_loaded"] == "5000"
+    assert pipe.assert_synced("orders") == 5_000
+
+
+def test_load_killed_after_the_warehouse_commit_runs_again_harmlessly(isolated: Pipe, log_dir: Path) -> None:
+    """The load's transaction committed, then its process died before Redis heard of it:
+    the redelivered load finds its parts in the ledger and only counts them, once."""
+    pipe = isolated
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), "load", 1, "exit")
+    worker = Worker("loadkill", pipe.env, log_dir, concurrency=2)
+    try:
+        result = pipe.sync("--wait", timeout_s=120)
+    finally:
+        worker.stop()
+    assert result.code == 0, result.stderr
+    assert "loaded 3 parts" in Path(worker.log_path).read_text()          # first delivery
+    assert "0 already loaded" in Path(worker.log_path).read_text()
+    assert "3 already loaded" in Path(worker.log_path).read_text()        # the redelivery
+    totals = state.state()
+    assert totals["rows_loaded"] == totals["rows_extracted"] == "3000"
+    assert pipe.assert_synced("orders") == 3_000
