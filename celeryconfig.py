@@ -15,6 +15,12 @@ if _visibility <= task_time_limit:
     raise ValueError(f"FERRY_VISIBILITY_TIMEOUT_S ({_visibility}) must exceed "
                      f"FERRY_TASK_TIME_LIMIT_S ({task_time_limit})")
 
+# The table lock must outlive a dead worker's held messages: if it expired first, a new
+# sync would resume the run while those messages come back, and one chunk would run twice.
+_lock_ttl = int(os.environ.get("FERRY_LOCK_TTL_S", "7200"))
+if _lock_ttl <= _visibility:
+    raise ValueError(f"FERRY_LOCK_TTL_S ({_lock_ttl}) must exceed FERRY_VISIBILITY_TIMEOUT_S ({_visibility})")
+
 broker_url = os.environ.get("CELERY_BROKER_URL", redis_url())
 result_backend = os.environ.get("CELERY_RESULT_BACKEND", redis_url())
 broker_connection_retry_on_startup = True

@@ -41,6 +41,9 @@ class SourceConfig(_Model):
     """Password; write `${VAR}` to keep it out of the file."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for mysql.connector.connect (ssl_ca, connect_timeout, ...)."""
+    datetime_time_zone: str | None = None
+    """Zone that DATETIME cursor values are written in ('+00:00', 'Europe/Paris'); default:
+    the server's time zone. Timestamp cursors' lag is measured on this clock."""
 
 
 class PostgresTarget(_Model):

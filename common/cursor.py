@@ -49,15 +49,33 @@ def validate(table: TableSettings, schema: TableSchema) -> None:
                               f"the id strategy")
 
 
-def run_range(conn: Any, table: TableSettings, schema: TableSchema, cursor: Key | None) -> RunRange:
+def run_range(conn: Any, table: TableSettings, schema: TableSchema, cursor: Key | None,
+              datetime_zone: str | None = None) -> RunRange:
     if table.strategy == "full":
         return RunRange(lo=None, ceiling=None)
     if table.strategy == "id":
         return RunRange(lo=cursor, ceiling=None)
     col = schema.column(table.cursor or "")
-    now = source.clock(conn, col.mysql_type.startswith("timestamp"))
+    now = source.clock(conn, col.mysql_type.startswith("timestamp"), datetime_zone)
     ceiling = (now - timedelta(seconds=table.lag_s),)
     lo = cursor
     if cursor is not None and table.lookback_s > 0:
         lo = (cursor[0] - timedelta(seconds=table.lookback_s),)
     return RunRange(lo=lo, ceiling=ceiling)
+
+
+def run_end(conn: Any, table_key: str, keys: tuple[str, ...], committed: Key | None, span: RunRange,
+            limit: int | None) -> Key | None:
+    """The run's fixed upper key: the last key up to the ceiling, or the limit-th key after
+    the committed cursor (not after the lookback, or a limited run would re-read the same
+    rows forever). Never behind the committed cursor: the cursor must not move back."""
+    run_hi = None
+    if limit is not None:
+        run_hi = source.key_at(conn, table_key, keys, committed, span.ceiling, limit - 1)
+    if run_hi is None:
+        run_hi = source.key_at(conn, table_key, keys, span.lo, span.ceiling, 0, desc=True)
+    if committed is not None and len(committed) == len(keys) and (run_hi is None or run_hi < committed):
+        # Only the lookback window has rows (the newest row moved past the ceiling):
+        # end the run at the committed cursor.
+        return committed if span.lo != committed else None
+    return run_hi

@@ -135,6 +135,11 @@ def chunk_marker_key(table_prefix_: str, run_id: str, chunk: int) -> str:
     return f"{chunk_prefix(table_prefix_, run_id, chunk)}_committed.json"
 
 
+def cursor_override_key(table_prefix_: str) -> str:
+    """S3 record of the last `watermark set`, so a rebuild keeps a cursor moved by hand."""
+    return f"{table_prefix_}cursor_override.json"
+
+
 def manifest_key(table_prefix_: str, load_id: str) -> str:
     """S3 key of a load's COPY manifest."""
     return f"{table_prefix_}manifests/{load_id}.json"

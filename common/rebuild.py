@@ -41,8 +41,11 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
         raise LockedError(state.table, owner)
     plans: dict[str, dict[str, Any]] = {}
     markers: dict[str, dict[int, dict[str, Any]]] = {}
+    override: dict[str, Any] | None = None
     for key, _ in store.list(table_prefix):
-        if m := _PLAN.search(key):
+        if key == naming.cursor_override_key(table_prefix):
+            override = _read_json(store, key)
+        elif m := _PLAN.search(key):
             plans[m.group(1)] = _read_json(store, key)
         elif m := _MARKER.search(key):
             markers.setdefault(m.group(1), {})[int(m.group(2))] = _read_json(store, key)
@@ -54,6 +57,12 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
     for key in state.r.scan_iter(naming.table_pattern(state.pipeline, state.table), count=1000):
         tx.delete(key)
     schema = None
+    # A full reload's newest loaded run was swapped in; older runs' parts are superseded.
+    loaded_runs = [r for r in plans if any(p["key"] in ledger for m in markers.get(r, {}).values()
+                                           for p in m["parts"])]
+    full = bool(plans) and plans[max(plans)].get("strategy") == "full"
+    full_run = max(loaded_runs) if full and loaded_runs else ""
+    abandoned = set(override.get("abandoned", [])) if override else set()
     for run_id in sorted(plans):
         plan = plans[run_id]
         schema = plan.get("schema") or schema
@@ -75,7 +84,7 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
                     if p["key"] in ledger:
                         run_tot["rows_loaded"] += p["rows"]
                         run_tot["files_loaded"] += 1
-                    else:
+                    elif run_id > full_run:
                         tx.hset(state.pending_key, p["key"], json.dumps(
                             {"run": run_id, "chunk": n, "rows": p["rows"], "bytes": p["bytes"]}))
                         s.parts_awaiting_load += 1
@@ -89,7 +98,8 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
                       "cursor_chunk": str(contiguous - 1)}
         states = {c["state"] for c in chunks}
         status = ("succeeded" if states <= {"loaded"} else
-                  "extracted" if "pending" not in states else "failed")
+                  "extracted" if "pending" not in states else
+                  "abandoned" if run_id in abandoned else "failed")
         meta_key = naming.run_meta_key(state.pipeline, state.table, run_id)
         tx.hset(meta_key, mapping={**{k: str(v) for k, v in plan.items()
                                       if k not in ("chunks", "schema", "keyset", "run")},
@@ -105,6 +115,13 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
         tx.rpush(state.runs_key, run_id)
         for k in totals:
             totals[k] += run_tot[k]
+    if override and float(override["at"]) > max((float(p.get("planned_at") or 0) for p in plans.values()),
+                                                default=0.0):
+        # The cursor was set by hand after the last plan: keep the hand-set one.
+        cursor = {"cursor": override["cursor"], "cursor_run": "manual"}
+        s.notes.append("cursor restored from the last `watermark set`")
+    if full_run:
+        cursor["full_run"] = full_run
     if schema is not None:
         tx.set(state.schema_key, json.dumps(schema))
     tx.hset(state.state_key, mapping={**{k: str(v) for k, v in totals.items()}, **cursor,

@@ -160,17 +160,10 @@ def key_at(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, hi: K
 
 
 def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
-                chunk_rows: int, limit: int | None = None,
-                ceiling: Key | None = None) -> list[tuple[Key | None, Key]]:
-    """Chunk ranges (lo, hi] of about chunk_rows rows each, found by probing the key index.
-
-    The run's upper bound is fixed here, at the last key up to `ceiling` (a key prefix,
-    e.g. the timestamp cursor's clock minus lag): rows arriving later belong to the next run.
-    """
-    run_hi = key_at(conn, table_key, cols, lo, ceiling, limit - 1) if limit is not None else None
-    if run_hi is None:
-        run_hi = key_at(conn, table_key, cols, lo, ceiling, 0, desc=True)
-    if run_hi is None:
+                chunk_rows: int, run_hi: Key | None) -> list[tuple[Key | None, Key]]:
+    """Chunk ranges (lo, hi] of about chunk_rows rows each up to the run's fixed upper
+    bound run_hi, found by probing the key index (no MIN/MAX stride)."""
+    if run_hi is None or key_at(conn, table_key, cols, lo, run_hi, 0) is None:
         return []
     bounds: list[tuple[Key | None, Key]] = []
     cur = lo
@@ -189,16 +182,21 @@ def count_null(conn: Any, table_key: str, column: str) -> int:
     return int(rows[0][0])
 
 
-def clock(conn: Any, for_timestamp_column: bool) -> Any:
+def clock(conn: Any, for_timestamp_column: bool, datetime_zone: str | None = None) -> Any:
     """The source's current time as its cursor values are written.
 
-    TIMESTAMP values arrive in the session's zone (UTC); DATETIME values are naive and
-    usually written in the server's zone, so their clock is read in that zone.
+    TIMESTAMP values arrive in the session's zone (UTC); DATETIME values are naive, written
+    in the zone the source config names (datetime_time_zone), else the server's zone.
     """
     if for_timestamp_column:
         return _fetch(conn, "SELECT NOW(6)", ())[0][0]
-    now = _fetch(conn, "SELECT CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', @@global.time_zone)", ())[0][0]
-    return now if now is not None else _fetch(conn, "SELECT UTC_TIMESTAMP(6)", ())[0][0]
+    zone = datetime_zone or "@@global.time_zone"
+    sql = f"SELECT CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', {'%s' if datetime_zone else zone})"
+    now = _fetch(conn, sql, (datetime_zone,) if datetime_zone else ())[0][0]
+    if now is None:
+        raise SchemaError(f"source cannot convert to time zone {datetime_zone or 'of the server'}: "
+                          f"use an offset like '+01:00' or load the server's time zone tables")
+    return now
 
 
 def _row_fetcher(conn: Any) -> Callable[[], Any] | None:

@@ -109,10 +109,17 @@ class TableState:
         with self.r.pipeline(transaction=True) as tx:
             tx.hset(meta, mapping={"status": "queued", "error": "",
                                    **{k: str(v) for k, v in fields.items()}})
-            tx.hdel(meta, "finished_at", "dispatched_session")
+            tx.hdel(meta, "finished_at")
+            # A chunk's attempt limit counts within one session: an outage that used up
+            # one session's attempts must not doom every resume.
+            tx.delete(naming.run_attempts_key(self.pipeline, self.table, run_id))
             tx.hset(self._session_key(run_id, session), mapping={"started_at": f"{time.time():.3f}"})
             tx.execute()
         return session
+
+    def claim_dispatch(self, run_id: str, session: int) -> bool:
+        """True once per session: the plan task that gets it starts the chord."""
+        return bool(self.r.hsetnx(self._meta_key(run_id), f"dispatched:{session}", f"{time.time():.3f}"))
 
     def session_totals(self, run_id: str, session: int | None = None) -> dict[str, str]:
         return {_s(k): _s(v) for k, v in self.r.hgetall(self._session_key(run_id, session)).items()}

@@ -74,7 +74,8 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
             load_run.apply_async(args=([], pipeline, st.table, run_id), kwargs={"take_lock": True},
                                  link_error=run_failed.s(pipeline, st.table, run_id))
         else:
-            plan_table.apply_async(args=[pipeline, st.table, run_id, limit, extract_only])
+            plan_table.apply_async(args=[pipeline, st.table, run_id, limit, extract_only],
+                                   kwargs={"session": session})
         if resumed:
             left = sum(1 for c in st.chunks(run_id) if c.state == "pending")
             click.echo(f"{st.table}: resuming run {run_id} (session {session}): {left} chunk(s) "

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import time
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -11,6 +13,7 @@ from common.bounds import Key
 from common.config import PipelineConfig, TableSettings
 from common.errors import FerryError, LockedError
 from common.store import Store, make_client
+from common.types import TableSchema
 from common.watermark import TableState
 from ferry.console import fail, pipeline_config, redis_client, table_settings
 
@@ -86,28 +89,50 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
             click.echo(f"{key:<{width}}  {'' if value is None else value}")
 
 
-def _key_value(text: str, st: TableState, column: str) -> Any:
+def _key_value(text: str, schema: TableSchema, column: str) -> Any:
     """A key value given on the command line, typed like the column it is for."""
-    schema = st.schema()
-    kind = schema.column(column).kind if schema is not None else ("int" if text.lstrip("-").isdigit() else "string")
-    if kind in ("int", "decimal"):
-        try:
+    spec = schema.column(column)
+    try:
+        if spec.kind == "int":
             return int(text)
-        except ValueError:
-            fail(f"--id {text!r}: column {column} holds integers")
+        if spec.kind == "decimal":
+            value = Decimal(text)
+            return int(value) if spec.scale == 0 and value == value.to_integral_value() else value
+    except (ValueError, ArithmeticError):
+        fail(f"--id {text!r}: column {column} is {spec.mysql_type}")
     return text
 
 
-def _new_cursor(settings: TableSettings, st: TableState, id_text: str | None, ts_text: str | None) -> Key:
-    current = st.cursor()
+def _schema(cfg: PipelineConfig, settings: TableSettings, st: TableState) -> TableSchema:
+    """The recorded mapping, else the source's (before the first sync nothing is recorded)."""
     schema = st.schema()
-    pk = list(schema.key) if schema is not None else list(settings.primary_key or [])
+    if schema is not None:
+        return schema
+    from common import source
+    try:
+        conn = source.connect(cfg.source)
+        try:
+            return source.read_schema(conn, settings)
+        finally:
+            conn.close()
+    except FerryError as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the source is down or refuses us
+        fail(f"cannot read the key columns of {settings.key} from the source: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _new_cursor(cfg: PipelineConfig, settings: TableSettings, st: TableState, id_text: str | None,
+                ts_text: str | None) -> Key:
+    current = st.cursor()
+    schema = _schema(cfg, settings, st)
+    pk = list(schema.key)
     if settings.strategy == "full":
         fail(f"table {settings.key} uses the full strategy: it has no cursor to set")
     if settings.strategy == "id":
         if ts_text is not None:
             fail(f"table {settings.key} uses the id strategy: give --id, not --timestamp")
-        return (_key_value(id_text or "", st, pk[0] if pk else settings.cursor or ""),)
+        return (_key_value(id_text or "", schema, pk[0]),)
     try:
         ts = bounds.parse_timestamp(ts_text) if ts_text is not None else (current[0] if current else None)
     except ValueError as exc:
@@ -118,7 +143,7 @@ def _new_cursor(settings: TableSettings, st: TableState, id_text: str | None, ts
         return (ts, *(current[1:] if current else ()))
     if len(pk) != 1:
         fail(f"--id needs a one-column primary key; {settings.key} has {pk or 'none recorded'}")
-    return (ts, _key_value(id_text, st, pk[0]))
+    return (ts, _key_value(id_text, schema, pk[0]))
 
 
 @watermark.command("set")
@@ -130,16 +155,21 @@ def set_(pipeline: str, table: str, id_text: str | None, ts_text: str | None) ->
     """Move the cursor; the next run reads rows after it. Setting one part keeps the other."""
     if id_text is None and ts_text is None:
         fail("give --id, --timestamp or both")
-    _, settings, st = _open(pipeline, table)
+    cfg, settings, st = _open(pipeline, table)
     owner = st.lock_owner()
     if owner:
         fail(f"table {table} has an active run {owner}; the cursor was not changed", 1)
-    key = _new_cursor(settings, st, id_text, ts_text)
+    key = _new_cursor(cfg, settings, st, id_text, ts_text)
     try:
         st.set_cursor(key)
     except LockedError as exc:
         fail(f"{exc}; the cursor was not changed", 1)
     abandoned = st.abandon_unfinished()
+    # Kept on S3 too, so `watermark rebuild` restores this cursor, not the last run's.
+    Store(make_client(cfg.s3), cfg.s3.bucket).put(
+        naming.cursor_override_key(_prefix(cfg, table)),
+        json.dumps({"cursor": bounds.encode(key), "at": time.time(),
+                    "abandoned": st.runs()}).encode(), content_type="application/json")
     click.echo(f"{table}: cursor set to {bounds.show(key)}"
                + (f"; unfinished run(s) {', '.join(abandoned)} will not be resumed" if abandoned else ""))
 

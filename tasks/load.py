@@ -30,8 +30,12 @@ def _zero_dates(results: list[Any]) -> dict[str, int]:
 
 
 def _full_run(ctx: TableContext, run_id: str, pending: list[PendingPart]) -> tuple[str | None, list[PendingPart]]:
-    """For a full reload: the newest completely extracted run still to load, and its parts."""
+    """For a full reload: the newest completely extracted run still to load, and its parts.
+    A run not newer than the one already swapped in is never loaded (an old snapshot)."""
+    swapped = ctx.state.state().get("full_run", "")
     for candidate in sorted({p.run_id for p in pending} | {run_id}, reverse=True):
+        if candidate <= swapped:
+            return None, []
         meta = ctx.state.run_meta(candidate)
         if "chunks" not in meta:
             continue  # a --load-only run has no plan of its own
@@ -68,11 +72,13 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         parts = ctx.state.pending_parts()
         files = rows = 0
         load = bool(parts)
+        source_run: str | None = None
         if ctx.table.strategy == "full":
             source_run, mine = _full_run(ctx, run_id, parts)
             load = source_run is not None
-            # Parts of older full runs are superseded by this reload: never loaded.
-            ctx.state.discard_parts([p.key for p in parts if source_run and p.run_id < source_run])
+            # Parts of older full runs are superseded: never loaded.
+            newest = source_run or ctx.state.state().get("full_run", "")
+            ctx.state.discard_parts([p.key for p in parts if p.run_id < newest])
             parts = mine
         if load:
             schema = ctx.state.schema()
@@ -88,6 +94,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
             # Tests end the process here: committed in the warehouse, not yet in Redis.
             faults.maybe_fail(ctx.state.r, pipeline, table, "load")
             files, rows = ctx.state.commit_load(run_id, parts)
+            if request.replace:
+                ctx.state.set_status(full_run=source_run or run_id)
         ctx.state.finish_run(run_id, "succeeded")
     finally:
         ctx.state.release_load_lock(token)

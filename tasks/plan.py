@@ -72,10 +72,10 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
                           f"recorded ({_schema_change(recorded, schema)})")
     ctx.state.save_schema(schema)
     committed = ctx.state.cursor()
-    span = cursor.run_range(conn, ctx.table, schema, committed)
+    span = cursor.run_range(conn, ctx.table, schema, committed, ctx.cfg.source.datetime_time_zone)
     keys = cursor.keyset(ctx.table, schema)
-    ranges = source.plan_bounds(conn, ctx.table.key, keys, span.lo, ctx.table.chunk_rows, limit,
-                                ceiling=span.ceiling)
+    run_hi = cursor.run_end(conn, ctx.table.key, keys, committed, span, limit)
+    ranges = source.plan_bounds(conn, ctx.table.key, keys, span.lo, ctx.table.chunk_rows, run_hi)
     null_rows = (source.count_null(conn, ctx.table.key, ctx.table.cursor)
                  if ctx.table.strategy == "timestamp" and ctx.table.cursor else 0)
     meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": "extracting",
@@ -102,12 +102,13 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
 @app.task(name="ferry.plan_table", base=PlanTask, bind=True, **RETRY)
 @translated
 def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | None = None,
-               extract_only: bool = False) -> dict[str, Any]:
+               extract_only: bool = False, session: int = 1) -> dict[str, Any]:
     ctx = table_context(pipeline, table)
     meta = ctx.state.run_meta(run_id)
-    session = meta.get("session", "1")
-    if meta.get("dispatched_session") == session:
-        return {"run_id": run_id, "chunks": int(meta.get("chunks", 0)), "redelivered": True}
+    current = int(meta.get("session", 1))
+    if current != session or f"dispatched:{session}" in meta:
+        # A newer session of this run superseded this one, or this one already started.
+        return {"run_id": run_id, "session": session, "skipped": True}
     ctx.state.acquire_lock(run_id, lock_ttl_s())
     if "chunks" not in meta:
         ctx.state.set_run_fields(run_id, status="planning", started_at=time.time())
@@ -116,6 +117,10 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
         ctx.state.set_run_fields(run_id, status="extracting")
         ctx.state.set_status(status_extract="running", active_run=run_id)
     todo = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
+    # Claimed before the chord starts, so a retried or redelivered plan task can never
+    # start a second chord (two attempts of one chunk at once). If this process dies
+    # right here the run waits for its lock's TTL, then the next sync resumes it.
+    if not ctx.state.claim_dispatch(run_id, session):
+        return {"run_id": run_id, "session": session, "skipped": True}
     dispatch(pipeline, table, run_id, todo, extract_only)
-    ctx.state.set_run_fields(run_id, dispatched_session=session)
-    return {"run_id": run_id, "session": int(session), "chunks": len(todo)}
+    return {"run_id": run_id, "session": session, "chunks": len(todo)}

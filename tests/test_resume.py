@@ -115,3 +115,22 @@ def test_load_killed_after_the_warehouse_commit_runs_again_harmlessly(isolated: 
     totals = state.state()
     assert totals["rows_loaded"] == totals["rows_extracted"] == "3000"
     assert pipe.assert_synced("orders") == 3_000
+
+
+def test_attempts_are_counted_per_session(isolated: Pipe, log_dir: Path) -> None:
+    """A chunk that failed in two sessions still gets its full attempts in the third."""
+    pipe = isolated
+    _seed(pipe, "orders", 2_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 2, "terminal")
+    worker = Worker("attempts", dict(pipe.env, FERRY_MAX_ATTEMPTS="2"), log_dir, concurrency=2)
+    try:
+        assert pipe.sync("--wait").code == 1
+        assert pipe.sync("--wait").code == 1
+        third = pipe.sync("--wait")
+    finally:
+        worker.stop()
+    assert third.code == 0, third.stderr
+    assert third.report["table_metrics"][pipe.table("orders")]["session"] == 3
+    assert pipe.assert_synced("orders") == 2_000

@@ -113,3 +113,19 @@ def test_a_dead_runs_lock_expires_and_the_next_sync_takes_over(pipe: Pipe, worke
     taken = pipe.sync("--wait")
     assert taken.code == 0, taken.stderr
     assert pipe.assert_synced("orders") == 500
+
+
+def test_a_full_reload_never_swaps_in_an_older_snapshot(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 300)
+    pipe.write({"orders": {"strategy": "full"}})
+    assert pipe.sync("--wait", "--extract-only").code == 0  # R1: 300 rows, never loaded
+    _seed(pipe, "orders", 100, append=True)
+    assert pipe.sync("--wait").code == 0                    # R2: 400 rows swapped in
+    assert pipe.assert_synced("orders") == 400
+    state = pipe.state("orders")
+    for key in state.r.scan_iter(f"ferry:{pipe.name}:*"):
+        state.r.delete(key)
+    assert pipe.ferry("watermark", "rebuild", "-p", pipe.name, "-t", pipe.table("orders")).returncode == 0
+    assert state.pending_parts() == []  # R1's parts are superseded, not awaiting load
+    assert pipe.sync("--wait", "--load-only").code == 0
+    assert pipe.assert_synced("orders") == 400

@@ -41,7 +41,8 @@ def test_composite_key_ranges_cover_every_row_once(pipe: Pipe) -> None:
     cur.executemany("INSERT INTO fa VALUES (%s, %s)", rows)
     conn = _connect()
     schema = source.read_schema(conn, _settings(pipe, "fa"))
-    ranges = source.plan_bounds(conn, pipe.table("fa"), schema.key, None, 5)
+    top = source.key_at(conn, pipe.table("fa"), schema.key, None, None, 0, desc=True)
+    ranges = source.plan_bounds(conn, pipe.table("fa"), schema.key, None, 5, top)
     seen = []
     for lo, hi in ranges:
         for batch in source.read_range(conn, pipe.table("fa"), ["a", "b"], schema.key, lo, hi, 3):

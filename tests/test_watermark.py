@@ -106,3 +106,32 @@ def test_load_lock_is_reentrant_for_its_owner(state: TableState) -> None:
     assert not state.acquire_load_lock("r2:task-b", 60)
     assert state.release_load_lock("r1:task-a")
     assert state.acquire_load_lock("r2:task-b", 60)
+
+
+def test_only_the_lock_owner_moves_the_cursor(state: TableState) -> None:
+    _plan(state, "r1", 3)
+    state.commit_chunk("r1", 0, _parts("r1", 0, [10]), "w", 60)
+    assert state.cursor() == (100,)
+    state.finish_run("r1", "failed", "chunk 1 failed")  # the lock is gone
+    # A late commit of the failed run is recorded, but does not move the cursor ...
+    assert state.commit_chunk("r1", 1, _parts("r1", 1, [10]), "w", 60) is True
+    assert state.cursor() == (100,)
+    # ... until the run holds the lock again (resumed) and commits.
+    state.acquire_lock("r1", 60)
+    state.commit_chunk("r1", 2, _parts("r1", 2, [10]), "w", 60)
+    assert state.cursor() == (300,)
+
+
+def test_a_run_without_the_lock_leaves_the_table_status_alone(state: TableState) -> None:
+    state.acquire_lock("r2", 60)
+    state.set_status(active_run="r2", status_extract="running")
+    assert state.finish_run("r1", "succeeded") is False  # e.g. a redelivered chord body
+    assert state.state()["status_extract"] == "running" and state.lock_owner() == "r2"
+    assert state.run_meta("r1")["status"] == "succeeded"
+
+
+def test_attempts_count_per_session(state: TableState) -> None:
+    _plan(state, "r1", 1)
+    assert [state.note_attempt("r1", 0) for _ in range(3)] == [1, 2, 3]
+    state.begin_session("r1")
+    assert state.note_attempt("r1", 0) == 1

@@ -122,3 +122,40 @@ def test_parse_timestamp_says_what_it_cannot_parse() -> None:
         parse_timestamp("31/01/2024")
     with pytest.raises(ValueError, match="cannot parse \\[1\\]"):
         parse_timestamp([1])
+
+
+def test_set_refuses_a_key_that_does_not_fit_before_any_sync(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 10)
+    pipe.write({"orders": {}})
+    r = pipe.ferry("watermark", "set", "-p", pipe.name, "-t", pipe.table("orders"), "--id", "abc")
+    assert r.returncode == 2 and "--id 'abc': column id is bigint" in r.stderr
+    assert pipe.state("orders").cursor() is None
+    ok = pipe.ferry("watermark", "set", "-p", pipe.name, "-t", pipe.table("orders"), "--id", "5")
+    assert ok.returncode == 0 and pipe.state("orders").cursor() == (5,)
+
+
+def test_rebuild_keeps_a_cursor_set_by_hand(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 600)
+    pipe.write({"orders": {}}, chunk_rows=200)
+    assert pipe.sync("--wait").code == 0
+    assert pipe.ferry("watermark", "set", "-p", pipe.name, "-t", pipe.table("orders"), "--id", "0").returncode == 0
+    state = pipe.state("orders")
+    for key in state.r.scan_iter(f"ferry:{pipe.name}:*"):
+        state.r.delete(key)
+    r = pipe.ferry("watermark", "rebuild", "-p", pipe.name, "-t", pipe.table("orders"))
+    assert r.returncode == 0 and "cursor restored from the last `watermark set`" in r.stdout
+    assert state.cursor() == (0,)
+    again = pipe.sync("--wait")  # the copy from the start that the user asked for
+    assert again.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 600
+    assert pipe.assert_synced("orders") == 600
+
+
+def test_limit_with_a_lookback_still_moves_forward(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE ev (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)",
+                 "INSERT INTO ev SELECT seq, '2024-01-01' + INTERVAL seq * 100000 MICROSECOND FROM seq_1_to_1000")
+    pipe.write({"ev": {"strategy": "timestamp", "cursor": "at", "lag_s": 0, "lookback_s": 300}},
+               chunk_rows=100)
+    for _ in range(5):
+        assert pipe.sync("--wait", "--limit", "200").code == 0
+    assert pipe.state("ev").cursor()[1] == 1000
+    assert pipe.assert_synced("ev") == 1000

@@ -60,25 +60,27 @@ redis.call('HINCRBY', state_key, 'files_extracted', nparts)
 redis.call('HINCRBY', state_key, 'bytes_extracted', nbytes)
 redis.call('HSET', state_key, 'last_commit_at', now)
 
--- Advance the cursor over contiguous committed chunks; it never jumps a hole.
+-- Advance over contiguous committed chunks; the cursor never jumps a hole. Only a run
+-- that owns the table lock moves the cursor: a late commit of an abandoned run (or one
+-- whose lock expired) must not. Its progress is caught up by the run's next commit.
 local contiguous = tonumber(redis.call('HGET', meta_key, 'contiguous') or '0')
 local advanced = false
-local last
 while true do
   local next_raw = redis.call('HGET', chunks_key, tostring(contiguous))
   if not next_raw then break end
-  local next_chunk = cjson.decode(next_raw)
-  if next_chunk.state == 'pending' then break end
-  last = next_chunk
+  if cjson.decode(next_raw).state == 'pending' then break end
   contiguous = contiguous + 1
   advanced = true
 end
 if advanced then
   redis.call('HSET', meta_key, 'contiguous', contiguous)
-  redis.call('HSET', state_key, 'cursor', last.hi, 'cursor_run', run_id,
-             'cursor_chunk', contiguous - 1, 'cursor_at', now)
 end
 if redis.call('GET', lock_key) == run_id then
   redis.call('PEXPIRE', lock_key, lock_ttl)
+  if contiguous > 0 then
+    local last = cjson.decode(redis.call('HGET', chunks_key, tostring(contiguous - 1)))
+    redis.call('HSET', state_key, 'cursor', last.hi, 'cursor_run', run_id,
+               'cursor_chunk', contiguous - 1, 'cursor_at', now)
+  end
 end
 return 1

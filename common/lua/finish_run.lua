@@ -11,6 +11,12 @@ local lock_key, state_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
 local run_id, status, err, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 redis.call('HSET', meta_key, 'status', status, 'error', err, 'finished_at', now)
+-- The table-level status belongs to the run that holds the lock: a late or losing run
+-- (a redelivered chord body, a --load-only that lost the race) changes only its own.
+local owner = redis.call('GET', lock_key) == run_id
+if not owner and redis.call('HGET', state_key, 'active_run') ~= run_id then
+  return 0
+end
 redis.call('HSET', state_key, 'last_run', run_id, 'last_status', status, 'last_error', err)
 if status == 'succeeded' then
   redis.call('HSET', state_key, 'status_extract', 'idle', 'status_load', 'idle')
@@ -19,11 +25,10 @@ elseif status == 'extracted' then
 else
   redis.call('HSET', state_key, 'status_extract', 'failed')
 end
-if redis.call('GET', lock_key) == run_id then
+if owner then
   redis.call('DEL', lock_key)
-  if redis.call('HGET', state_key, 'active_run') == run_id then
-    redis.call('HDEL', state_key, 'active_run')
-  end
-  return 1
 end
-return 0
+if redis.call('HGET', state_key, 'active_run') == run_id then
+  redis.call('HDEL', state_key, 'active_run')
+end
+return owner and 1 or 0

@@ -79,7 +79,7 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
     v = quote_ident(version)
     keys = ", ".join(quote_ident(k) for k in key)
     newest = (f"SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys}"
-              f" ORDER BY {v} DESC) AS ferry_rn FROM {stage}) AS d WHERE d.ferry_rn = 1")
+              f" ORDER BY {v} DESC NULLS LAST) AS ferry_rn FROM {stage}) AS d WHERE d.ferry_rn = 1")
     absent = " AND ".join(f"t.{quote_ident(k)} = n.{quote_ident(k)}" for k in key)
     return [f"DELETE FROM {target} USING {stage} WHERE {match}"
             f" AND ({target}.{v} IS NULL OR {target}.{v} <= {stage}.{v})",
