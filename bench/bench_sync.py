@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,9 @@ import redis
 import yaml
 
 from common import naming, source
-from common.config import SourceConfig, TableSettings
+from common.config import S3Config, SourceConfig, TableSettings
 from common.convert import BatchStats, gc_paused, rows_to_batch
+from common.store import Store, make_client
 from common.watermark import TableState
 from demo.seed import seed
 from tests import compare
@@ -155,14 +157,12 @@ def main() -> int:
             "source": "mysql", "target": "pg",
             "defaults": {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows},
             "tables": {args.table: {}}}))
-        env = dict(__import__("os").environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
+        env = dict(os.environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
                    CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
         client = redis.Redis.from_url(REDIS_URL)
         client.flushdb()
         with psycopg.connect(**PG, autocommit=True) as pg:
             pg.execute(f"DROP SCHEMA IF EXISTS {naming.quote_ident(target_schema)} CASCADE")
-        from common.store import Store, make_client
-        from common.config import S3Config
         Store(make_client(S3Config(bucket="ferry-bench", endpoint_url=moto.url, access_key_id="x",
                                    secret_access_key="x")), "ferry-bench").ensure_bucket("us-east-1")
         workers = [Worker(f"bench{i + 1}", env, work, concurrency=args.concurrency)

@@ -1,7 +1,7 @@
 """Failures inside a run: retried when transient, the run failed (with its cause) when not."""
 from __future__ import annotations
 
-from common import faults
+from common import faults, naming
 from tests.conftest import Pipe
 from tests.test_sync import _seed
 
@@ -13,7 +13,7 @@ def test_transient_failures_are_retried(pipe: Pipe, workers: list) -> None:
     faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 2, "transient")
     result = pipe.sync("--wait")
     assert result.code == 0, result.stderr
-    attempts = state.r.hgetall(f"ferry:{pipe.name}:{pipe.table('orders')}:run:{result.report['run_id']}:attempts")
+    attempts = state.r.hgetall(naming.run_attempts_key(pipe.name, pipe.table("orders"), result.report["run_id"]))
     assert {int(k): int(v) for k, v in attempts.items()} == {0: 1, 1: 3, 2: 1}
     assert result.report["table_metrics"][pipe.table("orders")]["rows_processed"] == 3_000
     assert state.state()["rows_extracted"] == "3000"

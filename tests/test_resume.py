@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from common import faults
+from common import faults, naming
 from tests.conftest import Pipe
 from tests.services import Worker, wait_for
 from tests.test_sync import _seed
@@ -62,7 +62,7 @@ def test_pool_process_killed_mid_chunk(isolated: Pipe, log_dir: Path) -> None:
     chunks = pipe.state("orders").chunks(run_id)
     assert all(c.state == "loaded" for c in chunks) and sum(c.rows for c in chunks) == 6_000
     attempts = pipe.state("orders").r.hgetall(
-        f"ferry:{pipe.name}:{pipe.table('orders')}:run:{run_id}:attempts")
+        naming.run_attempts_key(pipe.name, pipe.table("orders"), run_id))
     assert max(int(v) for v in attempts.values()) == 2  # the killed chunk ran again, once
     totals = pipe.state("orders").state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "6000"

@@ -7,7 +7,7 @@ import time
 
 import psycopg
 
-from common import faults
+from common import faults, naming
 from tests.conftest import PG_DSN, Pipe
 from tests.test_sync import _seed
 
@@ -123,7 +123,7 @@ def test_a_full_reload_never_swaps_in_an_older_snapshot(pipe: Pipe, workers: lis
     assert pipe.sync("--wait").code == 0                    # R2: 400 rows swapped in
     assert pipe.assert_synced("orders") == 400
     state = pipe.state("orders")
-    for key in state.r.scan_iter(f"ferry:{pipe.name}:*"):
+    for key in state.r.scan_iter(naming.pipeline_pattern(pipe.name)):
         state.r.delete(key)
     assert pipe.ferry("watermark", "rebuild", "-p", pipe.name, "-t", pipe.table("orders")).returncode == 0
     assert state.pending_parts() == []  # R1's parts are superseded, not awaiting load

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from common.bounds import parse_timestamp
+from common import naming
 from tests.conftest import Pipe
 from tests.test_sync import _seed
 
@@ -85,7 +86,7 @@ def test_rebuild_after_redis_lost_everything(pipe: Pipe, workers: list) -> None:
     before = _get(pipe, "orders")
     assert before["rows_extracted"] == 4_500 and before["rows_loaded"] == 3_000
     state = pipe.state("orders")
-    for key in state.r.scan_iter(f"ferry:{pipe.name}:*"):
+    for key in state.r.scan_iter(naming.pipeline_pattern(pipe.name)):
         state.r.delete(key)
     assert _get(pipe, "orders")["cursor"] is None
 
@@ -140,7 +141,7 @@ def test_rebuild_keeps_a_cursor_set_by_hand(pipe: Pipe, workers: list) -> None:
     assert pipe.sync("--wait").code == 0
     assert pipe.ferry("watermark", "set", "-p", pipe.name, "-t", pipe.table("orders"), "--id", "0").returncode == 0
     state = pipe.state("orders")
-    for key in state.r.scan_iter(f"ferry:{pipe.name}:*"):
+    for key in state.r.scan_iter(naming.pipeline_pattern(pipe.name)):
         state.r.delete(key)
     r = pipe.ferry("watermark", "rebuild", "-p", pipe.name, "-t", pipe.table("orders"))
     assert r.returncode == 0 and "cursor restored from the last `watermark set`" in r.stdout
