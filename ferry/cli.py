@@ -10,10 +10,9 @@ from pathlib import Path
 import click
 
 from common.config import config_dir
-from common.errors import FerryError
 from common.naming import new_run_id
 from common.watermark import TableState
-from ferry.console import fail as _fail, pipeline_config as _pipeline, redis_client as _redis
+from ferry.console import fail as _fail, pipeline_config as _pipeline, redis_client as _redis, table_settings
 from ferry.watermark_cmd import watermark
 
 
@@ -46,10 +45,7 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
     cfg = _pipeline(pipeline)
     names = list(tables) or sorted(cfg.pipeline.tables)
     for name in names:
-        try:
-            cfg.table(name)
-        except FerryError as exc:
-            _fail(str(exc))
+        table_settings(cfg, name)  # an unknown table fails here, before anything is queued
     client = _redis()
     states = [TableState(client, pipeline, name) for name in names]
     for st in states:
