@@ -153,18 +153,25 @@ class TableState:
 
     # ---- locks -------------------------------------------------------------
 
+    def _take(self, key: str, token: str, ttl_s: int) -> str | None:
+        """Take a lock, re-entrant for its owner (a redelivered task, a resumed run); returns
+        None when taken, else the other owner's token."""
+        for _ in range(3):
+            if self.r.set(key, token, nx=True, px=ttl_s * 1000):
+                return None
+            owner = self.r.get(key)
+            if owner is not None:  # else it expired between the two calls: try again
+                if _s(owner) == token:
+                    self.r.pexpire(key, ttl_s * 1000)
+                    return None
+                return _s(owner)
+        raise StateError(f"table {self.table}: could not take the lock {key}")
+
     def acquire_lock(self, run_id: str, ttl_s: int) -> None:
         """Take the table lock for run_id; LockedError names the run that holds it."""
-        for _ in range(3):
-            if self.r.set(self.lock_key, run_id, nx=True, px=ttl_s * 1000):
-                return
-            owner = self.r.get(self.lock_key)
-            if owner is not None:
-                if _s(owner) == run_id:
-                    self.r.pexpire(self.lock_key, ttl_s * 1000)
-                    return
-                raise LockedError(self.table, _s(owner))
-        raise StateError(f"table {self.table}: could not take the lock")
+        owner = self._take(self.lock_key, run_id, ttl_s)
+        if owner is not None:
+            raise LockedError(self.table, owner)
 
     def lock_owner(self) -> str | None:
         owner = self.r.get(self.lock_key)
@@ -172,13 +179,7 @@ class TableState:
 
     def acquire_load_lock(self, token: str, ttl_s: int) -> bool:
         """Take the load lock; re-entrant for the same token (a redelivered load task)."""
-        if self.r.set(self.load_lock_key, token, nx=True, px=ttl_s * 1000):
-            return True
-        owner = self.r.get(self.load_lock_key)
-        if owner is not None and _s(owner) == token:
-            self.r.pexpire(self.load_lock_key, ttl_s * 1000)
-            return True
-        return False
+        return self._take(self.load_lock_key, token, ttl_s) is None
 
     def release_load_lock(self, token: str) -> bool:
         return bool(self._scripts["release_lock"](keys=[self.load_lock_key], args=[token]))

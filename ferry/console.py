@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 import redis
@@ -10,7 +11,7 @@ from common.config import PipelineConfig, TableSettings, load_pipeline, redis_ur
 from common.errors import FerryError
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"ferry: {message}", err=True)
     sys.exit(code)
 
@@ -29,7 +30,6 @@ def pipeline_config(name: str) -> PipelineConfig:
         return load_pipeline(name)
     except FerryError as exc:
         fail(str(exc))
-        raise  # unreachable
 
 
 def table_settings(cfg: PipelineConfig, table: str) -> TableSettings:
@@ -37,4 +37,3 @@ def table_settings(cfg: PipelineConfig, table: str) -> TableSettings:
         return cfg.table(table)
     except FerryError as exc:
         fail(str(exc))
-        raise  # unreachable

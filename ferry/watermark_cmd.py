@@ -119,7 +119,6 @@ def _schema(cfg: PipelineConfig, settings: TableSettings, st: TableState) -> Tab
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - the source is down or refuses us
         fail(f"cannot read the key columns of {settings.key} from the source: {exc}")
-    raise AssertionError("unreachable")
 
 
 def _new_cursor(cfg: PipelineConfig, settings: TableSettings, st: TableState, id_text: str | None,

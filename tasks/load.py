@@ -29,10 +29,10 @@ def _zero_dates(results: list[Any]) -> dict[str, int]:
     return total
 
 
-def _full_run(ctx: TableContext, run_id: str, pending: list[PendingPart]) -> tuple[str | None, list[PendingPart]]:
+def _full_run(ctx: TableContext, run_id: str, pending: list[PendingPart],
+              swapped: str) -> tuple[str | None, list[PendingPart]]:
     """For a full reload: the newest completely extracted run still to load, and its parts.
-    A run not newer than the one already swapped in is never loaded (an old snapshot)."""
-    swapped = ctx.state.state().get("full_run", "")
+    A run not newer than `swapped` (the one already swapped in) is never loaded."""
     for candidate in sorted({p.run_id for p in pending} | {run_id}, reverse=True):
         if candidate <= swapped:
             return None, []
@@ -74,10 +74,11 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         load = bool(parts)
         source_run: str | None = None
         if ctx.table.strategy == "full":
-            source_run, mine = _full_run(ctx, run_id, parts)
+            swapped = ctx.state.state().get("full_run", "")
+            source_run, mine = _full_run(ctx, run_id, parts, swapped)
             load = source_run is not None
             # Parts of older full runs are superseded: never loaded.
-            newest = source_run or ctx.state.state().get("full_run", "")
+            newest = source_run or swapped
             ctx.state.discard_parts([p.key for p in parts if p.run_id < newest])
             parts = mine
         if load:

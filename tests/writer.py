@@ -25,15 +25,23 @@ DDL = """CREATE TABLE IF NOT EXISTS live (
 )"""
 
 
+def _connect(database: str):
+    return mysql.connector.connect(database=database, autocommit=True, **MYSQL)
+
+
+def _top_id(cur) -> int:
+    cur.execute("SELECT MAX(id) FROM live")
+    return cur.fetchone()[0] or 1
+
+
 def _held(database: str, until: float, stats: dict, seed: int) -> None:
     """Transactions held open for seconds while the other thread keeps committing: their
     rows carry timestamps from before rows that are already visible."""
     rng = random.Random(seed)
-    conn = mysql.connector.connect(database=database, autocommit=True, **MYSQL)
+    conn = _connect(database)
     cur = conn.cursor()
     while time.time() < until:
-        cur.execute("SELECT MAX(id) FROM live")
-        top = cur.fetchone()[0] or 1
+        top = _top_id(cur)
         hold = rng.uniform(1.0, 4.0)
         cur.execute("START TRANSACTION")
         cur.executemany("INSERT INTO live (val, note) VALUES (%s, %s)",
@@ -54,11 +62,10 @@ def _held(database: str, until: float, stats: dict, seed: int) -> None:
 def _steady(database: str, until: float, stats: dict, seed: int) -> None:
     """Autocommit inserts and updates, all the time."""
     rng = random.Random(seed)
-    conn = mysql.connector.connect(database=database, autocommit=True, **MYSQL)
+    conn = _connect(database)
     cur = conn.cursor()
     while time.time() < until:
-        cur.execute("SELECT MAX(id) FROM live")
-        top = cur.fetchone()[0] or 1
+        top = _top_id(cur)
         if rng.random() < 0.5:
             cur.executemany("INSERT INTO live (val, note) VALUES (%s, %s)",
                             [(rng.randint(0, 999), "new") for _ in range(50)])
