@@ -33,8 +33,8 @@ broker_transport_options = {
 result_backend_transport_options = {"visibility_timeout": _visibility}
 result_expires = 7 * 24 * 3600
 
-imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.health",
-           "workers.lifecycle")
+imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.keepalive",
+           "tasks.health", "workers.lifecycle")
 task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
@@ -52,4 +52,5 @@ task_routes = {
     "ferry.extract_chunk": {"queue": "extract"},
     "ferry.load_run": {"queue": "load"},
     "ferry.run_failed": {"queue": "plan"},
+    "ferry.keep_run_alive": {"queue": "plan"},
 }

@@ -132,6 +132,10 @@ class TableConfig(_Model):
     """Key columns; default: the source table's primary key."""
     cursor: str | None = None
     """Cursor column: for `timestamp` the last-modified column; for `id` the first key column."""
+    cursor_increasing: bool = False
+    """id strategy: the cursor column alone only ever grows across the whole table (an
+    AUTO_INCREMENT id inside a composite key, a text key that is issued in order). Without
+    it, the id strategy refuses composite and text keys, which would lose rows silently."""
     strategy: Literal["id", "timestamp", "full"] = "id"
     """How runs find new rows: id = append-only increasing key; timestamp = last-modified
     column with the key as tie-breaker; full = the whole table, swapped in atomically."""
@@ -198,6 +202,7 @@ class TableSettings:
     tinyint1_as_bool: bool
     lag_s: int = 0
     lookback_s: int = 0
+    cursor_increasing: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,7 @@ class PipelineConfig:
             tinyint1_as_bool=d.tinyint1_as_bool if cfg.tinyint1_as_bool is None else cfg.tinyint1_as_bool,
             lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
             lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,
+            cursor_increasing=cfg.cursor_increasing,
         )
 
 

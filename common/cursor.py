@@ -1,44 +1,61 @@
 """Cursor strategies: which keyset a table's runs walk, and where a run starts and ends.
 
-- id: the primary key; a run reads keys after the committed cursor.
+- id: the primary key (or, with `cursor_increasing`, the cursor column then the key); a
+  run reads keys after the committed cursor. Refused where it would lose rows silently:
+  a composite key, or a text key, unless the cursor column is declared increasing.
 - timestamp: (cursor column, *primary key), so rows sharing one timestamp split across
   chunks without loss or repeat; a run stops `lag_s` before the source's clock and
-  starts `lookback_s` before the cursor.
-- full: the primary key, from the start, every run.
+  starts `lookback_s` before the cursor (earlier when a repeated autumn hour is near).
+- full: the primary key, from the start, every run; it keeps no cursor.
+
+Every key comparison happens in MySQL (its collation, its types), never in Python.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Sequence
 
-from common import source
+from common import source, zones
 from common.bounds import Key
 from common.config import TableSettings
 from common.errors import SchemaError
 from common.types import TableSchema
 
+log = logging.getLogger(__name__)
+
+_TIMESTAMP_HINT = ("use strategy: timestamp with a last-modified column (cursor: updated_at), or "
+                   "strategy: full")
+
 
 @dataclass(frozen=True)
-class RunRange:
-    """A run's lower bound (exclusive, possibly a key prefix) and its ceiling (a prefix)."""
+class RunPlan:
+    """A run's chunks, and which of them may move the cursor.
+
+    Chunks before `advance_from` re-read the lookback window behind the committed cursor
+    and end at or before it: committing them never writes the cursor, so it never moves
+    back. For the full strategy advance_from is the chunk count: it keeps no cursor."""
 
     lo: Key | None
     ceiling: Key | None
+    ranges: list[tuple[Key | None, Key]]
+    advance_from: int
 
 
 def keyset(table: TableSettings, schema: TableSchema) -> tuple[str, ...]:
     if table.strategy == "timestamp":
         assert table.cursor is not None
         return (table.cursor, *schema.key)
+    if table.strategy == "id" and table.cursor and table.cursor_increasing:
+        return (table.cursor, *(k for k in schema.key if k != table.cursor))
     return schema.key
 
 
 def validate(table: TableSettings, schema: TableSchema) -> None:
-    """The cursor column must suit the strategy; SchemaError names table and column."""
-    if table.strategy == "id" and table.cursor and table.cursor != schema.key[0]:
-        raise SchemaError(f"table {table.key}: cursor {table.cursor!r} must be the first key column "
-                          f"({schema.key[0]!r}) for the id strategy")
+    """The strategy must suit the table; SchemaError names table and column and what to do."""
+    if table.strategy == "id":
+        _validate_id(table, schema)
     if table.strategy == "timestamp":
         col = schema.column(table.cursor or "")
         if col.kind != "timestamp":
@@ -49,33 +66,89 @@ def validate(table: TableSettings, schema: TableSchema) -> None:
                               f"the id strategy")
 
 
-def run_range(conn: Any, table: TableSettings, schema: TableSchema, cursor: Key | None,
-              datetime_zone: str | None = None) -> RunRange:
+def _validate_id(table: TableSettings, schema: TableSchema) -> None:
+    if table.cursor_increasing:
+        if not table.cursor:
+            raise SchemaError(f"table {table.key}: cursor_increasing needs the cursor column it is "
+                              f"about (cursor: id)")
+        col = schema.column(table.cursor)
+        if col.nullable:
+            raise SchemaError(f"table {table.key}: cursor {table.cursor!r} is nullable; rows with a "
+                              f"NULL cursor would never be read")
+        return
+    if table.cursor and table.cursor != schema.key[0]:
+        raise SchemaError(f"table {table.key}: cursor {table.cursor!r} must be the first key column "
+                          f"({schema.key[0]!r}) for the id strategy, or declare it increasing for the "
+                          f"whole table with cursor_increasing: true")
+    if len(schema.key) > 1:
+        raise SchemaError(
+            f"table {table.key}: the id strategy on the composite key ({', '.join(schema.key)}) would "
+            f"never read a row added later under a smaller {schema.key[0]!r} than the cursor's; "
+            f"{_TIMESTAMP_HINT}; or, if one column alone increases for the whole table, set "
+            f"cursor: <that column> and cursor_increasing: true")
+    first = schema.column(schema.key[0])
+    if first.kind in ("string", "binary"):
+        raise SchemaError(
+            f"table {table.key}: key column {first.source!r} is {first.mysql_type}; text keys do not "
+            f"grow in insertion order, so the id strategy would miss new rows; {_TIMESTAMP_HINT}; "
+            f"or set cursor_increasing: true (cursor: {first.source}) if it does only increase")
+
+
+def _lower_bound(conn: Any, table: TableSettings, schema: TableSchema, committed: Key | None,
+                 datetime_zone: str | None) -> tuple[Key | None, Key | None]:
+    """(where the run starts, the ceiling) for the table's strategy."""
     if table.strategy == "full":
-        return RunRange(lo=None, ceiling=None)
+        return None, None
     if table.strategy == "id":
-        return RunRange(lo=cursor, ceiling=None)
+        return committed, None
     col = schema.column(table.cursor or "")
-    now = source.clock(conn, col.mysql_type.startswith("timestamp"), datetime_zone)
+    is_timestamp = col.mysql_type.startswith("timestamp")
+    now = source.clock(conn, is_timestamp, datetime_zone)
     ceiling = (now - timedelta(seconds=table.lag_s),)
-    lo = cursor
-    if cursor is not None and table.lookback_s > 0:
-        lo = (cursor[0] - timedelta(seconds=table.lookback_s),)
-    return RunRange(lo=lo, ceiling=ceiling)
+    if committed is None:
+        return None, ceiling
+    lookback = timedelta(seconds=table.lookback_s)
+    if is_timestamp:
+        start = committed[0] - lookback  # read in UTC: no wall-clock hour repeats
+    else:
+        name, zone = source.datetime_zone(conn, datetime_zone)
+        if zone is None:
+            log.warning("table %s: DATETIME cursor in zone %s, which ferry cannot resolve: the hour "
+                        "repeated when clocks go back is not re-read; set datetime_time_zone",
+                        table.key, name)
+        start = zones.widen_for_repeats(zone, committed[0], lookback)
+    if start == committed[0]:
+        return committed, ceiling
+    return (start,), ceiling
 
 
-def run_end(conn: Any, table_key: str, keys: tuple[str, ...], committed: Key | None, span: RunRange,
-            limit: int | None) -> Key | None:
-    """The run's fixed upper key: the last key up to the ceiling, or the limit-th key after
-    the committed cursor (not after the lookback, or a limited run would re-read the same
-    rows forever). Never behind the committed cursor: the cursor must not move back."""
-    run_hi = None
+def _last_key(conn: Any, table_key: str, keys: Sequence[str], start: Key | None, ceiling: Key | None,
+              limit: int | None) -> Key | None:
+    """The run's fixed upper key: the limit-th key after start, else the last key up to the
+    ceiling; None if no key follows start."""
     if limit is not None:
-        run_hi = source.key_at(conn, table_key, keys, committed, span.ceiling, limit - 1)
-    if run_hi is None:
-        run_hi = source.key_at(conn, table_key, keys, span.lo, span.ceiling, 0, desc=True)
-    if committed is not None and len(committed) == len(keys) and (run_hi is None or run_hi < committed):
-        # Only the lookback window has rows (the newest row moved past the ceiling):
-        # end the run at the committed cursor.
-        return committed if span.lo != committed else None
-    return run_hi
+        hi = source.key_at(conn, table_key, keys, start, ceiling, limit - 1)
+        if hi is not None:
+            return hi
+    return source.key_at(conn, table_key, keys, start, ceiling, 0, desc=True)
+
+
+def plan_run(conn: Any, table: TableSettings, schema: TableSchema, committed: Key | None,
+             datetime_zone: str | None, limit: int | None) -> RunPlan:
+    """Split the run into chunks of about chunk_rows rows by probing the key index.
+
+    With a lookback, the window behind the committed cursor and the rows after it are
+    planned separately, so a chunk boundary falls exactly on the committed cursor. A
+    --limit counts rows after the committed cursor (not after the lookback, or a limited
+    run would re-read the same rows forever)."""
+    keys = keyset(table, schema)
+    lo, ceiling = _lower_bound(conn, table, schema, committed, datetime_zone)
+    start = None if table.strategy == "full" else committed
+    behind: list[tuple[Key | None, Key]] = []
+    if lo != start and start is not None:
+        behind = source.plan_bounds(conn, table.key, keys, lo, table.chunk_rows, start)
+    hi = _last_key(conn, table.key, keys, start, ceiling, limit)
+    ahead = source.plan_bounds(conn, table.key, keys, start, table.chunk_rows, hi) if hi else []
+    ranges = behind + ahead
+    advance_from = len(ranges) if table.strategy == "full" else len(behind)
+    return RunPlan(lo=lo, ceiling=ceiling, ranges=ranges, advance_from=advance_from)

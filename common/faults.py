@@ -1,10 +1,12 @@
 """Injected failures, for tests only: inactive unless the worker runs with FERRY_FAULTS=1.
 
 A test sets, in the Redis hash naming.faults_key(pipeline, table), a field (a chunk
-number, or "load") to "<count>:<kind>[:<seconds>]"; the next <count> times that point
+number, or "load"; "<point>@<session>" to hit only one session's messages, which wins
+over the plain point) to "<count>:<kind>[:<seconds>]"; the next <count> times that point
 is reached it fails:
 - transient / terminal: raise that kind of error;
-- sleep: wait <seconds> (a window in which a test can kill the worker);
+- sleep: wait <seconds> (a window in which a test can kill the worker or race it);
+- sleepfail: wait <seconds>, then raise a terminal error;
 - exit: end the process at once, like a kill -9 (os._exit).
 """
 from __future__ import annotations
@@ -17,27 +19,30 @@ import redis
 from common import naming
 from common.errors import TerminalError, TransientError
 
-KINDS = ("transient", "terminal", "sleep", "exit")
+KINDS = ("transient", "terminal", "sleep", "sleepfail", "exit")
 
 
-def maybe_fail(client: redis.Redis, pipeline: str, table: str, point: str | int) -> None:
+def maybe_fail(client: redis.Redis, pipeline: str, table: str, point: str | int,
+               session: int | None = None) -> None:
     if os.environ.get("FERRY_FAULTS") != "1":
         return
     key = naming.faults_key(pipeline, table)
-    spec = client.hget(key, str(point))
-    if not spec:
+    fields = ([f"{point}@{session}"] if session is not None else []) + [str(point)]
+    for field in fields:
+        spec = client.hget(key, field)
+        if spec and int(spec.decode().split(":")[0]) > 0:
+            break
+    else:
         return
     count, kind, *arg = spec.decode().split(":")
-    if int(count) <= 0:
-        return
-    client.hset(key, str(point), ":".join([str(int(count) - 1), kind, *arg]))
-    if kind == "sleep":
+    client.hset(key, field, ":".join([str(int(count) - 1), kind, *arg]))
+    if kind in ("sleep", "sleepfail"):
         time.sleep(float(arg[0]))
-    elif kind == "exit":
+    if kind == "exit":
         os._exit(1)
-    else:
+    if kind in ("transient", "terminal", "sleepfail"):
         cls = TransientError if kind == "transient" else TerminalError
-        raise cls(f"injected {kind} failure at {point} (FERRY_FAULTS)")
+        raise cls(f"injected {kind} failure at {field} (FERRY_FAULTS)")
 
 
 def inject(client: redis.Redis, pipeline: str, table: str, point: str | int, count: int, kind: str,

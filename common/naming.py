@@ -11,8 +11,10 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 PREFIX = "ferry"
+PLAN_NAME = "plan.json"
+MARKER_NAME = "_committed.json"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
+_ATTEMPT = re.compile(r"^s\d+-[0-9a-f]{8}$")
 
 
 def table_token(table_key: str) -> str:
@@ -30,6 +32,18 @@ def check_run_id(run_id: str) -> str:
     if not _RUN_ID.match(run_id):
         raise ValueError(f"run id {run_id!r} is not valid")
     return run_id
+
+
+def new_attempt_id(session: int) -> str:
+    """The fence token of one chunk attempt: s<session>-<random>. Random rather than counted,
+    so it stays unique even after Redis lost its counters: two attempts never share a key."""
+    return f"s{int(session)}-{secrets.token_hex(4)}"
+
+
+def check_attempt_id(attempt_id: str) -> str:
+    if not _ATTEMPT.match(attempt_id):
+        raise ValueError(f"attempt id {attempt_id!r} is not valid")
+    return attempt_id
 
 
 # ---- Redis -----------------------------------------------------------------
@@ -88,6 +102,11 @@ def run_attempts_key(pipeline: str, table_key: str, run_id: str) -> str:
     return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:attempts"
 
 
+def orphans_key(pipeline: str, table_key: str) -> str:
+    """Hash: S3 key of an object no load will read -> JSON {run, chunk, attempt, reason}."""
+    return f"{_table_base(pipeline, table_key)}:orphans"
+
+
 def faults_key(pipeline: str, table_key: str) -> str:
     """Hash: injected failures per chunk (tests only, see common/faults.py)."""
     return f"{_table_base(pipeline, table_key)}:faults"
@@ -112,13 +131,18 @@ def table_prefix(s3_prefix: str, pipeline_prefix: str, table_key: str) -> str:
 
 
 def chunk_prefix(table_prefix_: str, run_id: str, chunk: int) -> str:
-    """S3 prefix of one chunk's parts; a retried chunk writes only under it."""
+    """S3 prefix of every attempt of one chunk."""
     return f"{run_prefix(table_prefix_, run_id)}chunk={chunk:06d}/"
 
 
-def part_key(table_prefix_: str, run_id: str, chunk: int, part: int) -> str:
-    """Deterministic S3 key of one Parquet part."""
-    return f"{chunk_prefix(table_prefix_, run_id, chunk)}part-{part:05d}.parquet"
+def attempt_prefix(table_prefix_: str, run_id: str, chunk: int, attempt_id: str) -> str:
+    """S3 prefix of one attempt's objects: two attempts of a chunk never write the same key."""
+    return f"{chunk_prefix(table_prefix_, run_id, chunk)}attempt={check_attempt_id(attempt_id)}/"
+
+
+def part_key(table_prefix_: str, run_id: str, chunk: int, attempt_id: str, part: int) -> str:
+    """S3 key of one Parquet part of one chunk attempt."""
+    return f"{attempt_prefix(table_prefix_, run_id, chunk, attempt_id)}part-{part:05d}.parquet"
 
 
 def run_prefix(table_prefix_: str, run_id: str) -> str:
@@ -127,12 +151,13 @@ def run_prefix(table_prefix_: str, run_id: str) -> str:
 
 def plan_object_key(table_prefix_: str, run_id: str) -> str:
     """S3 copy of a run's plan (chunk bounds): with the chunk markers it rebuilds Redis."""
-    return f"{run_prefix(table_prefix_, run_id)}plan.json"
+    return f"{run_prefix(table_prefix_, run_id)}{PLAN_NAME}"
 
 
-def chunk_marker_key(table_prefix_: str, run_id: str, chunk: int) -> str:
-    """S3 marker written once all of a chunk's parts are uploaded: the chunk is durable."""
-    return f"{chunk_prefix(table_prefix_, run_id, chunk)}_committed.json"
+def chunk_marker_key(table_prefix_: str, run_id: str, chunk: int, attempt_id: str) -> str:
+    """S3 marker an attempt writes once all its parts are uploaded, before it commits."""
+    return f"{attempt_prefix(table_prefix_, run_id, chunk, attempt_id)}{MARKER_NAME}"
+
 
 
 def cursor_override_key(table_prefix_: str) -> str:
@@ -143,6 +168,21 @@ def cursor_override_key(table_prefix_: str) -> str:
 def manifest_key(table_prefix_: str, load_id: str) -> str:
     """S3 key of a load's COPY manifest."""
     return f"{table_prefix_}manifests/{load_id}.json"
+
+
+def object_metadata(pipeline: str, table_key: str, run_id: str | None = None) -> dict[str, str]:
+    """S3 user metadata on every object ferry writes: rebuild and reset act only on objects
+    that name their own pipeline and table. (Header values must be ASCII: the table token.)"""
+    meta = {"pipeline": pipeline, "table": table_token(table_key)}
+    if run_id:
+        meta["run"] = run_id
+    return meta
+
+
+def is_own_object(metadata: dict[str, str], pipeline: str, table_key: str) -> bool:
+    """True if an object's S3 metadata names this pipeline and table."""
+    return (metadata.get("pipeline") == pipeline
+            and metadata.get("table") in (table_token(table_key), table_key))
 
 
 # ---- warehouse -------------------------------------------------------------

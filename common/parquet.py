@@ -130,11 +130,3 @@ class BackgroundWriter:
         self._queue.put(self._DONE)
         self._thread.join()
 
-
-def remove_stale_parts(store: Store, chunk_prefix: str, parts: list[Part]) -> int:
-    """Delete objects under a chunk's prefix that this attempt did not write.
-
-    An earlier attempt of the same chunk may have written more parts; only the
-    current attempt's parts may remain, so a retry never adds files."""
-    keep = {p.key for p in parts}
-    return store.delete(key for key, _ in store.list(chunk_prefix) if key not in keep)

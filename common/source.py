@@ -1,6 +1,7 @@
 """Reading the MySQL source: connection, schema, keyset probes and streamed chunk reads."""
 from __future__ import annotations
 
+from datetime import timezone
 from itertools import islice
 from typing import Any, Callable, Iterator, Sequence
 
@@ -14,6 +15,7 @@ except ImportError:  # pragma: no cover
         """Stand-in so the except clause below stays valid without the C extension."""
 
 from common.bounds import Key
+from common import zones
 from common.config import SourceConfig, TableSettings
 from common.errors import SchemaError
 from common.naming import quote_mysql
@@ -182,7 +184,22 @@ def count_null(conn: Any, table_key: str, column: str) -> int:
     return int(rows[0][0])
 
 
-def clock(conn: Any, for_timestamp_column: bool, datetime_zone: str | None = None) -> Any:
+def datetime_zone(conn: Any, configured: str | None) -> tuple[str, Any]:
+    """(name, tzinfo) of the zone DATETIME values are written in: the configured one, else
+    the server's @@global.time_zone. tzinfo is None when Python cannot resolve the name,
+    and always for SYSTEM: @@system_time_zone is only an abbreviation ('CET', 'EDT') that
+    does not say which rules apply. Then MySQL converts the clock (see clock())."""
+    if configured:
+        return configured, zones.resolve(configured)
+    name, system = _fetch(conn, "SELECT @@global.time_zone, @@system_time_zone", ())[0]
+    name = name.decode() if isinstance(name, (bytes, bytearray)) else str(name)
+    if name.upper() == "SYSTEM":
+        system = system.decode() if isinstance(system, (bytes, bytearray)) else str(system or "")
+        return f"SYSTEM ({system})", timezone.utc if system.upper() in ("UTC", "GMT") else None
+    return name, zones.resolve(name)
+
+
+def clock(conn: Any, for_timestamp_column: bool, configured_zone: str | None = None) -> Any:
     """The source's current time as its cursor values are written.
 
     TIMESTAMP values arrive in the session's zone (UTC); DATETIME values are naive, written
@@ -190,12 +207,16 @@ def clock(conn: Any, for_timestamp_column: bool, datetime_zone: str | None = Non
     """
     if for_timestamp_column:
         return _fetch(conn, "SELECT NOW(6)", ())[0][0]
-    zone = datetime_zone or "@@global.time_zone"
-    sql = f"SELECT CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', {'%s' if datetime_zone else zone})"
-    now = _fetch(conn, sql, (datetime_zone,) if datetime_zone else ())[0][0]
+    name, zone = datetime_zone(conn, configured_zone)
+    if zone is not None:
+        return zones.to_local(_fetch(conn, "SELECT UTC_TIMESTAMP(6)", ())[0][0], zone)
+    # A name only the server knows (its time zone tables): let it convert.
+    target = "@@global.time_zone" if configured_zone is None else "%s"
+    now = _fetch(conn, f"SELECT CONVERT_TZ(UTC_TIMESTAMP(6), '+00:00', {target})",
+                 (configured_zone,) if configured_zone else ())[0][0]
     if now is None:
-        raise SchemaError(f"source cannot convert to time zone {datetime_zone or 'of the server'}: "
-                          f"use an offset like '+01:00' or load the server's time zone tables")
+        raise SchemaError(f"source cannot convert to time zone {name}: use an offset like "
+                          f"'+01:00' or an IANA name like 'Europe/Paris' in datetime_time_zone")
     return now
 
 

@@ -36,6 +36,11 @@ class Store:
     def get(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def get_with_metadata(self, key: str) -> tuple[bytes, dict[str, str]]:
+        """An object's body and its user metadata, in one request."""
+        resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        return resp["Body"].read(), resp.get("Metadata", {})
+
     def metadata(self, key: str) -> dict[str, str]:
         return self.client.head_object(Bucket=self.bucket, Key=key)["Metadata"]
 

@@ -5,7 +5,9 @@ through one typed method here that turns its return codes into exceptions.
 """
 from __future__ import annotations
 
+import enum
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,12 @@ from common.errors import LockedError, StateError
 from common.parquet import Part
 from common.types import TableSchema
 
+log = logging.getLogger(__name__)
 _LUA = Path(__file__).with_name("lua")
+
+# A run in one of these is over: no attempt starts, no chunk commits, no lock is renewed.
+FINAL_STATUSES = ("succeeded", "extracted", "failed", "abandoned", "cancelled")
+_FINALS_JSON = json.dumps(FINAL_STATUSES)
 
 
 def _script(name: str) -> str:
@@ -27,7 +34,27 @@ def _script(name: str) -> str:
 
 
 _SCRIPTS = {name: _script(name) for name in
-            ("store_plan", "commit_chunk", "commit_load", "finish_run", "release_lock")}
+            ("store_plan", "begin_attempt", "commit_chunk", "chunk_error", "commit_load",
+             "finish_run", "release_lock", "renew_lock", "abandon_run")}
+
+
+class Commit(enum.IntEnum):
+    """What became of a chunk commit (commit_chunk.lua's return codes)."""
+
+    COMMITTED = 1
+    ALREADY = 0
+    STALE_SESSION = -2
+    RUN_OVER = -3
+    FENCED_OUT = -4
+
+
+class Attempt(enum.IntEnum):
+    """What became of an attempt's start (begin_attempt.lua's return codes)."""
+
+    FENCED = 1
+    ALREADY = 0
+    STALE_SESSION = -2
+    RUN_OVER = -3
 
 
 @dataclass(frozen=True)
@@ -43,6 +70,12 @@ class Chunk:
     parts: tuple[str, ...]
     worker: str
     committed_at: float | None
+    fence: str = ""
+    """The attempt allowed to commit (set when an attempt starts)."""
+    attempt: str = ""
+    """The attempt whose parts were committed."""
+    attempts: int = 0
+    error: str = ""
 
     @classmethod
     def from_json(cls, number: int, raw: str | bytes) -> "Chunk":
@@ -50,7 +83,9 @@ class Chunk:
         return cls(number=number, lo=bounds.decode(d["lo"]), hi=bounds.decode(d["hi"]),  # type: ignore[arg-type]
                    state=d["state"], rows=int(d.get("rows") or 0), bytes=int(d.get("bytes") or 0),
                    parts=tuple(d.get("parts") or ()), worker=d.get("worker") or "",
-                   committed_at=float(d["committed_at"]) if d.get("committed_at") else None)
+                   committed_at=float(d["committed_at"]) if d.get("committed_at") else None,
+                   fence=d.get("fence") or "", attempt=d.get("attempt") or "",
+                   attempts=int(d.get("attempts") or 0), error=d.get("error") or "")
 
 
 @dataclass(frozen=True)
@@ -81,6 +116,7 @@ class TableState:
         self.pending_key = naming.pending_parts_key(pipeline, table)
         self.runs_key = naming.runs_key(pipeline, table)
         self.schema_key = naming.table_schema_key(pipeline, table)
+        self.orphans_key = naming.orphans_key(pipeline, table)
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
 
     def _meta_key(self, run_id: str) -> str:
@@ -142,12 +178,15 @@ class TableState:
         return run_id
 
     def abandon_unfinished(self) -> list[str]:
-        """Mark unfinished runs abandoned, so no sync resumes them (after watermark set)."""
+        """Abandon unfinished runs (after watermark set): no sync resumes them, their
+        stragglers cannot commit, and their committed parts are never loaded."""
         abandoned = []
         for run_id in self.runs():
             status = self.run_meta(run_id).get("status")
             if status not in ("succeeded", "extracted", "abandoned"):
-                self.r.hset(self._meta_key(run_id), "status", "abandoned")
+                self._scripts["abandon_run"](
+                    keys=[self._meta_key(run_id), self.pending_key, self.orphans_key],
+                    args=[run_id, f"{time.time():.3f}"])
                 abandoned.append(run_id)
         return abandoned
 
@@ -214,26 +253,59 @@ class TableState:
         raw = self.r.hgetall(self._chunks_key(run_id))
         return sorted((Chunk.from_json(int(k), v) for k, v in raw.items()), key=lambda c: c.number)
 
-    def note_attempt(self, run_id: str, number: int) -> int:
-        return int(self.r.hincrby(naming.run_attempts_key(self.pipeline, self.table, run_id),
-                                  str(number), 1))
+    # ---- chunk attempts and commits ----------------------------------------
 
-    # ---- commits -----------------------------------------------------------
+    def begin_attempt(self, run_id: str, number: int, session: int, attempt_id: str, worker: str,
+                      lock_ttl_s: int) -> tuple[Attempt, int]:
+        """Take the chunk's fence for attempt_id; returns the outcome and, when fenced, how
+        many attempts of the chunk this session has started."""
+        code, attempts = self._scripts["begin_attempt"](
+            keys=[self._meta_key(run_id), self._chunks_key(run_id),
+                  naming.run_attempts_key(self.pipeline, self.table, run_id), self.lock_key],
+            args=[number, session, attempt_id, worker, f"{time.time():.3f}", run_id,
+                  lock_ttl_s * 1000, _FINALS_JSON])
+        if code == -1:
+            raise StateError(f"table {self.table}: run {run_id} has no chunk {number}")
+        return Attempt(code), int(attempts)
 
     def commit_chunk(self, run_id: str, number: int, parts: Sequence[Part], worker: str,
-                     lock_ttl_s: int) -> bool:
-        """Commit a chunk atomically; False if it was already committed."""
+                     lock_ttl_s: int, session: int, attempt_id: str) -> Commit:
+        """Commit a chunk atomically, if attempt_id still holds its fence in the run's
+        current session; any other outcome changes nothing."""
         rows = sum(p.rows for p in parts)
         nbytes = sum(p.bytes for p in parts)
         payload = json.dumps([{"key": p.key, "rows": p.rows, "bytes": p.bytes} for p in parts])
         code = self._scripts["commit_chunk"](
             keys=[self._meta_key(run_id), self._chunks_key(run_id), self.state_key,
-                  self.pending_key, self.lock_key, self._session_key(run_id)],
+                  self.pending_key, self.lock_key, self._session_key(run_id, session)],
             args=[number, rows, nbytes, payload, worker, f"{time.time():.3f}", run_id,
-                  lock_ttl_s * 1000])
-        if code < 0:
+                  lock_ttl_s * 1000, session, attempt_id, _FINALS_JSON])
+        if code == -1:
             raise StateError(f"table {self.table}: run {run_id} has no chunk {number}")
-        return code == 1
+        return Commit(code)
+
+    def record_chunk_error(self, run_id: str, number: int, session: int, error: str) -> bool:
+        """Store a failed attempt's error on its chunk and the run; False for a stale session."""
+        return bool(self._scripts["chunk_error"](
+            keys=[self._meta_key(run_id), self._chunks_key(run_id)],
+            args=[number, session, error[:2000], f"{time.time():.3f}"]))
+
+    def record_orphans(self, keys: Sequence[str], run_id: str, number: int, attempt_id: str,
+                       reason: str) -> None:
+        """Note objects that no load will ever read (what `s3clean` deletes)."""
+        if keys:
+            info = json.dumps({"run": run_id, "chunk": number, "attempt": attempt_id,
+                               "reason": reason, "at": round(time.time(), 3)})
+            self.r.hset(self.orphans_key, mapping={k: info for k in keys})
+
+    def orphans(self) -> dict[str, dict[str, Any]]:
+        """S3 key -> {run, chunk, attempt, reason, at} of every object noted as orphaned."""
+        return {_s(k): json.loads(v) for k, v in self.r.hgetall(self.orphans_key).items()}
+
+    def renew_lock(self, run_id: str, session: int, ttl_s: int) -> int:
+        """Renew a live run's lock (see renew_lock.lua for the codes)."""
+        return int(self._scripts["renew_lock"](keys=[self.lock_key, self._meta_key(run_id)],
+                                               args=[run_id, session, ttl_s * 1000, _FINALS_JSON]))
 
     def pending_parts(self) -> list[PendingPart]:
         """Committed parts not yet loaded, oldest run and chunk first."""
@@ -259,11 +331,17 @@ class TableState:
         superseded them)."""
         return int(self.r.hdel(self.pending_key, *keys)) if keys else 0
 
-    def finish_run(self, run_id: str, status: str, error: str = "") -> bool:
-        """Mark the run succeeded, extracted or failed; release the table lock it holds."""
-        return bool(self._scripts["finish_run"](
+    def finish_run(self, run_id: str, status: str, error: str = "", session: int | None = None) -> bool:
+        """Mark the run succeeded, extracted or failed; release the table lock it holds.
+
+        With a session, nothing changes unless it is the run's current one (a stale
+        session's chord body or error callback); returns whether the lock was released."""
+        code = int(self._scripts["finish_run"](
             keys=[self.lock_key, self.state_key, self._meta_key(run_id)],
-            args=[run_id, status, error[:2000], f"{time.time():.3f}"]))
+            args=[run_id, status, error[:2000], f"{time.time():.3f}", "" if session is None else session]))
+        if code < 0:
+            log.info("run %s of %s: session %s is stale; not marked %s", run_id, self.table, session, status)
+        return code == 1
 
     # ---- reading -----------------------------------------------------------
 

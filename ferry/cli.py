@@ -67,8 +67,9 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
             fields["kind"] = "load"
         session = st.begin_session(run_id, **fields)
         if load_only:
-            load_run.apply_async(args=([], pipeline, st.table, run_id), kwargs={"take_lock": True},
-                                 link_error=run_failed.s(pipeline, st.table, run_id))
+            load_run.apply_async(args=([], pipeline, st.table, run_id),
+                                 kwargs={"take_lock": True, "session": session},
+                                 link_error=run_failed.s(pipeline, st.table, run_id, session))
         else:
             plan_table.apply_async(args=[pipeline, st.table, run_id, limit, extract_only],
                                    kwargs={"session": session})

@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from common.watermark import TableState
+from common.watermark import FINAL_STATUSES, TableState
 
-FINAL = {"succeeded", "extracted", "failed", "abandoned"}
+FINAL = set(FINAL_STATUSES)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Stage 2: extract one chunk. Read its key range, write Parquet parts to S3 under
-deterministic keys, then commit the chunk in Redis in one atomic step."""
+"""Stage 2: extract one chunk. Take the chunk's fence, read its key range, write Parquet
+parts to S3 under the attempt's own keys, then commit the chunk in Redis in one atomic
+step that only the fencing attempt of the run's current session can make."""
 from __future__ import annotations
 
 import json
@@ -8,11 +9,13 @@ import os
 import time
 from typing import Any
 
+from celery.exceptions import Ignore
+
 from common import bounds, cursor, faults, naming, source
 from common.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import StateError, TerminalError, TransientError, classify
-from common.parquet import BackgroundWriter, Part, PartWriter, remove_stale_parts
-from common.watermark import Chunk
+from common.parquet import BackgroundWriter, Part, PartWriter
+from common.watermark import Attempt, Chunk, Commit
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
 from workers import resources
@@ -23,8 +26,14 @@ log = logging.getLogger(__name__)
 # by reject_on_worker_lost, without counting as a retry: stop it after this many starts.
 MAX_ATTEMPTS = int(os.environ.get("FERRY_MAX_ATTEMPTS", "10"))
 
+_REFUSED = {Commit.ALREADY: "another attempt committed the chunk first",
+            Commit.FENCED_OUT: "a newer attempt holds the chunk's fence",
+            Commit.STALE_SESSION: "a newer session of the run took over",
+            Commit.RUN_OVER: "the run ended meanwhile"}
 
-def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, stats: BatchStats) -> list[Part]:
+
+def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
+                 stats: BatchStats) -> list[Part]:
     """Read the chunk's range and write it as Parquet parts; returns the parts uploaded."""
     schema = ctx.state.schema()
     if schema is None:
@@ -33,10 +42,10 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, stats: BatchStats
     conn = resources.mysql(ctx.cfg.source)
     writer = BackgroundWriter(PartWriter(
         resources.store(ctx.cfg.s3),
-        lambda part: naming.part_key(ctx.table_prefix, run_id, chunk.number, part), arrow_schema,
-        ctx.table.part_mb, ctx.table.part_rows,
-        metadata={"pipeline": ctx.cfg.name, "table": ctx.table.key, "run": run_id,
-                  "chunk": str(chunk.number)}))
+        lambda part: naming.part_key(ctx.table_prefix, run_id, chunk.number, attempt_id, part),
+        arrow_schema, ctx.table.part_mb, ctx.table.part_rows,
+        metadata={**naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id),
+                  "chunk": str(chunk.number), "attempt": attempt_id}))
     try:
         # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
         with gc_paused():
@@ -53,45 +62,71 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, stats: BatchStats
     return writer.close()
 
 
+def _write_marker(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str, parts: list[Part],
+                  worker: str) -> str:
+    """The marker says "every part of this attempt is on S3"; `watermark rebuild` trusts it."""
+    key = naming.chunk_marker_key(ctx.table_prefix, run_id, chunk.number, attempt_id)
+    resources.store(ctx.cfg.s3).put(key, json.dumps({
+        "pipeline": ctx.cfg.name, "table": ctx.table.key,
+        "run": run_id, "chunk": chunk.number, "attempt": attempt_id,
+        "lo": bounds.encode(chunk.lo), "hi": bounds.encode(chunk.hi),
+        "rows": sum(p.rows for p in parts), "bytes": sum(p.bytes for p in parts),
+        "parts": [{"key": p.key, "rows": p.rows, "bytes": p.bytes} for p in parts],
+        "worker": worker, "at": time.time()}).encode(),
+        metadata=naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id),
+        content_type="application/json")
+    return key
+
+
+def _already_committed(task: Any, chunk: Chunk | None, number: int) -> dict[str, Any]:
+    """A redelivered message whose chunk is committed: count it in the chord once."""
+    if task.AsyncResult(task.request.id).state == "SUCCESS":
+        raise Ignore()  # an earlier delivery already reported it to the chord
+    return {"chunk": number, "rows": chunk.rows if chunk else 0, "redelivered": True}
+
+
 @app.task(name="ferry.extract_chunk", base=FerryTask, bind=True, **RETRY)
 @translated
-def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int) -> dict[str, Any]:
+def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int,
+                  session: int = 1) -> dict[str, Any]:
     ctx = table_context(pipeline, table)
+    worker = self.request.hostname or ""
+    attempt_id = naming.new_attempt_id(session)
+    outcome, attempts = ctx.state.begin_attempt(run_id, number, session, attempt_id, worker, lock_ttl_s())
+    if outcome is Attempt.ALREADY:
+        return _already_committed(self, ctx.state.chunk(run_id, number), number)
+    if outcome is not Attempt.FENCED:
+        # Not counted in any chord: a stale session's chord never calls its load.
+        log.info("run %s of %s: chunk %d message of session %d skipped (%s)", run_id, table, number,
+                 session, "stale session" if outcome is Attempt.STALE_SESSION else "run is over")
+        raise Ignore()
     chunk = ctx.state.chunk(run_id, number)
-    if chunk is None:
-        raise StateError(f"table {table}: run {run_id} has no chunk {number}")
-    if chunk.state != "pending":
-        # Redelivered after it was committed: the work is done.
-        return {"chunk": number, "rows": chunk.rows, "parts": len(chunk.parts), "redelivered": True}
+    assert chunk is not None
+    store = resources.store(ctx.cfg.s3)
+    parts: list[Part] = []
     try:
-        attempt = ctx.state.note_attempt(run_id, number)
-        if attempt > MAX_ATTEMPTS:
-            raise TerminalError(f"chunk {number} of {table} was started {attempt - 1} times without "
+        if attempts > MAX_ATTEMPTS:
+            raise TerminalError(f"chunk {number} of {table} was started {attempts - 1} times without "
                                 f"finishing (a worker process dying on it?)")
-        faults.maybe_fail(ctx.state.r, pipeline, table, number)
+        faults.maybe_fail(ctx.state.r, pipeline, table, number, session)
         stats = BatchStats()
-        parts = _write_parts(ctx, run_id, chunk, stats)
+        parts = _write_parts(ctx, run_id, chunk, attempt_id, stats)
+        marker = _write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
     except Exception as exc:
         err = classify(exc)
         if not isinstance(err, TransientError) or self.request.retries >= self.max_retries:
             # Recorded here, before Celery runs the chord's error callback, which reads it.
-            ctx.state.set_run_fields(run_id, last_chunk_error=f"chunk {number}: {describe(err)}")
+            ctx.state.record_chunk_error(run_id, number, session, describe(err))
         raise
-    current = ctx.state.chunk(run_id, number)
-    if current is None or current.state != "pending":
-        # Another delivery committed it meanwhile: its parts are the committed ones.
-        return {"chunk": number, "rows": current.rows if current else 0, "redelivered": True}
-    store = resources.store(ctx.cfg.s3)
-    remove_stale_parts(store, naming.chunk_prefix(ctx.table_prefix, run_id, number), parts)
-    # The marker says "every part of this chunk is on S3"; `watermark rebuild` trusts it.
-    store.put(naming.chunk_marker_key(ctx.table_prefix, run_id, number), json.dumps({
-        "run": run_id, "chunk": number, "lo": bounds.encode(chunk.lo), "hi": bounds.encode(chunk.hi),
-        "rows": sum(p.rows for p in parts), "bytes": sum(p.bytes for p in parts),
-        "parts": [{"key": p.key, "rows": p.rows, "bytes": p.bytes} for p in parts],
-        "worker": self.request.hostname or "", "at": time.time()}).encode(),
-        content_type="application/json")
-    ctx.state.commit_chunk(run_id, number, parts, worker=self.request.hostname or "",
-                           lock_ttl_s=lock_ttl_s())
+    committed = ctx.state.commit_chunk(run_id, number, parts, worker, lock_ttl_s(), session, attempt_id)
+    if committed is not Commit.COMMITTED:
+        # This attempt lost: its objects are orphans, never read by a load. Its marker goes
+        # first, so a rebuild never adopts an attempt that Redis refused.
+        store.delete([marker])
+        ctx.state.record_orphans([p.key for p in parts], run_id, number, attempt_id, _REFUSED[committed])
+        log.info("run %s of %s: chunk %d attempt %s not committed: %s", run_id, table, number,
+                 attempt_id, _REFUSED[committed])
+        raise Ignore()
     if stats.zero_dates:
         log.warning("table %s chunk %d: zero dates set to NULL: %s", table, number, stats.zero_dates)
     return {"chunk": number, "rows": sum(p.rows for p in parts), "parts": len(parts),

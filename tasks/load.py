@@ -51,11 +51,21 @@ def _full_run(ctx: TableContext, run_id: str, pending: list[PendingPart],
 @app.task(name="ferry.load_run", base=FerryTask, bind=True, **RETRY)
 @translated
 def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str,
-             extract_only: bool = False, take_lock: bool = False) -> dict[str, Any]:
+             extract_only: bool = False, take_lock: bool = False,
+             session: int | None = None) -> dict[str, Any]:
     """Chord body of a run, or (take_lock, from `ferry sync --load-only`) a load of its own."""
     ctx = table_context(pipeline, table)
+    if session is not None and ctx.state.session(run_id) != session:
+        log.info("run %s of %s: load of stale session %d skipped", run_id, table, session)
+        return {"run_id": run_id, "session": session, "stale": True}
+    missing = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
+    if missing:
+        # Only a miscounted chord gets here; the next sync resumes the missing chunks.
+        ctx.state.finish_run(run_id, "failed", f"the load started with chunk(s) {missing[:10]} "
+                             f"not committed; sync again to resume them", session)
+        return {"run_id": run_id, "missing_chunks": len(missing)}
     if extract_only:
-        ctx.state.finish_run(run_id, "extracted")
+        ctx.state.finish_run(run_id, "extracted", session=session)
         return {"run_id": run_id, "extract_only": True}
     if take_lock:
         ctx.state.acquire_lock(run_id, lock_ttl_s())
@@ -97,7 +107,7 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
             files, rows = ctx.state.commit_load(run_id, parts)
             if request.replace:
                 ctx.state.set_status(full_run=source_run or run_id)
-        ctx.state.finish_run(run_id, "succeeded")
+        ctx.state.finish_run(run_id, "succeeded", session=session)
     finally:
         ctx.state.release_load_lock(token)
     return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows}

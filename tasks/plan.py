@@ -13,10 +13,11 @@ from typing import Any
 from celery import chord
 
 from common import bounds, cursor, naming, source
-from common.errors import LockedError, SchemaError
+from common.errors import LockedError, SchemaError, StateError
 from common.types import TableSchema
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
+from tasks import keepalive
 from tasks.extract import extract_chunk
 from tasks.failed import run_failed
 from tasks.load import load_run
@@ -46,22 +47,25 @@ class PlanTask(FerryTask):
             ctx.state.set_run_fields(run_id, status="failed", error=describe(exc),
                                      finished_at=f"{time.time():.3f}")
         else:
-            ctx.state.finish_run(run_id, "failed", describe(exc))
+            ctx.state.finish_run(run_id, "failed", describe(exc), kwargs.get("session", 1))
 
 
-def dispatch(pipeline: str, table: str, run_id: str, chunks: list[int], extract_only: bool) -> None:
-    """Start the chord: extract the chunks, then load; a failure ends in run_failed."""
-    errback = run_failed.s(pipeline, table, run_id)
-    body = load_run.s(pipeline, table, run_id, extract_only=extract_only).on_error(errback)
+def dispatch(pipeline: str, table: str, run_id: str, session: int, chunks: list[int],
+             extract_only: bool) -> None:
+    """Start the chord: extract the chunks, then load; a failure ends in run_failed. Every
+    message carries the session: a newer session of the run turns them into no-ops."""
+    errback = run_failed.s(pipeline, table, run_id, session)
+    body = load_run.s(pipeline, table, run_id, extract_only=extract_only, session=session).on_error(errback)
     if not chunks:
-        load_run.apply_async(args=([], pipeline, table, run_id), kwargs={"extract_only": extract_only},
-                             link_error=errback)
-        return
-    chord([extract_chunk.s(pipeline, table, run_id, i) for i in chunks])(body)
+        load_run.apply_async(args=([], pipeline, table, run_id),
+                             kwargs={"extract_only": extract_only, "session": session}, link_error=errback)
+    else:
+        chord([extract_chunk.s(pipeline, table, run_id, i, session) for i in chunks])(body)
+    keepalive.start(pipeline, table, run_id, session)
 
 
 def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
-    """Read the schema, fix the run's range, probe chunk bounds, store the plan (Redis and S3)."""
+    """Read the schema, fix the run's range, probe chunk bounds, store the plan (S3, then Redis)."""
     conn = resources.mysql(ctx.cfg.source)
     schema = source.read_schema(conn, ctx.table)
     cursor.validate(ctx.table, schema)
@@ -71,31 +75,37 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
         raise SchemaError(f"table {ctx.table.key}: the source schema changed since the mapping was "
                           f"recorded ({_schema_change(recorded, schema)})")
     ctx.state.save_schema(schema)
-    committed = ctx.state.cursor()
-    span = cursor.run_range(conn, ctx.table, schema, committed, ctx.cfg.source.datetime_time_zone)
-    keys = cursor.keyset(ctx.table, schema)
-    run_hi = cursor.run_end(conn, ctx.table.key, keys, committed, span, limit)
-    ranges = source.plan_bounds(conn, ctx.table.key, keys, span.lo, ctx.table.chunk_rows, run_hi)
+    plan = cursor.plan_run(conn, ctx.table, schema, ctx.state.cursor(), ctx.cfg.source.datetime_time_zone,
+                           limit)
+    ranges = plan.ranges
     null_rows = (source.count_null(conn, ctx.table.key, ctx.table.cursor)
                  if ctx.table.strategy == "timestamp" and ctx.table.cursor else 0)
     meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": "extracting",
-            "strategy": ctx.table.strategy, "lo": bounds.encode(span.lo),
-            "hi": bounds.encode(ranges[-1][1] if ranges else span.lo),
-            "ceiling": bounds.encode(span.ceiling), "chunk_rows": str(ctx.table.chunk_rows),
+            "strategy": ctx.table.strategy, "lo": bounds.encode(plan.lo),
+            "hi": bounds.encode(ranges[-1][1] if ranges else plan.lo),
+            "ceiling": bounds.encode(plan.ceiling), "chunk_rows": str(ctx.table.chunk_rows),
+            "advance_from": str(plan.advance_from),
             "limit": str(limit or ""), "null_cursor_rows": str(null_rows),
             "planned_at": f"{time.time():.3f}"}
-    n = ctx.state.store_plan(run_id, ranges, meta)
-    # A copy of the plan on S3: with the chunk markers it is enough to rebuild Redis.
-    resources.store(ctx.cfg.s3).put(
-        naming.plan_object_key(ctx.table_prefix, run_id),
-        json.dumps({**meta, "run": run_id, "keyset": list(keys), "schema": schema.to_json(),
-                    "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}).encode(),
-        content_type="application/json")
+    # The plan goes to S3 before Redis: any run that can have committed chunks has its plan
+    # there, so `watermark rebuild` sees it.
+    store = resources.store(ctx.cfg.s3)
+    plan_key = naming.plan_object_key(ctx.table_prefix, run_id)
+    store.put(plan_key, json.dumps({
+        **meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)), "schema": schema.to_json(),
+        "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}).encode(),
+        metadata=naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id), content_type="application/json")
+    try:
+        n = ctx.state.store_plan(run_id, ranges, meta)
+    except StateError:
+        store.delete([plan_key])  # this run never owned the table: nothing to rebuild from it
+        raise
     if null_rows:
         log.warning("table %s: %d rows have a NULL cursor (%s) and are not copied",
                     ctx.table.key, null_rows, ctx.table.cursor)
-    log.info("run %s of %s: %d chunks in (%s, %s]", run_id, ctx.table.key, n, bounds.show(span.lo),
-             bounds.show(ranges[-1][1]) if ranges else "-")
+    log.info("run %s of %s: %d chunks in (%s, %s], %d of them behind the cursor", run_id, ctx.table.key,
+             n, bounds.show(plan.lo), bounds.show(ranges[-1][1]) if ranges else "-", plan.advance_from
+             if ctx.table.strategy != "full" else 0)
     return n
 
 
@@ -122,5 +132,5 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
     # right here the run waits for its lock's TTL, then the next sync resumes it.
     if not ctx.state.claim_dispatch(run_id, session):
         return {"run_id": run_id, "session": session, "skipped": True}
-    dispatch(pipeline, table, run_id, todo, extract_only)
+    dispatch(pipeline, table, run_id, session, todo, extract_only)
     return {"run_id": run_id, "session": session, "chunks": len(todo)}

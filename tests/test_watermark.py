@@ -10,7 +10,7 @@ import redis
 from common import naming
 from common.errors import LockedError, StateError
 from common.parquet import Part
-from common.watermark import TableState
+from common.watermark import Attempt, Commit, TableState
 from tests.conftest import REDIS_URL
 
 TABLE = "shop.orders"
@@ -29,16 +29,32 @@ def _parts(run: str, chunk: int, rows: list[int]) -> list[Part]:
     return [Part(key=f"x/{run}/{chunk}/{i}", rows=r, bytes=10 * r) for i, r in enumerate(rows)]
 
 
-def _plan(state: TableState, run: str, n: int) -> None:
+def _plan(state: TableState, run: str, n: int, **meta: str) -> None:
+    assert state.begin_session(run) == 1
     state.acquire_lock(run, 60)
     ranges = [((i * 100,) if i else None, ((i + 1) * 100,)) for i in range(n)]
-    assert state.store_plan(run, ranges, {"status": "extracting"}) == n
+    assert state.store_plan(run, ranges, {"status": "extracting", **meta}) == n
+
+
+def _begin(state: TableState, run: str, chunk: int, session: int = 1) -> str:
+    attempt = naming.new_attempt_id(session)
+    outcome, _ = state.begin_attempt(run, chunk, session, attempt, "w", 60)
+    assert outcome is Attempt.FENCED
+    return attempt
+
+
+def _commit(state: TableState, run: str, chunk: int, rows: list[int], worker: str = "w",
+            session: int = 1) -> Commit:
+    """One attempt of a chunk, from its fence to its commit."""
+    attempt = _begin(state, run, chunk, session)
+    return state.commit_chunk(run, chunk, _parts(run, chunk, rows), worker, 60, session, attempt)
 
 
 def test_commit_twice_counts_once(state: TableState) -> None:
     _plan(state, "r1", 3)
-    assert state.commit_chunk("r1", 0, _parts("r1", 0, [60, 40]), "w1", 60) is True
-    assert state.commit_chunk("r1", 0, _parts("r1", 0, [60, 40]), "w2", 60) is False
+    attempt = _begin(state, "r1", 0)
+    assert state.commit_chunk("r1", 0, _parts("r1", 0, [60, 40]), "w1", 60, 1, attempt) is Commit.COMMITTED
+    assert state.commit_chunk("r1", 0, _parts("r1", 0, [60, 40]), "w2", 60, 1, attempt) is Commit.ALREADY
     meta, totals = state.run_meta("r1"), state.state()
     assert meta["rows_extracted"] == "100" and meta["files_extracted"] == "2"
     assert totals["rows_extracted"] == "100" and totals["bytes_extracted"] == "1000"
@@ -48,12 +64,12 @@ def test_commit_twice_counts_once(state: TableState) -> None:
 
 def test_cursor_never_jumps_a_hole(state: TableState) -> None:
     _plan(state, "r1", 4)
-    state.commit_chunk("r1", 2, _parts("r1", 2, [100]), "w", 60)
-    state.commit_chunk("r1", 1, _parts("r1", 1, [100]), "w", 60)
+    _commit(state, "r1", 2, [100])
+    _commit(state, "r1", 1, [100])
     assert state.cursor() is None  # chunk 0 is still missing
-    state.commit_chunk("r1", 0, _parts("r1", 0, [100]), "w", 60)
+    _commit(state, "r1", 0, [100])
     assert state.cursor() == (300,)  # 0, 1 and 2 are contiguous
-    state.commit_chunk("r1", 3, _parts("r1", 3, []), "w", 60)
+    _commit(state, "r1", 3, [])
     assert state.cursor() == (400,)
     assert state.chunk("r1", 3).state == "loaded"  # nothing to load
     assert state.state()["rows_extracted"] == "300"
@@ -62,13 +78,15 @@ def test_cursor_never_jumps_a_hole(state: TableState) -> None:
 def test_unknown_chunk_is_an_error(state: TableState) -> None:
     _plan(state, "r1", 1)
     with pytest.raises(StateError, match="no chunk 5"):
-        state.commit_chunk("r1", 5, [], "w", 60)
+        state.begin_attempt("r1", 5, 1, naming.new_attempt_id(1), "w", 60)
+    with pytest.raises(StateError, match="no chunk 5"):
+        state.commit_chunk("r1", 5, [], "w", 60, 1, naming.new_attempt_id(1))
 
 
 def test_commit_load_counts_each_part_once(state: TableState) -> None:
     _plan(state, "r1", 2)
-    state.commit_chunk("r1", 0, _parts("r1", 0, [70, 30]), "w", 60)
-    state.commit_chunk("r1", 1, _parts("r1", 1, [50]), "w", 60)
+    _commit(state, "r1", 0, [70, 30])
+    _commit(state, "r1", 1, [50])
     pending = state.pending_parts()
     assert state.commit_load("r1", pending[:2]) == (2, 100)
     assert state.chunk("r1", 0).state == "loaded" and state.chunk("r1", 1).state == "done"
@@ -110,15 +128,15 @@ def test_load_lock_is_reentrant_for_its_owner(state: TableState) -> None:
 
 def test_only_the_lock_owner_moves_the_cursor(state: TableState) -> None:
     _plan(state, "r1", 3)
-    state.commit_chunk("r1", 0, _parts("r1", 0, [10]), "w", 60)
+    _commit(state, "r1", 0, [10])
     assert state.cursor() == (100,)
-    state.finish_run("r1", "failed", "chunk 1 failed")  # the lock is gone
-    # A late commit of the failed run is recorded, but does not move the cursor ...
-    assert state.commit_chunk("r1", 1, _parts("r1", 1, [10]), "w", 60) is True
+    state.r.delete(state.lock_key)  # the lock expired while the run still runs
+    # A commit of the run without its lock is recorded, but does not move the cursor ...
+    assert _commit(state, "r1", 1, [10]) is Commit.COMMITTED
     assert state.cursor() == (100,)
     # ... until the run holds the lock again (resumed) and commits.
     state.acquire_lock("r1", 60)
-    state.commit_chunk("r1", 2, _parts("r1", 2, [10]), "w", 60)
+    _commit(state, "r1", 2, [10])
     assert state.cursor() == (300,)
 
 
@@ -132,6 +150,89 @@ def test_a_run_without_the_lock_leaves_the_table_status_alone(state: TableState)
 
 def test_attempts_count_per_session(state: TableState) -> None:
     _plan(state, "r1", 1)
-    assert [state.note_attempt("r1", 0) for _ in range(3)] == [1, 2, 3]
+    counts = [state.begin_attempt("r1", 0, 1, naming.new_attempt_id(1), "w", 60)[1] for _ in range(3)]
+    assert counts == [1, 2, 3]
+    session = state.begin_session("r1")
+    assert session == 2
+    assert state.begin_attempt("r1", 0, 2, naming.new_attempt_id(2), "w", 60) == (Attempt.FENCED, 1)
+
+
+def test_only_the_fencing_attempt_commits(state: TableState) -> None:
+    """Two attempts of one chunk (a redelivered message): the later one holds the fence; the
+    earlier one's commit changes nothing, whatever the order in which they finish."""
+    _plan(state, "r1", 1)
+    first = _begin(state, "r1", 0)
+    second = _begin(state, "r1", 0)
+    assert state.chunk("r1", 0).fence == second
+    assert state.commit_chunk("r1", 0, _parts("r1", 0, [5]), "w1", 60, 1, first) is Commit.FENCED_OUT
+    assert state.chunk("r1", 0).state == "pending" and state.pending_parts() == []
+    assert state.commit_chunk("r1", 0, _parts("r1", 0, [7]), "w2", 60, 1, second) is Commit.COMMITTED
+    assert state.commit_chunk("r1", 0, _parts("r1", 0, [5]), "w1", 60, 1, first) is Commit.ALREADY
+    assert state.chunk("r1", 0).attempt == second and state.state()["rows_extracted"] == "7"
+    # A message arriving after the commit takes no fence.
+    assert state.begin_attempt("r1", 0, 1, naming.new_attempt_id(1), "w", 60)[0] is Attempt.ALREADY
+
+
+def test_a_stale_session_can_neither_start_nor_commit_nor_end_the_run(state: TableState) -> None:
+    _plan(state, "r1", 2)
+    old = _begin(state, "r1", 0, session=1)
+    assert state.begin_session("r1") == 2  # the run is resumed while session 1's attempt runs
+    assert state.begin_attempt("r1", 1, 1, naming.new_attempt_id(1), "w", 60)[0] is Attempt.STALE_SESSION
+    assert state.commit_chunk("r1", 0, _parts("r1", 0, [5]), "w", 60, 1, old) is Commit.STALE_SESSION
+    assert state.record_chunk_error("r1", 0, 1, "boom") is False
+    assert state.finish_run("r1", "failed", "stale error callback", session=1) is False
+    assert state.lock_owner() == "r1" and state.run_meta("r1")["status"] == "queued"
+    assert "last_chunk_error" not in state.run_meta("r1")
+    assert _commit(state, "r1", 0, [6], session=2) is Commit.COMMITTED
+    assert state.record_chunk_error("r1", 1, 2, "real cause") is True
+    assert state.chunk("r1", 1).error == "real cause"
+    assert state.finish_run("r1", "succeeded", session=2) is True
+
+
+def test_a_finished_run_takes_no_commit(state: TableState) -> None:
+    _plan(state, "r1", 2)
+    late = _begin(state, "r1", 1)
+    state.finish_run("r1", "failed", "chunk 0 failed", session=1)
+    assert state.commit_chunk("r1", 1, _parts("r1", 1, [5]), "w", 60, 1, late) is Commit.RUN_OVER
+    assert state.begin_attempt("r1", 1, 1, naming.new_attempt_id(1), "w", 60)[0] is Attempt.RUN_OVER
+    assert state.pending_parts() == [] and state.chunk("r1", 1).state == "pending"
+
+
+def test_the_cursor_never_moves_back_over_the_lookback_chunks(state: TableState) -> None:
+    """Chunks before advance_from re-read the window behind the committed cursor: committing
+    them, even all of them, leaves the cursor where it was."""
+    state.r.hset(state.state_key, "cursor", "[250]")
+    _plan(state, "r1", 4, advance_from="2")  # chunks 0-1 end at or before the cursor
+    _commit(state, "r1", 0, [10])
+    _commit(state, "r1", 1, [10])
+    assert state.cursor() == (250,)
+    _commit(state, "r1", 2, [10])
+    assert state.cursor() == (300,)
+
+
+def test_the_lock_is_renewed_only_for_the_current_live_session(state: TableState) -> None:
+    _plan(state, "r1", 1)
+    state.r.pexpire(state.lock_key, 500)
+    assert state.renew_lock("r1", 1, 60) == 1 and state.r.pttl(state.lock_key) > 50_000
     state.begin_session("r1")
-    assert state.note_attempt("r1", 0) == 1
+    assert state.renew_lock("r1", 1, 60) == -1  # stale keep-alive: stops
+    state.r.delete(state.lock_key)
+    assert state.renew_lock("r1", 2, 60) == -2 and state.lock_owner() is None  # never re-created
+    state.acquire_lock("r1", 60)
+    state.finish_run("r1", "succeeded", session=2)
+    state.acquire_lock("r2", 60)
+    assert state.renew_lock("r1", 2, 60) == 0
+
+
+def test_abandoning_a_run_keeps_its_parts_from_any_load(state: TableState) -> None:
+    _plan(state, "r1", 2)
+    _commit(state, "r1", 0, [10, 20])
+    late = _begin(state, "r1", 1)
+    state.finish_run("r1", "failed", "x", session=1)
+    assert len(state.pending_parts()) == 2
+    assert state.abandon_unfinished() == ["r1"]
+    assert state.pending_parts() == [] and state.run_meta("r1")["status"] == "abandoned"
+    assert {v["reason"] for v in state.orphans().values()} == {"abandoned run"}
+    assert len(state.orphans()) == 2
+    assert state.commit_chunk("r1", 1, _parts("r1", 1, [5]), "w", 60, 1, late) is Commit.RUN_OVER
+    assert state.pending_parts() == []

@@ -1,6 +1,7 @@
 -- Commit one extracted chunk: its record, the session and cumulative totals, the
 -- parts awaiting load, and the cursor over the longest run of committed chunks.
--- Committing a chunk that is not pending changes nothing.
+-- Accepted only from the attempt holding the chunk's fence (begin_attempt.lua), in the
+-- run's current session, while the run is active; anything else changes nothing.
 -- KEYS[1] run meta              (hash)
 -- KEYS[2] run chunks            (hash: chunk number -> JSON)
 -- KEYS[3] table state           (hash)
@@ -15,11 +16,16 @@
 -- ARGV[6] now (unix seconds)
 -- ARGV[7] run id
 -- ARGV[8] lock TTL in milliseconds (renewed if the run still owns the lock)
--- Returns: 1 committed, 0 already committed, -1 no such chunk.
+-- ARGV[9] session the committing message belongs to
+-- ARGV[10] attempt id (must be the chunk's fence)
+-- ARGV[11] final run statuses as a JSON array
+-- Returns: 1 committed; 0 already committed; -1 no such chunk; -2 stale session;
+--          -3 the run is over; -4 another attempt holds the fence.
 local meta_key, chunks_key, state_key, pending_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local session_key = KEYS[6]
 local chunk_no, rows, nbytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local parts_json, worker, now, run_id, lock_ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local session, attempt_id, finals_json = ARGV[9], ARGV[10], ARGV[11]
 
 local raw = redis.call('HGET', chunks_key, chunk_no)
 if not raw then
@@ -28,6 +34,18 @@ end
 local chunk = cjson.decode(raw)
 if chunk.state ~= 'pending' then
   return 0
+end
+if (redis.call('HGET', meta_key, 'session') or '1') ~= session then
+  return -2
+end
+local status = redis.call('HGET', meta_key, 'status') or ''
+for _, final in ipairs(cjson.decode(finals_json)) do
+  if status == final then
+    return -3
+  end
+end
+if chunk.fence ~= attempt_id then
+  return -4
 end
 local parts = cjson.decode(parts_json)
 local keys = {}
@@ -44,6 +62,7 @@ chunk.parts = keys
 chunk.loaded_parts = 0
 chunk.worker = worker
 chunk.committed_at = now
+chunk.attempt = attempt_id
 redis.call('HSET', chunks_key, chunk_no, cjson.encode(chunk))
 
 local nparts = #parts
@@ -60,9 +79,7 @@ redis.call('HINCRBY', state_key, 'files_extracted', nparts)
 redis.call('HINCRBY', state_key, 'bytes_extracted', nbytes)
 redis.call('HSET', state_key, 'last_commit_at', now)
 
--- Advance over contiguous committed chunks; the cursor never jumps a hole. Only a run
--- that owns the table lock moves the cursor: a late commit of an abandoned run (or one
--- whose lock expired) must not. Its progress is caught up by the run's next commit.
+-- Advance over contiguous committed chunks; the cursor never jumps a hole.
 local contiguous = tonumber(redis.call('HGET', meta_key, 'contiguous') or '0')
 local advanced = false
 while true do
@@ -75,9 +92,14 @@ end
 if advanced then
   redis.call('HSET', meta_key, 'contiguous', contiguous)
 end
+-- Only a run that owns the table lock moves the cursor: a late commit of a run whose
+-- lock expired must not. And the cursor only ever moves forward: the plan put a chunk
+-- boundary at the committed cursor, and chunks before `advance_from` (the lookback
+-- window behind it) end at or before it, so they never write it.
+local advance_from = tonumber(redis.call('HGET', meta_key, 'advance_from') or '0')
 if redis.call('GET', lock_key) == run_id then
   redis.call('PEXPIRE', lock_key, lock_ttl)
-  if contiguous > 0 then
+  if contiguous > advance_from then
     local last = cjson.decode(redis.call('HGET', chunks_key, tostring(contiguous - 1)))
     redis.call('HSET', state_key, 'cursor', last.hi, 'cursor_run', run_id,
                'cursor_chunk', contiguous - 1, 'cursor_at', now)

@@ -6,10 +6,16 @@
 -- ARGV[2] status: succeeded, extracted (--extract-only) or failed
 -- ARGV[3] error text ('' if none)
 -- ARGV[4] now (unix seconds)
--- Returns: 1 if the lock was released, 0 if the run did not own it.
+-- ARGV[5] session of the caller ('' for a caller outside any session)
+-- Returns: 1 if the lock was released, 0 if the run did not own it, -1 if the caller's
+--          session is not the run's current one (nothing changed).
 local lock_key, state_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
-local run_id, status, err, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local run_id, status, err, now, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
+-- A stale session's chord body or error callback must not end the session running now.
+if session ~= '' and (redis.call('HGET', meta_key, 'session') or '1') ~= session then
+  return -1
+end
 redis.call('HSET', meta_key, 'status', status, 'error', err, 'finished_at', now)
 -- The table-level status belongs to the run that holds the lock: a late or losing run
 -- (a redelivered chord body, a --load-only that lost the race) changes only its own.
