@@ -310,6 +310,36 @@ def _environment(directory: Path) -> dict[str, str]:
 _cache: dict[tuple[Any, ...], PipelineConfig] = {}
 
 
+def _full_prefix(s3: S3Config, pipeline_prefix: str) -> str:
+    return "/".join(p.strip("/") for p in (s3.prefix, pipeline_prefix) if p and p.strip("/"))
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Equal, or one a folder of the other (path components, so a/b and a/bc do not)."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/") or not a or not b
+
+
+def _check_prefixes(directory: Path, name: str, pipe_path: Path, s3: S3Config, pipeline_prefix: str,
+                    env: dict[str, str]) -> None:
+    """Two pipelines of one config directory must not share S3 objects: their prefixes may
+    be neither equal nor nested, or one's reset or rebuild would touch the other's runs."""
+    own = _full_prefix(s3, pipeline_prefix)
+    for other_path in sorted((directory / "pipelines").glob("*.yml")):
+        other = other_path.stem
+        if other == name:
+            continue
+        try:  # another pipeline's own errors are reported when that pipeline is used
+            doc = _read_yaml(other_path, env)
+            prefix = doc.get("s3_prefix") or other
+        except ConfigError:
+            continue
+        if isinstance(prefix, str) and _overlaps(own, _full_prefix(s3, prefix)):
+            raise ConfigError(
+                f"{pipe_path}: s3_prefix: pipelines {name!r} and {other!r} ({other_path}) write under "
+                f"overlapping S3 prefixes ({own!r} and {_full_prefix(s3, prefix)!r}); give each "
+                f"pipeline its own s3_prefix")
+
+
 def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
     """Load and validate connections.yml and pipelines/<name>.yml (cached by mtime)."""
     directory = directory or config_dir()
@@ -317,8 +347,9 @@ def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
         raise ConfigError(f"pipeline name {name!r}: use lowercase letters, digits, - and _")
     conn_path = directory / "connections.yml"
     pipe_path = directory / "pipelines" / f"{name}.yml"
+    others = sorted((directory / "pipelines").glob("*.yml"))
     stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0
-                  for p in (conn_path, pipe_path, directory / ".env"))
+                  for p in (conn_path, pipe_path, directory / ".env", *others)) + (len(others),)
     cache_key = (str(directory), name, stamp)
     if cache_key in _cache:
         return _cache[cache_key]
@@ -333,6 +364,7 @@ def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
     if pipe.target not in conns.targets:
         raise ConfigError(f"{pipe_path}: target: {pipe.target!r} is not a target in {conn_path}"
                           f" (known: {', '.join(sorted(conns.targets)) or 'none'})")
+    _check_prefixes(directory, name, pipe_path, conns.s3, pipe.s3_prefix or name, env)
     loaded = PipelineConfig(name=name, directory=directory, pipeline=pipe,
                             source=conns.sources[pipe.source], target=conns.targets[pipe.target],
                             s3=conns.s3)

@@ -88,6 +88,19 @@ def _bit(arr: pa.Array, spec: ColumnSpec) -> pa.Array:
     return pa.array(ints, pa.int64())
 
 
+def _bool(text: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
+    """TINYINT(1) as BOOLEAN, exactly: 0 and 1 only (MySQL lets the column hold -128..127)."""
+    ints = text.cast(pa.int16())
+    odd = pc.filter(ints, pc.and_(pc.not_equal(ints, 0), pc.not_equal(ints, 1)))
+    if len(odd):
+        raise SchemaError(
+            f"table {table}, column {spec.source} ({spec.mysql_type}): value {odd[0].as_py()} is neither "
+            f"0 nor 1 ({len(odd)} such in this batch) and would not survive as BOOLEAN; set "
+            f"tinyint1_as_bool: false for this table to copy the column as SMALLINT (a target table "
+            f"already created with a BOOLEAN column must then be dropped first)")
+    return pc.equal(ints, 1)
+
+
 def _check_length(raw: pa.Array, spec: ColumnSpec, table: str) -> None:
     """A value longer than the target column would fail the whole warehouse COPY later."""
     limit = spec.max_bytes
@@ -114,7 +127,7 @@ def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStat
     if kind in ("int", "decimal", "float"):
         return _cast(text, spec, table)
     if kind == "bool":
-        return pc.not_equal(text.cast(pa.int16()), 0)
+        return _bool(text, spec, table)
     if kind in ("timestamp", "date"):
         return _temporal(text, spec, table, stats)
     raise SchemaError(f"table {table}, column {spec.source}: unknown conversion kind {kind!r}")

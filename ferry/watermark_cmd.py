@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -71,9 +72,14 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
                           "rows_loaded": int(session.get("rows_loaded", 0)),
                           "files_loaded": int(session.get("files_loaded", 0))}
     if show_files:
+        from common import orphans
+
+        cfg = pipeline_config(pipeline)
         doc["files_awaiting_load"] = [p.key for p in pending]
         doc["files_loaded_list"] = [key for run in runs for c in st.chunks(run)
                                     if c.state == "loaded" for key in c.parts]
+        found = orphans.find(st, Store(make_client(cfg.s3), cfg.s3.bucket), _prefix(cfg, table))
+        doc["files_orphaned"] = [f"{key} ({why})" for key, why in sorted(found.items())]
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -168,7 +174,8 @@ def set_(pipeline: str, table: str, id_text: str | None, ts_text: str | None) ->
     Store(make_client(cfg.s3), cfg.s3.bucket).put(
         naming.cursor_override_key(_prefix(cfg, table)),
         json.dumps({"cursor": bounds.encode(key), "at": time.time(),
-                    "abandoned": st.runs()}).encode(), content_type="application/json")
+                    "abandoned": st.runs()}).encode(),
+        metadata=naming.object_metadata(pipeline, table), content_type="application/json")
     click.echo(f"{table}: cursor set to {bounds.show(key)}"
                + (f"; unfinished run(s) {', '.join(abandoned)} will not be resumed" if abandoned else ""))
 
@@ -188,12 +195,26 @@ def reset(pipeline: str, table: str, yes: bool, keep_files: bool) -> None:
     if owner:
         fail(f"table {table} has an active run {owner}; nothing was reset", 1)
     keys = st.delete_all()
-    deleted = 0
+    deleted = foreign = 0
     if not keep_files:
         store = Store(make_client(cfg.s3), cfg.s3.bucket)
-        deleted = store.delete(k for k, _ in store.list(_prefix(cfg, table)))
+        own, others = _own_objects(store, _prefix(cfg, table), pipeline, table)
+        deleted, foreign = store.delete(own), len(others)
+        for key in others[:5]:
+            click.echo(f"kept {store.url(key)}: its metadata does not name pipeline {pipeline}, table {table}")
     click.echo(f"{table}: reset ({keys} Redis keys removed, {deleted} files deleted"
-               + (", files kept" if keep_files else "") + "); the target table was not touched")
+               + (", files kept" if keep_files else "")
+               + (f", {foreign} files of others kept" if foreign else "")
+               + "); the target table was not touched")
+
+
+def _own_objects(store: Store, prefix: str, pipeline: str, table: str) -> tuple[list[str], list[str]]:
+    """The objects under prefix whose metadata names this pipeline and table, and the others.
+    (A HEAD per object, in parallel: S3 listings carry no user metadata.)"""
+    keys = [k for k, _ in store.list(prefix)]
+    with ThreadPoolExecutor(16) as pool:
+        owned = list(pool.map(lambda k: naming.is_own_object(store.metadata(k), pipeline, table), keys))
+    return [k for k, ok in zip(keys, owned) if ok], [k for k, ok in zip(keys, owned) if not ok]
 
 
 @watermark.command("rebuild")

@@ -90,3 +90,33 @@ def test_not_yaml(tmp_path: Path) -> None:
     (tmp_path / "pipelines" / "p1.yml").write_text("tables: [unclosed")
     with pytest.raises(ConfigError, match="p1.yml: not valid YAML"):
         load_pipeline("p1", tmp_path)
+
+
+@pytest.mark.parametrize("mine, theirs, clash", [
+    (None, None, False),            # defaults: each pipeline under its own name
+    ("shared", "shared", True),
+    ("team/a", "team", True),       # one contains the other
+    ("team", "team/a/b", True),
+    ("team/a", "team/ab", False),   # a common string prefix is not a common folder
+])
+def test_pipelines_with_overlapping_s3_prefixes_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           mine: str | None, theirs: str | None,
+                                                           clash: bool) -> None:
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    _write(tmp_path, pipe={**PIPELINE, **({"s3_prefix": mine} if mine else {})})
+    other = {**PIPELINE, **({"s3_prefix": theirs} if theirs else {})}
+    (tmp_path / "pipelines" / "p2.yml").write_text(yaml.safe_dump(other))
+    if not clash:
+        assert load_pipeline("p1", tmp_path).name == "p1"
+        return
+    for name, peer in (("p1", "p2"), ("p2", "p1")):
+        with pytest.raises(ConfigError) as err:
+            load_pipeline(name, tmp_path)
+        text = str(err.value)
+        assert f"pipelines {name!r} and {peer!r}" in text and "s3_prefix" in text, text
+
+
+def test_cursor_increasing_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    pipe = {**PIPELINE, "tables": {"shop.lines": {"cursor": "id", "cursor_increasing": True}}}
+    assert load_pipeline("p1", _write(tmp_path, pipe=pipe)).table("shop.lines").cursor_increasing is True

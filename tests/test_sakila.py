@@ -27,7 +27,10 @@ def test_every_sakila_table(pipe: Pipe, workers: list) -> None:
                 " WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'")
     tables = sorted(r[0] for r in cur.fetchall())
     assert len(tables) == 16
-    pipe.write({t: {} for t in tables}, chunk_rows=1500)
+    # A composite key has no increasing cursor: the id strategy refuses it (a row added later
+    # under a smaller first key column would be missed); those tables are copied whole.
+    composite = {"film_actor", "film_category"}
+    pipe.write({t: {"strategy": "full"} if t in composite else {} for t in tables}, chunk_rows=1500)
     result = pipe.sync("--wait", timeout_s=300)
     assert result.code == 0, result.stderr
     counts = {}

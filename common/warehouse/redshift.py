@@ -32,6 +32,7 @@ class RedshiftWarehouse(Warehouse):
               parts: Sequence[PendingPart]) -> None:
         key = naming.manifest_key(request.table_prefix, f"{request.load_id}-{parts[0].run_id}")
         self.store.put(key, json.dumps(manifest(self.store, parts)).encode(),
+                       metadata=naming.object_metadata(request.pipeline, request.table),
                        content_type="application/json")
         try:
             conn.exec_driver_sql(sql.copy_parquet(into, self.store.url(key), self._credentials))
