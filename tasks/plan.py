@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import chord
 
-from common import bounds, cursor, naming, source
+from common import bounds, cursor, faults, naming, source
 from common.errors import LockedError, SchemaError, StateError
 from common.types import TableSchema
 from tasks.celery import app
@@ -95,6 +95,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
         **meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)), "schema": schema.to_json(),
         "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}).encode(),
         metadata=naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id), content_type="application/json")
+    faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, "plan")
     try:
         n = ctx.state.store_plan(run_id, ranges, meta)
     except StateError:

@@ -31,12 +31,12 @@ local raw = redis.call('HGET', chunks_key, chunk_no)
 if not raw then
   return -1
 end
+if (redis.call('HGET', meta_key, 'session') or '1') ~= session then
+  return -2
+end
 local chunk = cjson.decode(raw)
 if chunk.state ~= 'pending' then
   return 0
-end
-if (redis.call('HGET', meta_key, 'session') or '1') ~= session then
-  return -2
 end
 local status = redis.call('HGET', meta_key, 'status') or ''
 for _, final in ipairs(cjson.decode(finals_json)) do
