@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -38,6 +38,20 @@ def _log_has(worker: Worker, text: str) -> bool:
     return text in Path(worker.log_path).read_text(errors="replace")
 
 
+def _resume_while_session_1_stalls(pipe: Pipe, state: Any) -> tuple[str, str]:
+    """Start a run; once session 1's attempt of chunk 0 holds the fence, let the lock
+    expire and resume the run in session 2. Returns (run id, session 1's fence)."""
+    assert pipe.ferry("sync", "-p", pipe.name).returncode == 0
+    run_id = _run_id(pipe, "orders")
+    wait_for(lambda: state.chunk(run_id, 0) is not None and state.chunk(run_id, 0).fence != "", 30,
+             "session 1's attempt of chunk 0 to take the fence")
+    fence = state.chunk(run_id, 0).fence
+    state.r.delete(state.lock_key)  # the lock expires while that attempt stalls
+    resumed = pipe.ferry("sync", "-p", pipe.name)
+    assert resumed.returncode == 0 and f"resuming run {run_id} (session 2)" in resumed.stderr
+    return run_id, fence
+
+
 def test_two_sessions_of_one_run_commit_each_chunk_once(isolated: Pipe, log_dir: Path) -> None:
     """Session 1's attempt of chunk 0 starts, then stalls; the lock expires; `ferry sync`
     resumes the run in session 2, which extracts, commits and loads chunk 0; the source
@@ -52,14 +66,7 @@ def test_two_sessions_of_one_run_commit_each_chunk_once(isolated: Pipe, log_dir:
     faults.inject(state.r, pipe.name, table, "0@1", 1, "sleep", 8)
     worker = Worker("race", pipe.env, log_dir, concurrency=2)
     try:
-        assert pipe.ferry("sync", "-p", pipe.name).returncode == 0
-        run_id = _run_id(pipe, "orders")
-        wait_for(lambda: state.chunk(run_id, 0) is not None and state.chunk(run_id, 0).fence != "", 30,
-                 "session 1's attempt of chunk 0 to take the fence")
-        first_fence = state.chunk(run_id, 0).fence
-        state.r.delete(state.lock_key)  # the lock expires while that attempt stalls
-        resumed = pipe.ferry("sync", "-p", pipe.name)
-        assert resumed.returncode == 0 and f"resuming run {run_id} (session 2)" in resumed.stderr
+        run_id, first_fence = _resume_while_session_1_stalls(pipe, state)
         wait_for(lambda: state.chunk(run_id, 0).state != "pending", 60, "session 2 to commit chunk 0")
         committed = state.chunk(run_id, 0)
         assert committed.attempt.startswith("s2-") and committed.attempt != first_fence
@@ -117,12 +124,7 @@ def test_a_stale_sessions_failure_leaves_the_new_session_alone(isolated: Pipe, l
     faults.inject(state.r, pipe.name, table, "0@2", 1, "sleep", 10)
     worker = Worker("stale-errback", pipe.env, log_dir, concurrency=2)
     try:
-        assert pipe.ferry("sync", "-p", pipe.name).returncode == 0
-        run_id = _run_id(pipe, "orders")
-        wait_for(lambda: state.chunk(run_id, 0) is not None and state.chunk(run_id, 0).fence != "", 30,
-                 "session 1's attempt of chunk 0")
-        state.r.delete(state.lock_key)
-        assert "(session 2)" in pipe.ferry("sync", "-p", pipe.name).stderr
+        run_id, _ = _resume_while_session_1_stalls(pipe, state)
         wait_for(lambda: _log_has(worker, "error callback of stale session 1 ignored"), 60,
                  "session 1's failure to reach its error callback")
         # Session 2's attempt of chunk 0 still runs: the run is alive and locked.
