@@ -103,7 +103,6 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
     chunk = ctx.state.chunk(run_id, number)
     assert chunk is not None
     store = resources.store(ctx.cfg.s3)
-    parts: list[Part] = []
     try:
         if attempts > MAX_ATTEMPTS:
             raise TerminalError(f"chunk {number} of {table} was started {attempts - 1} times without "
