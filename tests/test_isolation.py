@@ -85,3 +85,25 @@ def test_rebuild_and_reset_leave_other_pipelines_objects_alone(pipe: Pipe, worke
     assert reset.returncode == 0, reset.stderr
     assert "3 files of others kept" in reset.stdout
     assert sorted(k for k, _ in pipe.store.list(prefix)) == sorted(planted)
+
+
+def test_objects_of_attempts_that_never_committed_are_listed_as_orphans(pipe: Pipe) -> None:
+    """What a killed or superseded attempt left on S3 (it could note nothing in Redis) is
+    found by listing: never-committed attempts of committed and of pending chunks."""
+    from common import orphans
+    from common.parquet import Part
+
+    state = pipe.state("orders")
+    state.begin_session("r1")
+    state.acquire_lock("r1", 60)
+    state.store_plan("r1", [(None, (10,)), ((10,), (20,))], {"status": "extracting"})
+    prefix = naming.table_prefix("ferry", pipe.name, pipe.table("orders"))
+    attempts = [naming.new_attempt_id(1) for _ in range(4)]
+    for number, attempt in ((0, attempts[0]), (0, attempts[1]), (1, attempts[2]), (1, attempts[3])):
+        state.begin_attempt("r1", number, 1, attempt, "w", 60)
+        pipe.store.put(naming.part_key(prefix, "r1", number, attempt, 0), b"x")
+    winner = naming.part_key(prefix, "r1", 0, attempts[1], 0)
+    state.commit_chunk("r1", 0, [Part(winner, 1, 1)], "w", 60, 1, attempts[1])
+    found = orphans.find(state, pipe.store, prefix)
+    assert found == {naming.part_key(prefix, "r1", 0, attempts[0], 0): "attempt that did not commit",
+                     naming.part_key(prefix, "r1", 1, attempts[2], 0): "attempt superseded before committing"}
