@@ -26,11 +26,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class SshTunnelConfig(_Model):
+    """An SSH bastion through which the source is reached (key authentication only)."""
+
+    host: str
+    """The bastion's host name or address."""
+    port: int = 22
+    user: str
+    private_key: Path
+    """Path of the private key file (OpenSSH or PEM format)."""
+    private_key_passphrase: str | None = None
+    """Passphrase of the key, if it has one; write `${VAR}` to keep it out of the file."""
+    known_hosts: Path = Path("~/.ssh/known_hosts")
+    """OpenSSH known_hosts file that must hold the bastion's host key."""
+    strict_host_key_checking: bool = True
+    """false: accept any host key (logged once as a warning). Only for throwaway setups."""
+
+
 class SourceConfig(_Model):
     """A MySQL/MariaDB server that ferry reads from."""
 
     host: str
-    """Host name or address of the server."""
+    """Host name or address of the server (as seen from the bastion, with ssh_tunnel)."""
     port: int = 3306
     """TCP port."""
     database: str | None = None
@@ -44,6 +61,15 @@ class SourceConfig(_Model):
     datetime_time_zone: str | None = None
     """Zone that DATETIME cursor values are written in ('+00:00', 'Europe/Paris'); default:
     the server's time zone. Timestamp cursors' lag is measured on this clock."""
+    ssh_tunnel: SshTunnelConfig | None = None
+    """Reach the server through this SSH bastion."""
+    max_concurrent_chunks: int | None = Field(None, gt=0)
+    """At most this many chunk reads from this server at once, across all workers and hosts."""
+    read_timeout_s: int | None = Field(None, gt=0)
+    """A chunk read that receives nothing from the server for this long fails (and is retried)."""
+    max_execution_time_ms: int | None = Field(None, gt=0)
+    """Server-side limit on one chunk's SELECT (MySQL max_execution_time, MariaDB
+    max_statement_time)."""
 
 
 class PostgresTarget(_Model):

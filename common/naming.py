@@ -112,6 +112,12 @@ def faults_key(pipeline: str, table_key: str) -> str:
     return f"{_table_base(pipeline, table_key)}:faults"
 
 
+def source_slots_key(source: str) -> str:
+    """Sorted set: read-slot holder -> lease expiry (ms) of one source of connections.yml,
+    shared by every pipeline that reads it."""
+    return f"{PREFIX}:source:{quote(source, safe='._-')}:slots"
+
+
 def table_pattern(pipeline: str, table_key: str) -> str:
     """SCAN pattern of every Redis key of one table (watermark reset)."""
     return f"{_table_base(pipeline, table_key)}:*"

@@ -25,18 +25,27 @@ Rows = list[tuple[Any, ...]]
 
 
 def connect(src: SourceConfig, **overrides: Any) -> Any:
-    """Open a connection (C extension) in UTC with autocommit: each SELECT is its own snapshot."""
+    """Open a connection (C extension) in UTC with autocommit: each SELECT is its own snapshot.
+    `overrides` replace connect arguments (a tunnel's local host and port)."""
     args: dict[str, Any] = dict(host=src.host, port=src.port, user=src.user, password=src.password,
                                 charset="utf8mb4", use_pure=False, autocommit=True)
     if src.database:
         args["database"] = src.database
+    if src.read_timeout_s:
+        args["read_timeout"] = src.read_timeout_s
     args.update(src.options)
     args.update(overrides)
     conn = mysql.connector.connect(**args)
     cur = conn.cursor()
     # UTC so TIMESTAMP values arrive unshifted; a generous write timeout because
     # the server waits on us while a batch is converted and uploaded.
-    cur.execute("SET time_zone = '+00:00', net_write_timeout = 600, net_read_timeout = 600")
+    settings = "SET time_zone = '+00:00', net_write_timeout = 600, net_read_timeout = 600"
+    if src.max_execution_time_ms:
+        limit = int(src.max_execution_time_ms)
+        # MariaDB names it max_statement_time (seconds); MySQL max_execution_time (ms, SELECTs).
+        settings += (f", max_statement_time = {limit / 1000:.3f}" if "mariadb" in conn.get_server_info().lower()
+                     else f", max_execution_time = {limit}")
+    cur.execute(settings)
     cur.close()
     return conn
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.exceptions import Ignore
 
-from common import bounds, cursor, faults, naming, source
+from common import bounds, cursor, faults, naming, slots, source
 from common.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import StateError, TerminalError, TransientError, classify
 from common.parquet import BackgroundWriter, Part, PartWriter
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # A chunk whose pool process keeps dying (out of memory, segfault) is requeued at once
 # by reject_on_worker_lost, without counting as a retry: stop it after this many starts.
 MAX_ATTEMPTS = int(os.environ.get("FERRY_MAX_ATTEMPTS", "10"))
+# How long a chunk waits for one of its source's read slots before it retries later.
+SLOT_WAIT_S = float(os.environ.get("FERRY_SLOT_WAIT_S", "600"))
 
 _REFUSED = {Commit.ALREADY: "another attempt committed the chunk first",
             Commit.FENCED_OUT: "a newer attempt holds the chunk's fence",
@@ -39,25 +41,30 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
     if schema is None:
         raise StateError(f"table {ctx.table.key}: no recorded schema; plan the run again")
     arrow_schema = schema.arrow_schema()
-    conn = resources.mysql(ctx.cfg.source)
     writer = BackgroundWriter(PartWriter(
         resources.store(ctx.cfg.s3),
         lambda part: naming.part_key(ctx.table_prefix, run_id, chunk.number, attempt_id, part),
         arrow_schema, ctx.table.part_mb, ctx.table.part_rows,
         metadata={**naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id),
                   "chunk": str(chunk.number), "attempt": attempt_id}))
+    conn = None
     try:
-        # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
-        with gc_paused():
-            for rows in source.read_range(
-                    conn, ctx.table.key, [c.source for c in schema.columns], cursor.keyset(ctx.table, schema),
-                    chunk.lo, chunk.hi, ctx.table.batch_rows,
-                    select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns]):
-                writer.write(rows_to_batch(rows, schema, arrow_schema, stats))
+        with slots.read_slot(ctx.state.r, ctx.cfg.pipeline.source, ctx.cfg.source.max_concurrent_chunks,
+                             attempt_id, wait_s=SLOT_WAIT_S):
+            conn = resources.mysql(ctx.cfg.source)
+            # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
+            with gc_paused():
+                for i, rows in enumerate(source.read_range(
+                        conn, ctx.table.key, [c.source for c in schema.columns], cursor.keyset(ctx.table, schema),
+                        chunk.lo, chunk.hi, ctx.table.batch_rows,
+                        select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])):
+                    writer.write(rows_to_batch(rows, schema, arrow_schema, stats))
+                    if i == 0:  # tests hold a read open here (FERRY_FAULTS)
+                        faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, f"read:{chunk.number}")
     except BaseException:
         writer.abort()
-        # The stream may be half read: this connection cannot be reused.
-        resources.drop_mysql(conn)
+        if conn is not None:  # the stream may be half read: this connection cannot be reused
+            resources.drop_mysql(conn)
         raise
     return writer.close()
 

@@ -28,7 +28,7 @@ from common.store import Store, make_client
 from common.types import TableSchema
 from common.watermark import TableState
 from tests import compare
-from tests.services import REPO, MotoServer, Worker
+from tests.services import REPO, MotoServer, Sshd, Worker
 
 REDIS_URL = os.environ.get("FERRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 MYSQL = dict(host=os.environ.get("MYSQL_HOST", "127.0.0.1"), port=int(os.environ.get("MYSQL_PORT", "3306")),
@@ -70,7 +70,8 @@ def ferry_env(config_dir: Path) -> Iterator[dict[str, str]]:
     env = dict(os.environ, FERRY_CONFIG=str(config_dir), FERRY_REDIS_URL=REDIS_URL,
                CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL,
                TEST_MYSQL_PASSWORD=MYSQL["password"], FERRY_TASK_TIME_LIMIT_S="300",
-               FERRY_VISIBILITY_TIMEOUT_S="360", PYTHONPATH=str(REPO), FERRY_FAULTS="1")
+               FERRY_VISIBILITY_TIMEOUT_S="360", PYTHONPATH=str(REPO), FERRY_FAULTS="1",
+               TEST_TUNNEL_PASSPHRASE=Sshd.PASSPHRASE)
     saved = dict(os.environ)
     os.environ.update(env)
     client = redis.Redis.from_url(REDIS_URL)
@@ -99,6 +100,13 @@ def workers(ferry_env: dict[str, str], s3_store: Store, log_dir: Path) -> Iterat
         w.stop()
 
 
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    server = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
 @dataclass
 class SyncResult:
     code: int
@@ -116,10 +124,20 @@ class Pipe:
     env: dict[str, str]
     store: Store
     redis_url: str = REDIS_URL
+    source_name: str = "mysql"
     _conns: list[Any] = field(default_factory=list)
 
+    def use_source(self, **settings: Any) -> None:
+        """Give this pipeline a source of its own in connections.yml: the test MySQL with
+        these settings (ssh_tunnel, max_concurrent_chunks, ...). Call before write()."""
+        path = self.config_dir / "connections.yml"
+        conns = yaml.safe_load(path.read_text())
+        self.source_name = f"mysql-{self.name}"
+        conns["sources"][self.source_name] = dict(conns["sources"]["mysql"], **settings)
+        path.write_text(yaml.safe_dump(conns))
+
     def write(self, tables: dict[str, dict[str, Any]], **defaults: Any) -> None:
-        doc = {"source": "mysql", "target": "pg", "s3_prefix": self.name, "target_schema": self.db,
+        doc = {"source": self.source_name, "target": "pg", "s3_prefix": self.name, "target_schema": self.db,
                "defaults": defaults, "tables": {f"{self.db}.{t}": cfg for t, cfg in tables.items()}}
         (self.config_dir / "pipelines" / f"{self.name}.yml").write_text(yaml.safe_dump(doc))
 

@@ -95,3 +95,62 @@ class Worker:
                 self.kill()
                 return
         self.log.close()
+
+
+class Sshd:
+    """A real OpenSSH server on a loopback port, with a host key, a client key (with a
+    passphrase) and a known_hosts file made for the test. Installed if missing."""
+
+    PASSPHRASE = "tunnel-passphrase"
+
+    def __init__(self, workdir: Path) -> None:
+        if not Path("/usr/sbin/sshd").exists():
+            subprocess.run(["bash", "-c", "apt-get update -qq && apt-get install -y -qq openssh-server"],
+                           check=True, capture_output=True)
+        self.dir = workdir
+        self.port = free_port()
+        host_key, self.client_key = workdir / "host_ed25519", workdir / "client_ed25519"
+        for path, passphrase in ((host_key, ""), (self.client_key, self.PASSPHRASE)):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(path)], check=True)
+        (workdir / "authorized_keys").write_text((workdir / "client_ed25519.pub").read_text())
+        self.known_hosts = workdir / "known_hosts"
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {(workdir / 'host_ed25519.pub').read_text()}")
+        self.user = os.environ.get("USER") or "root"
+        config = workdir / "sshd_config"
+        config.write_text("\n".join([
+            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+            f"AuthorizedKeysFile {workdir / 'authorized_keys'}", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "PermitRootLogin prohibit-password",
+            "AllowTcpForwarding yes", "UsePAM no", "StrictModes no", f"PidFile {workdir / 'sshd.pid'}",
+            "LogLevel VERBOSE", ""]))
+        Path("/run/sshd").mkdir(exist_ok=True)
+        self.log = open(workdir / "sshd.log", "wb")
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(up, 15, "sshd")
+
+    def tunnel_config(self, **extra: object) -> dict[str, object]:
+        return {"host": "127.0.0.1", "port": self.port, "user": self.user, "private_key": str(self.client_key),
+                "private_key_passphrase": "${TEST_TUNNEL_PASSPHRASE}", "known_hosts": str(self.known_hosts),
+                **extra}
+
+    def kill_sessions(self) -> int:
+        """SIGKILL every session process (the tunnels drop); the listener stays up."""
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return len(pids)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()

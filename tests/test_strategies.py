@@ -74,18 +74,6 @@ def test_the_id_strategy_refuses_keys_that_would_lose_rows(pipe: Pipe, workers: 
     assert pipe.assert_synced("order_lines") == 3
 
 
-def _set_zone(pipe: Pipe, zone: str) -> None:
-    """This pipeline's own source entry in connections.yml, with datetime_time_zone set."""
-    import yaml
-    conns_path = pipe.config_dir / "connections.yml"
-    conns = yaml.safe_load(conns_path.read_text())
-    conns["sources"][f"mysql-{pipe.name}"] = dict(conns["sources"]["mysql"], datetime_time_zone=zone)
-    conns_path.write_text(yaml.safe_dump(conns))
-    pipe_path = pipe.config_dir / "pipelines" / f"{pipe.name}.yml"
-    doc = yaml.safe_load(pipe_path.read_text())
-    pipe_path.write_text(yaml.safe_dump(dict(doc, source=f"mysql-{pipe.name}")))
-
-
 def test_rows_of_the_repeated_autumn_hour_are_read(pipe: Pipe, workers: list) -> None:
     """Europe/Paris, 2026-10-25: clocks go back from 03:00 to 02:00, so DATETIME values
     02:00-02:59 happen twice. Rows written in the second pass sort behind the cursor
@@ -93,9 +81,9 @@ def test_rows_of_the_repeated_autumn_hour_are_read(pipe: Pipe, workers: list) ->
     pipe.execute(DDL)
     first_pass = datetime(2026, 10, 25, 1, 50)
     _insert(pipe, [(i, "first pass", first_pass + timedelta(minutes=i)) for i in range(1, 70)])  # to 02:59
+    pipe.use_source(datetime_time_zone="Europe/Paris")
     pipe.write({"items": {"strategy": "timestamp", "cursor": "updated_at", "lag_s": 0, "lookback_s": 300}},
                chunk_rows=20)
-    _set_zone(pipe, "Europe/Paris")
     assert pipe.sync("--wait").code == 0
     assert pipe.state("items").cursor()[0] == datetime(2026, 10, 25, 2, 59)
     # The second pass through 02:00-02:59 (after 03:00 CEST became 02:00 CET).

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from common import source
+from common import source, tunnel
 from common.config import PipelineConfig, S3Config, SourceConfig, redis_url
 from common.store import Store, make_client
 from common.warehouse import Warehouse, make_engine, make_warehouse
@@ -23,6 +23,7 @@ _mysql: dict[tuple[Any, ...], Any] = {}
 _s3: dict[tuple[Any, ...], Any] = {}
 _engines: dict[tuple[Any, ...], Any] = {}
 _redis: dict[str, redis.Redis] = {}
+_tunnels: dict[tuple[Any, ...], tunnel.Tunnel] = {}
 
 
 def forget() -> None:
@@ -32,6 +33,7 @@ def forget() -> None:
     _s3.clear()
     _engines.clear()
     _redis.clear()
+    _tunnels.clear()
     _pid = os.getpid()
 
 
@@ -51,9 +53,22 @@ def mysql(src: SourceConfig) -> Any:
             return conn
         except Exception:  # noqa: BLE001 - any failure means: open a new one
             drop_mysql(conn)
-    conn = source.connect(src)
+    conn = source.connect(src, **endpoint(src))
     _mysql[key] = conn
     return conn
+
+
+def endpoint(src: SourceConfig) -> dict[str, Any]:
+    """Connect arguments that reach the source: its own host and port, or the local end of
+    this process's tunnel through its bastion (opened, or reopened if it dropped)."""
+    if src.ssh_tunnel is None:
+        return {}
+    _check_fork()
+    key = tunnel.key(src)
+    if key not in _tunnels:
+        _tunnels[key] = tunnel.Tunnel(src)
+    host, port = _tunnels[key].endpoint()
+    return {"host": host, "port": port}
 
 
 def drop_mysql(conn: Any) -> None:
@@ -100,6 +115,9 @@ def close_all() -> None:
         engine.dispose()
     for client in _redis.values():
         client.close()
+    for t in _tunnels.values():
+        t.close()
+    _tunnels.clear()
     _s3.clear()
     _engines.clear()
     _redis.clear()

@@ -1,0 +1,107 @@
+"""Reaching real sources: through an SSH bastion (a real sshd whose sessions are killed
+mid-run), and with a cap on concurrent chunk reads counted on the MySQL side."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from common import faults
+from tests.conftest import MYSQL, Pipe
+from tests.services import Sshd, Worker, wait_for
+from tests.test_sync import _seed
+
+
+def test_a_sync_through_a_bastion_survives_its_sessions_being_killed_twice(
+        isolated: Pipe, sshd: Sshd, log_dir: Path) -> None:
+    pipe = isolated
+    _seed(pipe, "orders", 6_000)
+    pipe.use_source(ssh_tunnel=sshd.tunnel_config())
+    pipe.write({"orders": {}}, chunk_rows=1000, batch_rows=200)
+    state = pipe.state("orders")
+    for n in range(6):  # every chunk holds its read open 1.5 s after its first batch
+        faults.inject(state.r, pipe.name, pipe.table("orders"), f"read:{n}", 1, "sleep", 1.5)
+    worker = Worker("tunnel", pipe.env, log_dir, concurrency=2)
+    try:
+        done = threading.Event()
+        result: list = []
+        runner = threading.Thread(target=lambda: (result.append(pipe.sync("--wait", timeout_s=180)), done.set()))
+        runner.start()
+        wait_for(lambda: bool(state.runs()), 60, "the plan, read through the tunnel")
+        killed = 0
+        for _ in range(2):
+            time.sleep(1.0)  # reads are open now, streaming through the tunnel
+            killed += sshd.kill_sessions()
+        runner.join(200)
+    finally:
+        worker.stop()
+    assert killed >= 2
+    assert result and result[0].code == 0, result and result[0].stderr
+    log = Path(worker.log_path).read_text()
+    assert "tunnel down; reopening it" in log
+    assert sshd.PASSPHRASE not in log and "PRIVATE KEY" not in log
+    totals = state.state()
+    assert totals["rows_extracted"] == totals["rows_loaded"] == "6000"
+    assert pipe.assert_synced("orders") == 6_000
+
+
+def test_an_unknown_bastion_host_key_is_an_error_naming_the_bastion(
+        isolated: Pipe, sshd: Sshd, log_dir: Path, tmp_path: Path) -> None:
+    pipe = isolated
+    _seed(pipe, "orders", 10)
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    pipe.use_source(ssh_tunnel=sshd.tunnel_config(known_hosts=str(empty)))
+    pipe.write({"orders": {}})
+    worker = Worker("hostkey", pipe.env, log_dir, concurrency=1)
+    try:
+        result = pipe.sync("--wait", timeout_s=60)
+    finally:
+        worker.stop()
+    assert result.code != 0
+    text = result.stderr + str(result.report)
+    assert f"SSH bastion {sshd.user}@127.0.0.1:{sshd.port}" in text and "unknown host key" in text
+
+
+def _reads_now(conn, table: str) -> int:
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE command = 'Query'"
+                " AND info LIKE %s AND info NOT LIKE '%%processlist%%'", (f"%FROM `{table.split('.')[0]}`.%",))
+    return int(cur.fetchone()[0])
+
+
+def test_at_most_max_concurrent_chunks_reads_at_once(isolated: Pipe, log_dir: Path) -> None:
+    pipe = isolated
+    # Chunks of 10 MB: a paused reader keeps its query open on the server (the result does
+    # not fit in the socket buffers), so the processlist shows every open read.
+    pipe.execute("CREATE TABLE blobs (id INT NOT NULL PRIMARY KEY, payload MEDIUMTEXT NOT NULL)",
+                 "INSERT INTO blobs SELECT seq, REPEAT(MD5(seq), 625) FROM seq_1_to_3000")
+    pipe.use_source(max_concurrent_chunks=2, read_timeout_s=120, max_execution_time_ms=60_000)
+    pipe.write({"blobs": {}}, chunk_rows=500, batch_rows=20)
+    state = pipe.state("blobs")
+    for n in range(6):
+        faults.inject(state.r, pipe.name, pipe.table("blobs"), f"read:{n}", 1, "sleep", 1.0)
+    workers = [Worker(f"limit{i}", pipe.env, log_dir, concurrency=1) for i in range(4)]
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        import mysql.connector
+        conn = mysql.connector.connect(autocommit=True, **MYSQL)
+        while not stop.is_set():
+            seen.append(_reads_now(conn, pipe.table("blobs")))
+            time.sleep(0.05)
+        conn.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = pipe.sync("--wait", timeout_s=180)
+    finally:
+        stop.set()
+        watcher.join()
+        for w in workers:
+            w.stop()
+    assert result.code == 0, result.stderr
+    assert max(seen) == 2, f"simultaneous reads seen: {sorted(set(seen))}"
+    assert pipe.assert_synced("blobs") == 3_000
