@@ -366,6 +366,12 @@ def _check_prefixes(directory: Path, name: str, pipe_path: Path, s3: S3Config, p
                 f"pipeline its own s3_prefix")
 
 
+def load_connections(directory: Path) -> Connections:
+    """connections.yml alone, validated (`ferry connections test`)."""
+    path = directory / "connections.yml"
+    return _validate(Connections, _read_yaml(path, _environment(directory)), path)
+
+
 def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
     """Load and validate connections.yml and pipelines/<name>.yml (cached by mtime)."""
     directory = directory or config_dir()

@@ -50,6 +50,10 @@ def connect(src: SourceConfig, **overrides: Any) -> Any:
     return conn
 
 
+def server_version(conn: Any) -> str:
+    return str(_fetch(conn, "SELECT VERSION()", ())[0][0])
+
+
 def qualified(table_key: str) -> str:
     schema, name = table_key.split(".", 1)
     return f"{quote_mysql(schema)}.{quote_mysql(name)}"
@@ -108,15 +112,23 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
         if info["is_nullable"] == "YES":
             raise SchemaError(f"table {table.key}: key column {col!r} is nullable; rows with NULL "
                               f"keys would be skipped, choose NOT NULL key columns")
-    columns = tuple(map_column(table.key, r, table.tinyint1_as_bool)
-                    for r in rows if r["column_name"] not in table.exclude_columns)
+    columns, unmapped = [], []
+    for r in rows:
+        if r["column_name"] in table.exclude_columns:
+            continue
+        try:
+            columns.append(map_column(table.key, r, table.tinyint1_as_bool))
+        except SchemaError as exc:
+            unmapped.append(str(exc))
+    if unmapped:  # every column that cannot be copied, not just the first
+        raise SchemaError("\n".join(unmapped))
     seen: dict[str, str] = {}
     for c in columns:
         if c.name in seen:
             raise SchemaError(f"table {table.key}: columns {seen[c.name]!r} and {c.source!r} "
                               f"both map to target column {c.name!r}")
         seen[c.name] = c.source
-    return TableSchema(table=table.key, columns=columns, key=tuple(pk))
+    return TableSchema(table=table.key, columns=tuple(columns), key=tuple(pk))
 
 
 # ---- keyset predicates -----------------------------------------------------
@@ -185,6 +197,14 @@ def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
             return bounds
         bounds.append((cur, edge))
         cur = edge
+
+
+def indexes_leading_with(conn: Any, table: TableSettings, column: str) -> list[str]:
+    """Names of the table's indexes whose first column is `column`."""
+    rows = _fetch(conn, "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = %s"
+                  " AND table_name = %s AND seq_in_index = 1 AND column_name = %s",
+                  (table.schema, table.name, column))
+    return [r[0].decode() if isinstance(r[0], (bytes, bytearray)) else r[0] for r in rows]
 
 
 def count_null(conn: Any, table_key: str, column: str) -> int:

@@ -13,6 +13,7 @@ from common.config import config_dir
 from common.naming import new_run_id
 from common.watermark import TableState
 from ferry.console import fail as _fail, pipeline_config as _pipeline, redis_client as _redis, table_settings
+from ferry.check_cmd import check, connections, refuse_failed_tables
 from ferry.watermark_cmd import watermark
 
 
@@ -47,6 +48,9 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
     for name in names:
         table_settings(cfg, name)  # an unknown table fails here, before anything is queued
     client = _redis()
+    if not load_only:
+        # The source part of `ferry check`: a missing table or column fails here, not in a worker.
+        refuse_failed_tables(cfg, names)
     states = [TableState(client, pipeline, name) for name in names]
     for st in states:
         owner = st.lock_owner()
@@ -120,6 +124,8 @@ def worker(concurrency: int | None, queues: str, hostname: str | None, loglevel:
 
 
 cli.add_command(watermark)
+cli.add_command(check)
+cli.add_command(connections)
 
 
 def main() -> None:

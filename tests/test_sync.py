@@ -71,19 +71,20 @@ def test_limit_copies_only_n_rows_then_the_rest(pipe: Pipe, workers: list) -> No
     assert pipe.assert_synced("orders") == 3_000
 
 
-def test_unmappable_column_fails_the_run_with_its_name(pipe: Pipe, workers: list) -> None:
-    pipe.execute("CREATE TABLE wide (id INT PRIMARY KEY, big DECIMAL(65,30))",
-                 "INSERT INTO wide VALUES (1, 1.5)")
+def test_unmappable_column_is_refused_before_anything_is_queued(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE wide (id INT PRIMARY KEY, big DECIMAL(65,30), shape GEOMETRY)",
+                 "INSERT INTO wide VALUES (1, 1.5, POINT(1, 2))")
     pipe.write({"wide": {}})
     failed = pipe.sync("--wait")
-    assert failed.code == 1
-    assert failed.report["status"] == "failed"
+    assert failed.code == 2 and "nothing was queued" in failed.stderr
+    # Every column that cannot be copied is named, not only the first.
     assert "column big" in failed.stderr and "precision 65" in failed.stderr
+    assert "column shape" in failed.stderr
     state = pipe.state("wide")
-    assert state.lock_owner() is None and state.cursor() is None
+    assert state.lock_owner() is None and state.cursor() is None and state.runs() == []
 
     # Excluding the column lets the next run through: the failed run held nothing.
-    pipe.write({"wide": {"exclude_columns": ["big"]}})
+    pipe.write({"wide": {"exclude_columns": ["big", "shape"]}})
     ok = pipe.sync("--wait")
     assert ok.code == 0, ok.stderr
     assert pipe.assert_synced("wide") == 1

@@ -101,6 +101,29 @@ class Warehouse(ABC):
                 f"missing columns {missing}, unexpected columns {extra}"
                 + ("" if missing or extra else ", same columns in another order"))
 
+    def access_problems(self, target_tables: Sequence[str]) -> list[str]:
+        """What would stop a load: a schema the user can neither use nor create, target
+        tables it cannot read, insert into or delete from (`ferry check`)."""
+        problems: list[str] = []
+        with self.engine.connect() as conn:
+            def ask(query: tuple[str, list[str]]) -> bool:
+                return bool(conn.exec_driver_sql(query[0], tuple(query[1])).scalar())
+
+            if not self._exists(conn, sql.schema_exists(self.schema)):
+                if not ask(sql.can_create_schema()):
+                    problems.append(f"schema {self.schema} does not exist and the user may not create it")
+                return problems
+            if not ask(sql.schema_privilege(self.schema, "USAGE")) or \
+                    not ask(sql.schema_privilege(self.schema, "CREATE")):
+                problems.append(f"schema {self.schema}: the user needs USAGE and CREATE on it")
+            for table in target_tables:
+                if not self._exists(conn, sql.table_exists(self.schema, table)):
+                    continue
+                for privilege in ("SELECT", "INSERT", "DELETE"):
+                    if not ask(sql.table_privilege(self.schema, table, privilege)):
+                        problems.append(f"target {self.schema}.{table}: the user lacks {privilege}")
+        return problems
+
     def load(self, request: LoadRequest) -> LoadResult:
         """Stage and merge (or swap in) every part not yet in the ledger, and record them,
         in one transaction."""

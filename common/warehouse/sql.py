@@ -114,6 +114,19 @@ def table_exists(schema: str, table: str) -> tuple[str, list[str]]:
             [schema, table])
 
 
+def can_create_schema() -> tuple[str, list[str]]:
+    return "SELECT has_database_privilege(current_database(), 'CREATE')", []
+
+
+def schema_privilege(schema: str, privilege: str) -> tuple[str, list[str]]:
+    return "SELECT has_schema_privilege(%s, %s)", [schema, privilege]
+
+
+def table_privilege(schema: str, table: str, privilege: str) -> tuple[str, list[str]]:
+    """has_table_privilege on the quoted name, so odd names resolve exactly."""
+    return "SELECT has_table_privilege(%s, %s)", [table_ref(schema, table), privilege]
+
+
 def target_columns(schema: str, table: str) -> tuple[str, list[str]]:
     """Query (and parameters) for the existing target's columns in order."""
     return ("SELECT column_name FROM information_schema.columns"

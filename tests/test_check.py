@@ -1,0 +1,56 @@
+"""Checks before anything is queued: `ferry check`, the same checks in `ferry sync`, and
+`ferry connections test`, against the real MySQL and PostgreSQL."""
+from __future__ import annotations
+
+import yaml
+
+from tests.conftest import Pipe
+
+
+def test_check_passes_a_sound_pipeline_and_notes_a_missing_cursor_index(pipe: Pipe) -> None:
+    pipe.execute("CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, v INT)",
+                 "CREATE TABLE events (id INT NOT NULL PRIMARY KEY, at DATETIME(6) NOT NULL)")
+    pipe.write({"orders": {}, "events": {"strategy": "timestamp", "cursor": "at"}})
+    out = pipe.ferry("check", "-p", pipe.name)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"ok    {pipe.table('orders')}" in out.stdout and f"ok    {pipe.table('events')}" in out.stdout
+    assert "ok    target pg" in out.stdout
+    assert "no index starts with the cursor 'at'" in out.stdout and "CREATE INDEX" in out.stdout
+
+
+def test_check_and_sync_refuse_a_missing_table_a_misspelt_cursor_and_a_nullable_key(pipe: Pipe) -> None:
+    pipe.execute("CREATE TABLE events (id INT NOT NULL PRIMARY KEY, updated_at DATETIME NOT NULL)",
+                 "CREATE TABLE loose (id INT NULL, v INT, UNIQUE KEY (id))")
+    pipe.write({"events": {"strategy": "timestamp", "cursor": "updated_on"},
+                "ghost": {}, "loose": {"primary_key": ["id"]}})
+    out = pipe.ferry("check", "-p", pipe.name)
+    assert out.returncode == 2
+    assert f"FAIL  {pipe.table('ghost')}" in out.stdout and "not found in the source" in out.stdout
+    assert "no column 'updated_on'" in out.stdout
+    assert "key column 'id' is nullable" in out.stdout
+    synced = pipe.sync("--wait")
+    assert synced.code == 2 and "nothing was queued" in synced.stderr
+    assert "updated_on" in synced.stderr and pipe.table("ghost") in synced.stderr
+    for table in ("events", "ghost", "loose"):
+        assert pipe.state(table).runs() == []
+    assert pipe.state("events").r.llen("plan") == 0  # no message for a worker either
+
+
+def test_connections_test_reports_each_one_without_secrets(pipe: Pipe) -> None:
+    path = pipe.config_dir / "connections.yml"
+    saved = path.read_text()
+    conns = yaml.safe_load(saved)
+    conns["sources"]["broken"] = dict(conns["sources"]["mysql"], port=1, password="s3cret-Pa55")
+    path.write_text(yaml.safe_dump(conns))
+    try:
+        out = pipe.ferry("connections", "test")
+        one = pipe.ferry("connections", "test", "mysql")
+        unknown = pipe.ferry("connections", "test", "nope")
+    finally:
+        path.write_text(saved)
+    assert out.returncode == 1
+    assert "ok    source mysql:" in out.stdout and "ok    target pg:" in out.stdout
+    assert "FAIL  source broken:" in out.stdout
+    assert "s3cret-Pa55" not in out.stdout + out.stderr
+    assert one.returncode == 0 and one.stdout.count("\n") == 1
+    assert unknown.returncode == 2 and "no source or target named 'nope'" in unknown.stderr
