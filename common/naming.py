@@ -102,6 +102,11 @@ def run_attempts_key(pipeline: str, table_key: str, run_id: str) -> str:
     return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:attempts"
 
 
+def schema_log_key(pipeline: str, table_key: str) -> str:
+    """List: JSON {at, run, change} of every schema change seen and every ALTER issued."""
+    return f"{_table_base(pipeline, table_key)}:schema_log"
+
+
 def orphans_key(pipeline: str, table_key: str) -> str:
     """Hash: S3 key of an object no load will read -> JSON {run, chunk, attempt, reason}."""
     return f"{_table_base(pipeline, table_key)}:orphans"

@@ -152,6 +152,7 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
                                    "status": status, "chunks": len(chunks), "contiguous": contiguous,
                                    "chunks_done": sum(1 for c in chunks if c["state"] != "pending"),
                                    "session": 1, "dispatched_session": 1, "rebuilt": 1,
+                                   **({"schema": json.dumps(plan["schema"])} if plan.get("schema") else {}),
                                    **{k: v for k, v in run_tot.items()}})
         tx.hset(naming.run_session_key(state.pipeline, state.table, run_id, 1),
                 mapping={k: v for k, v in run_tot.items()})

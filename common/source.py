@@ -65,7 +65,7 @@ _COLUMNS_SQL = (
     "SELECT column_name AS column_name, data_type AS data_type, column_type AS column_type,"
     " is_nullable AS is_nullable, numeric_precision AS numeric_precision,"
     " numeric_scale AS numeric_scale, character_maximum_length AS character_maximum_length,"
-    " datetime_precision AS datetime_precision"
+    " datetime_precision AS datetime_precision, column_default AS column_default, extra AS extra"
     " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
     " ORDER BY ordinal_position")
 _PK_SQL = (

@@ -41,6 +41,9 @@ class ColumnSpec:
     nullable: bool = True
     precision: int = 0
     scale: int = 0
+    default: str | None = None
+    """The source's constant DEFAULT as a warehouse SQL literal (None: NULL, or an expression
+    such as CURRENT_TIMESTAMP that cannot be repeated); used when the column is added later."""
 
     @property
     def max_bytes(self) -> int | None:
@@ -90,6 +93,34 @@ class TableSchema:
                    columns=tuple(ColumnSpec(**c) for c in data["columns"]))
 
 
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+_TEMPORAL = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d+)?)?$")
+
+
+def default_literal(info: dict[str, Any], kind: str) -> str | None:
+    """The column's constant DEFAULT as a SQL literal, or None for NULL and for expressions.
+
+    MariaDB quotes literal defaults ('abc') and writes expressions bare (current_timestamp());
+    MySQL writes literals bare and marks expressions DEFAULT_GENERATED in `extra`."""
+    raw = info.get("column_default")
+    if raw is None or kind in ("binary", "bit") or "DEFAULT_GENERATED" in str(info.get("extra") or "").upper():
+        return None
+    text = str(raw)
+    quoted = len(text) >= 2 and text[0] == text[-1] == "'"
+    value = text[1:-1].replace("''", "'") if quoted else text
+    if not quoted and text.upper() == "NULL":
+        return None
+    if kind in ("int", "decimal", "float"):
+        return value if _NUMBER.match(value) else None
+    if kind == "bool":
+        return {"0": "FALSE", "1": "TRUE"}.get(value)
+    if kind in ("timestamp", "date"):
+        return f"'{value}'" if _TEMPORAL.match(value) and not value.startswith("0000") else None
+    if not quoted and "(" in value:  # MariaDB writes expressions bare: uuid(), concat(...)
+        return None
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _members(column_type: str) -> list[str]:
     """Members of enum('a','b''c') / set(...)."""
     body = column_type[column_type.index("(") + 1: column_type.rindex(")")]
@@ -107,7 +138,7 @@ def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True) 
     def spec(kind: str, arrow: str, target: str, precision: int = 0, scale: int = 0) -> ColumnSpec:
         return ColumnSpec(source=src, name=column_name(src), mysql_type=ctype, kind=kind,
                           arrow=arrow, target=target, nullable=info["is_nullable"] == "YES",
-                          precision=precision, scale=scale)
+                          precision=precision, scale=scale, default=default_literal(info, kind))
 
     if dtype == "tinyint" and ctype.startswith("tinyint(1)") and not unsigned and tinyint1_as_bool:
         return spec("bool", "bool", "BOOLEAN")

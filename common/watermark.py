@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 _LUA = Path(__file__).with_name("lua")
 
 # A run in one of these is over: no attempt starts, no chunk commits, no lock is renewed.
-FINAL_STATUSES = ("succeeded", "extracted", "failed", "abandoned", "cancelled")
+FINAL_STATUSES = ("succeeded", "extracted", "failed", "abandoned", "cancelled", "replanned")
 _FINALS_JSON = json.dumps(FINAL_STATUSES)
 
 
@@ -117,6 +117,7 @@ class TableState:
         self.runs_key = naming.runs_key(pipeline, table)
         self.schema_key = naming.table_schema_key(pipeline, table)
         self.orphans_key = naming.orphans_key(pipeline, table)
+        self.schema_log_key = naming.schema_log_key(pipeline, table)
         self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
 
     def _meta_key(self, run_id: str) -> str:
@@ -173,7 +174,12 @@ class TableState:
         meta = self.run_meta(run_id)
         if "chunks" not in meta or meta.get("kind") == "load":
             return None
-        if meta.get("status") in ("succeeded", "extracted", "abandoned"):
+        if meta.get("status") in ("succeeded", "extracted", "abandoned", "replanned"):
+            return None
+        if meta.get("replan"):
+            # The source schema changed under it: its committed parts stay (they will be
+            # loaded with the columns they have), the rest is planned again.
+            self.r.hset(self._meta_key(run_id), "status", "replanned")
             return None
         return run_id
 
@@ -370,6 +376,22 @@ class TableState:
         """Forget everything about the table (watermark reset)."""
         keys = list(self.r.scan_iter(naming.table_pattern(self.pipeline, self.table), count=1000))
         return int(self.r.delete(*keys)) if keys else 0
+
+    def record_schema_event(self, run_id: str, change: str) -> None:
+        """Log a schema change or an ALTER in the table's state (kept: the last 1,000)."""
+        with self.r.pipeline(transaction=True) as tx:
+            tx.rpush(self.schema_log_key, json.dumps({"at": round(time.time(), 3), "run": run_id,
+                                                      "change": change}))
+            tx.ltrim(self.schema_log_key, -1000, -1)
+            tx.execute()
+
+    def schema_events(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self.r.lrange(self.schema_log_key, 0, -1)]
+
+    def run_schema(self, run_id: str) -> TableSchema | None:
+        """The mapping a run was planned (and its parts written) with."""
+        raw = self.r.hget(self._meta_key(run_id), "schema")
+        return None if raw is None else TableSchema.from_json(json.loads(raw))
 
     def schema(self) -> TableSchema | None:
         raw = self.r.get(self.schema_key)

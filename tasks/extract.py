@@ -13,8 +13,9 @@ from celery.exceptions import Ignore
 
 from common import bounds, cursor, faults, naming, slots, source
 from common.convert import BatchStats, gc_paused, rows_to_batch
-from common.errors import StateError, TerminalError, TransientError, classify
+from common.errors import SchemaError, StateError, TerminalError, TransientError, classify
 from common.parquet import BackgroundWriter, Part, PartWriter
+from common.types import TableSchema
 from common.watermark import Attempt, Chunk, Commit
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
@@ -61,12 +62,25 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                     writer.write(rows_to_batch(rows, schema, arrow_schema, stats))
                     if i == 0:  # tests hold a read open here (FERRY_FAULTS)
                         faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, f"read:{chunk.number}")
+            _check_schema_after_read(ctx, run_id, conn, schema)
     except BaseException:
         writer.abort()
         if conn is not None:  # the stream may be half read: this connection cannot be reused
             resources.drop_mysql(conn)
         raise
     return writer.close()
+
+
+def _check_schema_after_read(ctx: TableContext, run_id: str, conn: Any, schema: TableSchema) -> None:
+    """Fail the run if the source's columns changed under it. Checked after the read: a
+    running SELECT holds a metadata lock that an ALTER waits for, so if the columns are
+    still the planned ones now, every row just read was written under them (a column added
+    later would otherwise be missing, with its values, from rows already inserted)."""
+    live = source.read_schema(conn, ctx.table)
+    if live.shape() != schema.shape():
+        ctx.state.set_run_fields(run_id, replan="1")
+        raise SchemaError(f"table {ctx.table.key}: the source schema changed during run {run_id}; the run "
+                          f"stops and the next sync plans again with the new columns")
 
 
 def _write_marker(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str, parts: list[Part],

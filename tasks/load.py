@@ -96,12 +96,17 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
             if schema is None:
                 raise StateError(f"table {table}: parts await load but no schema is recorded")
             version = ctx.table.cursor if ctx.table.strategy == "timestamp" else None
+            run_schemas = {r: s for r in {p.run_id for p in parts} if (s := ctx.state.run_schema(r))}
             request = LoadRequest(
                 pipeline=pipeline, table=table, target_table=ctx.table_target, schema=schema,
                 parts=parts, load_id=f"{run_id}-{int(time.time())}", table_prefix=ctx.table_prefix,
                 version_column=schema.column(version).name if version else None,
-                replace=ctx.table.strategy == "full")
-            resources.warehouse(ctx.cfg).load(request)
+                replace=ctx.table.strategy == "full", run_schemas=run_schemas)
+            warehouse = resources.warehouse(ctx.cfg)
+            if not request.replace:
+                for stmt in warehouse.evolve(ctx.table_target, schema):
+                    ctx.state.record_schema_event(run_id, f"target: {stmt}")
+            warehouse.load(request)
             # Tests end the process here: committed in the warehouse, not yet in Redis.
             faults.maybe_fail(ctx.state.r, pipeline, table, "load")
             files, rows = ctx.state.commit_load(run_id, parts)

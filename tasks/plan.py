@@ -12,9 +12,9 @@ from typing import Any
 
 from celery import chord
 
-from common import bounds, cursor, faults, naming, source
-from common.errors import LockedError, SchemaError, StateError
-from common.types import TableSchema
+from common import bounds, cursor, faults, naming, schema_change, source
+from common.errors import LockedError, StateError
+from common.warehouse.sql import DIALECTS
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
 from tasks import keepalive
@@ -24,19 +24,6 @@ from tasks.load import load_run
 from workers import resources
 
 log = logging.getLogger(__name__)
-
-
-def _schema_change(old: TableSchema, new: TableSchema) -> str:
-    before = {c.name: c.target for c in old.columns}
-    after = {c.name: c.target for c in new.columns}
-    changes = [f"{n} removed" for n in before if n not in after]
-    changes += [f"{n} added" for n in after if n not in before]
-    changes += [f"{n} {before[n]} -> {after[n]}" for n in after if n in before and before[n] != after[n]]
-    if not changes and [c.name for c in old.columns] != [c.name for c in new.columns]:
-        changes.append("columns reordered")
-    if old.key != new.key:
-        changes.append(f"key {list(old.key)} -> {list(new.key)}")
-    return ", ".join(changes)
 
 
 class PlanTask(FerryTask):
@@ -70,10 +57,12 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
     schema = source.read_schema(conn, ctx.table)
     cursor.validate(ctx.table, schema)
     recorded = ctx.state.schema()
-    # A full reload rebuilds its target every run, so it follows schema changes.
+    # A full reload rebuilds its target every run, so it follows any schema change.
     if recorded is not None and recorded.shape() != schema.shape() and ctx.table.strategy != "full":
-        raise SchemaError(f"table {ctx.table.key}: the source schema changed since the mapping was "
-                          f"recorded ({_schema_change(recorded, schema)})")
+        dialect = DIALECTS[ctx.cfg.target.type]
+        for change in schema_change.diff(recorded, schema, dialect.caps).describe():
+            log.warning("table %s: source schema changed: %s", ctx.table.key, change)
+            ctx.state.record_schema_event(run_id, f"source: {change}")
     ctx.state.save_schema(schema)
     plan = cursor.plan_run(conn, ctx.table, schema, ctx.state.cursor(), ctx.cfg.source.datetime_time_zone,
                            limit)
@@ -84,7 +73,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
             "strategy": ctx.table.strategy, "lo": bounds.encode(plan.lo),
             "hi": bounds.encode(ranges[-1][1] if ranges else plan.lo),
             "ceiling": bounds.encode(plan.ceiling), "chunk_rows": str(ctx.table.chunk_rows),
-            "advance_from": str(plan.advance_from),
+            "advance_from": str(plan.advance_from), "schema": json.dumps(schema.to_json()),
             "limit": str(limit or ""), "null_cursor_rows": str(null_rows),
             "planned_at": f"{time.time():.3f}"}
     # The plan goes to S3 before Redis: any run that can have committed chunks has its plan

@@ -31,14 +31,43 @@ def test_create_table_postgres_swaps_type_names() -> None:
 
 
 def test_staging_and_merge() -> None:
-    assert sql.create_staging("orders__stage_abc", "ana", "orders", sql.REDSHIFT) == \
-        'CREATE TEMP TABLE "orders__stage_abc" (LIKE "ana"."orders")'
-    assert sql.create_staging("st", "ana", "orders", sql.POSTGRES).endswith(" ON COMMIT DROP")
+    # Staging holds exactly the parts' columns in Parquet order: COPY ... FORMAT AS PARQUET
+    # matches columns by position and the counts must agree (Redshift, "COPY from columnar
+    # data formats", https://docs.aws.amazon.com/redshift/latest/dg/copy-usage_notes-copy-from-columnar.html).
+    assert sql.create_staging("orders__stage_abc", COLS[:2], sql.REDSHIFT) == \
+        'CREATE TEMP TABLE "orders__stage_abc" ("id" DECIMAL(20,0), "order" VARCHAR(40))'
+    assert sql.create_staging("st", COLS, sql.POSTGRES) == (
+        'CREATE TEMP TABLE "st" ("id" DECIMAL(20,0), "order" VARCHAR(40), "blob" BYTEA, '
+        '"amount" DECIMAL(12,2)) ON COMMIT DROP')
     assert sql.merge("ana", "fa", "st", ["actor_id", "film_id", "x"], ["actor_id", "film_id"]) == [
         'DELETE FROM "ana"."fa" USING "st" WHERE "ana"."fa"."actor_id" = "st"."actor_id"'
         ' AND "ana"."fa"."film_id" = "st"."film_id"',
         'INSERT INTO "ana"."fa" ("actor_id", "film_id", "x") SELECT "actor_id", "film_id", "x" FROM "st"']
-    assert sql.clear_staging("st") == 'DELETE FROM "st"'
+
+
+def test_schema_change_statements() -> None:
+    """Redshift, ALTER TABLE (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html):
+    - "You can add only one column in each ALTER TABLE statement": one ADD COLUMN a statement.
+    - ADD [ COLUMN ] column_name column_type [ DEFAULT default_expr ]: "The default_expr is
+      used in any INSERT operation that doesn't specify a value for the column." Whether
+      rows already in the table take the default is not documented: only the live smoke
+      test can prove it (PostgreSQL does fill them, which the local tests check).
+    - ALTER COLUMN column_name TYPE updated_varchar_data_type_size: VARCHAR size only, and
+      "You can't alter columns within a transaction block (BEGIN ... END)": ferry runs every
+      ALTER on its own autocommit connection before the load's transaction. Also "You can't
+      alter columns with default values" and not UNIQUE/PRIMARY KEY columns: such a widening
+      fails with Redshift's own message and stops that table (live test only).
+    - Integer and DECIMAL widening: not offered by ALTER COLUMN TYPE; REDSHIFT.caps refuses it."""
+    added = COLS[1].__class__(**{**COLS[1].__dict__, "default": "'n/a'"})
+    assert sql.add_column("ana", "orders", added, sql.REDSHIFT) == \
+        'ALTER TABLE "ana"."orders" ADD COLUMN "order" VARCHAR(40) DEFAULT \'n/a\''
+    assert sql.add_column("ana", "orders", COLS[2], sql.POSTGRES) == 'ALTER TABLE "ana"."orders" ADD COLUMN "blob" BYTEA'
+    assert sql.widen_column("ana", "orders", COLS[1], sql.REDSHIFT) == \
+        'ALTER TABLE "ana"."orders" ALTER COLUMN "order" TYPE VARCHAR(40)'
+    assert not sql.REDSHIFT.caps.widen_numbers and sql.POSTGRES.caps.widen_numbers
+    assert sql.generic_type("character varying", 40, None, None) == "VARCHAR(40)"
+    assert sql.generic_type("numeric", None, 12, 2) == "DECIMAL(12,2)"
+    assert sql.generic_type("bytea", None, None, None) is None
 
 
 def test_copy_parquet_with_role_or_keys() -> None:

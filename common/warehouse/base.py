@@ -4,13 +4,13 @@ from __future__ import annotations
 import itertools
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection, Engine
 
-from common import naming
+from common import naming, schema_change
 from common.errors import SchemaError
 from common.store import Store
 from common.types import TableSchema
@@ -36,6 +36,12 @@ class LoadRequest:
     """Target column that orders versions of a row (the timestamp cursor), if any."""
     replace: bool = False
     """Full reload: build a new table from the parts and swap it in for the target."""
+    run_schemas: dict[str, TableSchema] = field(default_factory=dict)
+    """The mapping each run's parts were written with (schemas change between runs);
+    a run not listed was written with `schema`."""
+
+    def schema_of(self, run_id: str) -> TableSchema:
+        return self.run_schemas.get(run_id, self.schema)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ class Warehouse(ABC):
         self.store = store
 
     @abstractmethod
-    def stage(self, conn: Connection, into: str, request: LoadRequest,
+    def stage(self, conn: Connection, into: str, schema: TableSchema, request: LoadRequest,
               parts: Sequence[PendingPart]) -> None:
         """Copy the parts' rows into the table `into` (a quoted SQL reference)."""
 
@@ -86,20 +92,44 @@ class Warehouse(ABC):
                     raise
 
     def ensure_table(self, conn: Connection, target: str, schema: TableSchema) -> None:
-        """Create the target from the mapping, or check that the existing one matches it."""
-        query, params = sql.target_columns(self.schema, target)
-        existing = [r[0] for r in conn.exec_driver_sql(query, tuple(params))]
-        wanted = [c.name for c in schema.columns]
-        if not existing:
+        """Create the target from the mapping if it does not exist (evolve() adapted an
+        existing one before the load's transaction)."""
+        if not self._exists(conn, sql.table_exists(self.schema, target)):
             conn.exec_driver_sql(sql.create_table(self.schema, target, schema.columns,
                                                   schema.key_targets, self.dialect))
-        elif existing != wanted:
-            missing = [c for c in wanted if c not in existing]
-            extra = [c for c in existing if c not in wanted]
-            raise SchemaError(
-                f"target {self.schema}.{target} does not match source table {schema.table}: "
-                f"missing columns {missing}, unexpected columns {extra}"
-                + ("" if missing or extra else ", same columns in another order"))
+
+    def evolve(self, target: str, schema: TableSchema) -> list[str]:
+        """Bring an existing target up to the mapping: add the columns it lacks, widen the
+        ones that grew; keep the ones the source dropped or a DBA added. Each statement
+        commits on its own, before the load's transaction (Redshift runs ALTER COLUMN TYPE
+        only outside a transaction block), and is derived from the target as it is, so a
+        failure midway leaves a target the next load still fits and finishes adapting.
+        Returns the statements executed."""
+        query, params = sql.target_column_types(self.schema, target)
+        with self.engine.connect() as conn:
+            existing = {r[0]: sql.generic_type(r[1], r[2], r[3], r[4])
+                        for r in conn.exec_driver_sql(query, tuple(params))}
+        if not existing:
+            return []
+        todo: list[str] = []
+        for col in schema.columns:
+            if col.name not in existing:
+                todo.append(sql.add_column(self.schema, target, col, self.dialect))
+                continue
+            current = existing[col.name]
+            if current is None or current == col.target:
+                continue
+            verdict = schema_change.widening(current, col.target, self.dialect.caps)
+            if verdict:
+                todo.append(sql.widen_column(self.schema, target, col, self.dialect))
+            elif verdict is False or schema_change.widening(col.target, current, self.dialect.caps) is None:
+                raise SchemaError(f"target {self.schema}.{target}, column {col.name}: is {current}, the source "
+                                  f"now needs {col.target}; this warehouse cannot change it in place")
+        for stmt in todo:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(stmt)
+            log.warning("target %s.%s changed: %s", self.schema, target, stmt)
+        return todo
 
     def access_problems(self, target_tables: Sequence[str]) -> list[str]:
         """What would stop a load: a schema the user can neither use nor create, target
@@ -152,17 +182,17 @@ class Warehouse(ABC):
         return LoadResult(loaded=tuple(todo), skipped=skipped)
 
     def _merge(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
-        columns = [c.name for c in request.schema.columns]
+        # Oldest run first, so a newer version of a row replaces an older one. Each run's
+        # parts are staged with the columns they were written with.
         staging = naming.staging_table_name(request.target_table, request.load_id)
-        conn.exec_driver_sql(sql.create_staging(staging, self.schema, request.target_table, self.dialect))
-        # Oldest run first, so a newer version of a row replaces an older one.
-        for _, group in itertools.groupby(parts, key=lambda p: p.run_id):
-            self.stage(conn, naming.quote_ident(staging), request, list(group))
-            for stmt in sql.merge(self.schema, request.target_table, staging, columns,
+        for run_id, group in itertools.groupby(parts, key=lambda p: p.run_id):
+            schema = request.schema_of(run_id)
+            conn.exec_driver_sql(sql.create_staging(staging, schema.columns, self.dialect))
+            self.stage(conn, naming.quote_ident(staging), schema, request, list(group))
+            for stmt in sql.merge(self.schema, request.target_table, staging, [c.name for c in schema.columns],
                                   request.schema.key_targets, request.version_column):
                 conn.exec_driver_sql(stmt)
-            conn.exec_driver_sql(sql.clear_staging(staging))
-        conn.exec_driver_sql(sql.drop_staging(staging))
+            conn.exec_driver_sql(sql.drop_staging(staging))
 
     def _replace(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
         """Full reload: COPY into a new table, then rename it over the target. Readers see
@@ -173,7 +203,7 @@ class Warehouse(ABC):
                                             request.schema.key_targets, self.dialect):
             conn.exec_driver_sql(stmt)
         if parts:
-            self.stage(conn, sql.table_ref(self.schema, new), request, parts)
+            self.stage(conn, sql.table_ref(self.schema, new), request.schema, request, parts)
         query, params = sql.table_exists(self.schema, target)
         exists = conn.exec_driver_sql(query, tuple(params)).first() is not None
         for stmt in sql.swap(self.schema, target, new, old, exists):

@@ -10,6 +10,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Connection
 
+from common.types import TableSchema
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse
 from common.watermark import PendingPart
@@ -36,9 +37,9 @@ def parquet_to_csv(data: bytes) -> bytes:
 class PostgresWarehouse(Warehouse):
     dialect = sql.POSTGRES
 
-    def stage(self, conn: Connection, into: str, request: LoadRequest,
+    def stage(self, conn: Connection, into: str, schema: TableSchema, request: LoadRequest,
               parts: Sequence[PendingPart]) -> None:
-        columns = [c.name for c in request.schema.columns]
+        columns = [c.name for c in schema.columns]
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(sql.copy_csv_stdin(into, columns)) as copy:
             for part in parts:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 from common import naming
 from common.errors import TerminalError, TransientError, classify, redact
 from common.store import Store
+from common.types import TableSchema
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse
 from common.watermark import PendingPart
@@ -28,7 +29,7 @@ class RedshiftWarehouse(Warehouse):
         # Never logged: the SQL that carries it is executed, not printed.
         self._credentials = credentials
 
-    def stage(self, conn: Connection, into: str, request: LoadRequest,
+    def stage(self, conn: Connection, into: str, schema: TableSchema, request: LoadRequest,
               parts: Sequence[PendingPart]) -> None:
         key = naming.manifest_key(request.table_prefix, f"{request.load_id}-{parts[0].run_id}")
         self.store.put(key, json.dumps(manifest(self.store, parts)).encode(),

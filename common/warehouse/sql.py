@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from common.naming import quote_ident
+from common.schema_change import Capabilities
 from common.types import ColumnSpec
 
 
@@ -18,10 +19,14 @@ class Dialect:
     """Generic (Redshift) type name -> this dialect's, e.g. VARBYTE -> BYTEA."""
     temp_table_suffix: str = ""
     """Appended to CREATE TEMP TABLE (PostgreSQL drops it at commit)."""
+    caps: Capabilities = field(default_factory=Capabilities)
+    """Which column changes the warehouse makes in place."""
 
 
-REDSHIFT = Dialect(name="redshift")
+# Redshift's ALTER COLUMN ... TYPE only changes a VARCHAR's size (r_ALTER_TABLE.html).
+REDSHIFT = Dialect(name="redshift", caps=Capabilities(widen_numbers=False, widen_varbyte=False))
 POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA"}, temp_table_suffix=" ON COMMIT DROP")
+DIALECTS = {"redshift": REDSHIFT, "postgres": POSTGRES}
 
 
 def column_type(col: ColumnSpec, dialect: Dialect) -> str:
@@ -41,20 +46,57 @@ def create_table(schema: str, table: str, columns: Sequence[ColumnSpec], key: Se
                  dialect: Dialect) -> str:
     """CREATE TABLE for the target, in the Parquet schema's column order."""
     keyset = set(key)
-    lines = [f"  {quote_ident(c.name)} {column_type(c, dialect)}" + (" NOT NULL" if c.name in keyset else "")
-             for c in columns]
+    # The source's constant defaults too: rows of parts written before a column existed
+    # (an older run loaded with a newer one) get what MySQL gave them.
+    lines = [f"  {quote_ident(c.name)} {column_type(c, dialect)}"
+             + (f" DEFAULT {c.default}" if c.default is not None else "")
+             + (" NOT NULL" if c.name in keyset else "") for c in columns]
     lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
     return f"CREATE TABLE IF NOT EXISTS {table_ref(schema, table)} (\n" + ",\n".join(lines) + "\n)"
 
 
-def create_staging(staging: str, schema: str, table: str, dialect: Dialect) -> str:
-    """A temporary table shaped like the target (same column order: COPY matches by position)."""
-    return f"CREATE TEMP TABLE {quote_ident(staging)} (LIKE {table_ref(schema, table)}){dialect.temp_table_suffix}"
+def create_staging(staging: str, columns: Sequence[ColumnSpec], dialect: Dialect) -> str:
+    """A temporary table with exactly the parts' columns, in the Parquet order (COPY matches
+    by position), whatever else the target holds (columns dropped in the source, or added
+    by a DBA)."""
+    cols = ", ".join(f"{quote_ident(c.name)} {column_type(c, dialect)}" for c in columns)
+    return f"CREATE TEMP TABLE {quote_ident(staging)} ({cols}){dialect.temp_table_suffix}"
 
 
-def clear_staging(staging: str) -> str:
-    # DELETE, not TRUNCATE: in Redshift TRUNCATE commits the load transaction.
-    return f"DELETE FROM {quote_ident(staging)}"
+def add_column(schema: str, table: str, col: ColumnSpec, dialect: Dialect) -> str:
+    """One column per statement (Redshift adds only one per ALTER TABLE), with the source's
+    constant default so the rows already copied get the value MySQL gave them."""
+    default = f" DEFAULT {col.default}" if col.default is not None else ""
+    return (f"ALTER TABLE {table_ref(schema, table)} ADD COLUMN {quote_ident(col.name)} "
+            f"{column_type(col, dialect)}{default}")
+
+
+def widen_column(schema: str, table: str, col: ColumnSpec, dialect: Dialect) -> str:
+    """Widen a column in place (Redshift: VARCHAR only, and outside a transaction block)."""
+    return f"ALTER TABLE {table_ref(schema, table)} ALTER COLUMN {quote_ident(col.name)} TYPE {column_type(col, dialect)}"
+
+
+def target_column_types(schema: str, table: str) -> tuple[str, list[str]]:
+    """The target's columns with what their type is made of (information_schema)."""
+    return ("SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale"
+            " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+            " ORDER BY ordinal_position", [schema, table])
+
+
+_GENERIC = {"smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "boolean": "BOOLEAN",
+            "real": "REAL", "double precision": "DOUBLE PRECISION", "date": "DATE",
+            "timestamp without time zone": "TIMESTAMP", "super": "SUPER"}
+
+
+def generic_type(data_type: str, length: int | None, precision: int | None, scale: int | None) -> str | None:
+    """information_schema's description of a column as a type-map string (VARCHAR(40),
+    DECIMAL(12,2), BIGINT); None for a type ferry does not compare (BYTEA, ...)."""
+    dt = data_type.lower()
+    if dt in ("character varying", "character") and length:
+        return f"VARCHAR({length})"
+    if dt == "numeric" and precision:
+        return f"DECIMAL({precision},{scale or 0})"
+    return _GENERIC.get(dt)
 
 
 def drop_staging(staging: str) -> str:

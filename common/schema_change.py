@@ -1,0 +1,93 @@
+"""How a table's mapping may change between runs, and what the target must do about it.
+
+Handled without a manual step: a column added in MySQL (added to the target, with the
+source's constant DEFAULT so old rows match), a VARCHAR/CHAR that grew (widened), an
+integer or DECIMAL that grew (widened where the warehouse can, else the table stops with
+both types named), a column dropped in MySQL (kept in the target, NULL in new rows).
+Refused: a changed key, a column whose kind changed or that shrank.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from common.errors import SchemaError
+from common.types import ColumnSpec, TableSchema
+
+_INT_RANK = {"SMALLINT": 1, "INTEGER": 2, "BIGINT": 3}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a warehouse can change in place (data, not `if redshift` branches)."""
+
+    widen_varchar: bool = True
+    widen_numbers: bool = True
+    """INTEGER -> BIGINT, DECIMAL(p,s) -> DECIMAL(p',s') with room for every old value."""
+    widen_varbyte: bool = True
+
+
+@dataclass
+class SchemaDiff:
+    added: list[ColumnSpec] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    widened: list[tuple[ColumnSpec, ColumnSpec]] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        lines = [f"column {c.name} added ({c.target}" + (f" DEFAULT {c.default}" if c.default else "") + ")"
+                 for c in self.added]
+        lines += [f"column {n} dropped in the source (kept in the target, NULL in new rows)" for n in self.dropped]
+        lines += [f"column {new.name} widened {old.target} -> {new.target}" for old, new in self.widened]
+        return lines
+
+
+def _size(target: str) -> tuple[str, tuple[int, ...]]:
+    m = re.fullmatch(r"([A-Z ]+?)(?:\((\d+)(?:,(\d+))?\))?", target)
+    if not m:
+        return target, ()
+    return m.group(1), tuple(int(g) for g in m.groups()[1:] if g is not None)
+
+
+def widening(old: str, new: str, caps: Capabilities) -> bool | None:
+    """True if old -> new is a widening the warehouse can make in place, False if it is a
+    widening it cannot, None if it is no widening at all (a change of kind, or a shrink)."""
+    (o_name, o_size), (n_name, n_size) = _size(old), _size(new)
+    if o_name in _INT_RANK and n_name in _INT_RANK:
+        return caps.widen_numbers if _INT_RANK[n_name] > _INT_RANK[o_name] else None
+    if o_name == n_name == "VARCHAR" and n_size[0] > o_size[0]:
+        return caps.widen_varchar
+    if o_name == n_name == "VARBYTE" and n_size[0] > o_size[0]:
+        return caps.widen_varbyte
+    if (o_name == "DECIMAL" or o_name in _INT_RANK) and n_name == "DECIMAL":
+        op, os_ = o_size if o_name == "DECIMAL" else ({1: 5, 2: 10, 3: 19}[_INT_RANK[o_name]], 0)
+        np_, ns = n_size
+        if ns >= os_ and np_ - ns >= op - os_ and (np_, ns) != (op, os_):
+            return caps.widen_numbers
+    return None
+
+
+def diff(old: TableSchema, new: TableSchema, caps: Capabilities) -> SchemaDiff:
+    """What changed from old to new; SchemaError names the column and both types for any
+    change the target cannot follow."""
+    if old.key != new.key:
+        raise SchemaError(f"table {new.table}: the key changed from ({', '.join(old.key)}) to "
+                          f"({', '.join(new.key)}); the target cannot follow (reset the table to copy it again)")
+    before = {c.name: c for c in old.columns}
+    after = {c.name: c for c in new.columns}
+    result = SchemaDiff(added=[c for c in new.columns if c.name not in before],
+                        dropped=[n for n in before if n not in after])
+    for name, col in after.items():
+        prev = before.get(name)
+        if prev is None or prev.target == col.target:
+            continue
+        verdict = widening(prev.target, col.target, caps)
+        if verdict is None:
+            raise SchemaError(f"table {new.table}, column {col.source}: type changed from {prev.mysql_type} "
+                              f"({prev.target}) to {col.mysql_type} ({col.target}), which the target cannot "
+                              f"follow; exclude the column or reset the table")
+        if verdict is False:
+            raise SchemaError(f"table {new.table}, column {col.source}: widened from {prev.target} to "
+                              f"{col.target}, which this warehouse cannot do in place; rebuild the target "
+                              f"column (or reset the table); other tables carry on")
+        result.widened.append((prev, col))
+    return result
