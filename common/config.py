@@ -16,6 +16,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common.errors import ConfigError
+from common.naming import split_table_key
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -162,6 +163,9 @@ class TableConfig(_Model):
     """id strategy: the cursor column alone only ever grows across the whole table (an
     AUTO_INCREMENT id inside a composite key, a text key that is issued in order). Without
     it, the id strategy refuses composite and text keys, which would lose rows silently."""
+    load: Literal["merge", "append"] = "merge"
+    """merge: replace target rows by key. append: insert every extracted row (tables without
+    a key; at-least-once: a re-read range, e.g. the lookback, repeats rows)."""
     strategy: Literal["id", "timestamp", "full"] = "id"
     """How runs find new rows: id = append-only increasing key; timestamp = last-modified
     column with the key as tie-breaker; full = the whole table, swapped in atomically."""
@@ -202,8 +206,7 @@ class Pipeline(_Model):
     @classmethod
     def _table_keys(cls, v: dict[str, TableConfig]) -> dict[str, TableConfig]:
         for key in v:
-            if not re.fullmatch(r"[^.\s`]+\.[^.\s`]+", key):
-                raise ValueError(f"table key {key!r} must be written schema.table")
+            split_table_key(key)  # ValueError says what is wrong
         if not v:
             raise ValueError("a pipeline needs at least one table")
         return v
@@ -229,6 +232,7 @@ class TableSettings:
     lag_s: int = 0
     lookback_s: int = 0
     cursor_increasing: bool = False
+    load: str = "merge"
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,7 @@ class PipelineConfig:
             known = ", ".join(sorted(self.pipeline.tables))
             raise ConfigError(f"pipelines/{self.name}.yml: tables: no table {key!r} (known: {known})")
         d = self.pipeline.defaults
-        schema, name = key.split(".", 1)
+        schema, name = split_table_key(key)
         return TableSettings(
             key=key, schema=schema, name=name,
             primary_key=tuple(cfg.primary_key) if cfg.primary_key else None,
@@ -272,6 +276,7 @@ class PipelineConfig:
             lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
             lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,
             cursor_increasing=cfg.cursor_increasing,
+            load=cfg.load,
         )
 
 

@@ -47,6 +47,8 @@ def keyset(table: TableSettings, schema: TableSchema) -> tuple[str, ...]:
     if table.strategy == "timestamp":
         assert table.cursor is not None
         return (table.cursor, *schema.key)
+    if not schema.key:  # load: append without a key walks the cursor's values
+        return (table.cursor,) if table.cursor else ()
     if table.strategy == "id" and table.cursor and table.cursor_increasing:
         return (table.cursor, *(k for k in schema.key if k != table.cursor))
     return schema.key
@@ -54,6 +56,9 @@ def keyset(table: TableSettings, schema: TableSchema) -> tuple[str, ...]:
 
 def validate(table: TableSettings, schema: TableSchema) -> None:
     """The strategy must suit the table; SchemaError names table and column and what to do."""
+    if not schema.key:
+        _validate_keyless(table, schema)
+        return
     if table.strategy == "id":
         _validate_id(table, schema)
     if table.strategy == "timestamp":
@@ -64,6 +69,23 @@ def validate(table: TableSettings, schema: TableSchema) -> None:
         if table.cursor in schema.key:
             raise SchemaError(f"table {table.key}: cursor {table.cursor!r} is part of the key; use "
                               f"the id strategy")
+
+
+def _validate_keyless(table: TableSettings, schema: TableSchema) -> None:
+    """load: append on a table without a key: chunks are ranges of the cursor's values."""
+    if table.strategy == "full":
+        raise SchemaError(f"table {table.key}: load: append without a key needs the id or timestamp strategy "
+                          f"(a cursor); the full strategy replaces the table by key")
+    if not table.cursor:
+        raise SchemaError(f"table {table.key} has no key: load: append needs a cursor column (cursor: "
+                          f"an increasing id or a last-modified timestamp)")
+    col = schema.column(table.cursor)
+    if table.strategy == "timestamp" and col.kind != "timestamp":
+        raise SchemaError(f"table {table.key}: cursor {table.cursor!r} is {col.mysql_type}; the timestamp "
+                          f"strategy needs a DATETIME or TIMESTAMP column")
+    if table.strategy == "id" and col.nullable:
+        raise SchemaError(f"table {table.key}: cursor {table.cursor!r} is nullable; rows with a NULL cursor "
+                          f"would never be read")
 
 
 def _validate_id(table: TableSettings, schema: TableSchema) -> None:

@@ -17,6 +17,46 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ATTEMPT = re.compile(r"^s\d+-[0-9a-f]{8}$")
 
 
+def split_table_key(key: str) -> tuple[str, str]:
+    """`schema.table` as written in a pipeline file -> (schema, table).
+
+    A part holding a dot or a quote is written in double quotes or backticks, with a quote
+    inside doubled: shop."Order Lines", `my.db`.orders, shop."a""b". Unquoted parts may
+    hold anything else (spaces and non-ASCII letters included). ValueError says what is wrong."""
+    parts: list[str] = []
+    i = 0
+    while True:
+        if i < len(key) and key[i] in "\"`":
+            quote_char, i, buf = key[i], i + 1, []
+            while True:
+                j = key.find(quote_char, i)
+                if j < 0:
+                    raise ValueError(f"table key {key!r}: unclosed {quote_char}")
+                buf.append(key[i:j])
+                if key[j + 1:j + 2] == quote_char:  # a doubled quote stands for one
+                    buf.append(quote_char)
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            parts.append("".join(buf))
+        else:
+            j = i
+            while j < len(key) and key[j] not in ".\"`":
+                j += 1
+            parts.append(key[i:j])
+            i = j
+        if i == len(key):
+            break
+        if key[i] != ".":
+            raise ValueError(f"table key {key!r}: expected '.' after {parts[-1]!r}")
+        i += 1
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise ValueError(f"table key {key!r} must be written schema.table (quote a part that holds "
+                         f"a dot: shop.\"a.b\")")
+    return parts[0], parts[1]
+
+
 def table_token(table_key: str) -> str:
     """`schema.table` as it appears in keys, with unsafe characters escaped."""
     return quote(table_key, safe="._-$")
@@ -198,12 +238,22 @@ def is_own_object(metadata: dict[str, str], pipeline: str, table_key: str) -> bo
 
 # ---- warehouse -------------------------------------------------------------
 
+MAX_IDENTIFIER_BYTES = 127  # Redshift's limit (PostgreSQL truncates at 63)
+
+
+def _fit(base: str, suffix: str = "") -> str:
+    """base + suffix in at most MAX_IDENTIFIER_BYTES of UTF-8, cut at a character boundary."""
+    room = MAX_IDENTIFIER_BYTES - len(suffix.encode())
+    return base.encode()[:room].decode(errors="ignore") + suffix
+
+
 def column_name(source_name: str) -> str:
-    """Target column name: lowercased; a leading digit gets a `col_` prefix."""
+    """Target column name: lowercased (as Redshift folds it); a leading digit gets a `col_`
+    prefix; at most 127 bytes. Collisions are refused where the mapping is built."""
     name = source_name.lower()
     if name[:1].isdigit():
         name = f"col_{name}"
-    return name
+    return _fit(name)
 
 
 def target_table_name(target_name: str) -> str:
@@ -214,17 +264,17 @@ def target_table_name(target_name: str) -> str:
 def ledger_table_name(target_table: str) -> str:
     """The load ledger of one target table. One per table: Redshift's serializable
     isolation would make parallel loads of different tables conflict on a shared one."""
-    return f"{target_table}__ferry_ledger"
+    return _fit(target_table, "__ferry_ledger")
 
 
 def reload_table_names(target_table: str) -> tuple[str, str]:
     """(new, old) names used while a full reload swaps a table in."""
-    return f"{target_table}__ferry_new", f"{target_table}__ferry_old"
+    return _fit(target_table, "__ferry_new"), _fit(target_table, "__ferry_old")
 
 
 def staging_table_name(target_table: str, load_id: str) -> str:
     """Temporary staging table of one load."""
-    return f"{target_table}__stage_{load_id[-6:]}"
+    return _fit(target_table, f"__stage_{load_id[-6:]}")
 
 
 def quote_ident(name: str) -> str:

@@ -18,7 +18,7 @@ from common.bounds import Key
 from common import zones
 from common.config import SourceConfig, TableSettings
 from common.errors import SchemaError
-from common.naming import quote_mysql
+from common.naming import quote_mysql, split_table_key
 from common.types import TableSchema, map_column
 
 Rows = list[tuple[Any, ...]]
@@ -55,7 +55,7 @@ def server_version(conn: Any) -> str:
 
 
 def qualified(table_key: str) -> str:
-    schema, name = table_key.split(".", 1)
+    schema, name = split_table_key(table_key)
     return f"{quote_mysql(schema)}.{quote_mysql(name)}"
 
 
@@ -96,8 +96,9 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
             raise SchemaError(f"table {table.key}: exclude_columns names {col!r}, which the table lacks")
     pk = list(table.primary_key or [r[0] for r in _fetch(conn, _PK_SQL, (table.schema, table.name))])
     pk = [c.decode() if isinstance(c, (bytes, bytearray)) else c for c in pk]
-    if not pk:
-        raise SchemaError(f"table {table.key} has no primary key; set primary_key in the pipeline")
+    if not pk and table.load != "append":
+        raise SchemaError(f"table {table.key} has no primary key: set primary_key to NOT NULL columns that "
+                          f"are unique, or load: append with a cursor (at-least-once)")
     for col in pk:
         if col not in names:
             raise SchemaError(f"table {table.key}: primary_key column {col!r} is not in the table")

@@ -101,7 +101,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                 pipeline=pipeline, table=table, target_table=ctx.table_target, schema=schema,
                 parts=parts, load_id=f"{run_id}-{int(time.time())}", table_prefix=ctx.table_prefix,
                 version_column=schema.column(version).name if version else None,
-                replace=ctx.table.strategy == "full", run_schemas=run_schemas)
+                replace=ctx.table.strategy == "full", append=ctx.table.load == "append",
+                run_schemas=run_schemas)
             warehouse = resources.warehouse(ctx.cfg)
             if not request.replace:
                 for stmt in warehouse.evolve(ctx.table_target, schema):

@@ -12,7 +12,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from common.naming import quote_ident, quote_mysql
+from common.naming import quote_ident, quote_mysql, split_table_key
 from common.source import select_expression
 from common.types import ColumnSpec, TableSchema
 
@@ -65,10 +65,11 @@ def canonical(value: Any, col: ColumnSpec) -> str | None:
 
 
 def source_rows(conn: Any, table_key: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
-    schema_name, name = table_key.split(".", 1)
+    schema_name, name = split_table_key(table_key)
     # FLOAT through DOUBLE, as ferry reads it: the driver's own FLOAT text has 6 digits.
     cols = ", ".join(select_expression(c.source, c.kind, c.arrow) for c in schema.columns)
-    order = ", ".join(quote_mysql(k) for k in schema.key)
+    # A table without a key (load: append) is compared as a sorted multiset of rows.
+    order = ", ".join(quote_mysql(k) for k in schema.key) or cols
     cur = conn.cursor()
     cur.execute(f"SELECT {cols} FROM {quote_mysql(schema_name)}.{quote_mysql(name)} ORDER BY {order}")
     for row in cur:
@@ -78,7 +79,7 @@ def source_rows(conn: Any, table_key: str, schema: TableSchema) -> Iterator[tupl
 
 def target_rows(conn: Any, target_schema: str, table: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
     cols = ", ".join(quote_ident(c.name) for c in schema.columns)
-    order = ", ".join(quote_ident(k) for k in schema.key_targets)
+    order = ", ".join(quote_ident(k) for k in schema.key_targets) or cols
     with conn.transaction(), conn.cursor(name="ferry_compare") as cur:
         cur.execute(f"SELECT {cols} FROM {quote_ident(target_schema)}.{quote_ident(table)} ORDER BY {order}")
         for row in cur:
@@ -90,6 +91,10 @@ def assert_same_rows(src: Sequence[tuple[Any, ...]] | Iterator[Any], dst: Sequen
     """Assert equal row sequences; on a difference, name the row's key and the column."""
     names = [c.name for c in schema.columns]
     count = 0
+    if not schema.key:  # no key (load: append): the same multiset of rows, in any order
+        def order(row: tuple[Any, ...]) -> tuple[str, ...]:
+            return tuple("" if v is None else str(v) for v in row)
+        src, dst = sorted(src, key=order), sorted(dst, key=order)
     src_it, dst_it = iter(src), iter(dst)
     while True:
         a, b = next(src_it, None), next(dst_it, None)

@@ -211,7 +211,8 @@ def pipe(ferry_env: dict[str, str], config_dir: Path, s3_store: Store) -> Iterat
     yield from _with_pipe(p)
 
 
-ISOLATED_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
+# Tests that start and kill their own workers get a broker of their own.
+ISOLATED_REDIS_URL = os.environ.get("FERRY_TEST_ISOLATED_REDIS_URL", REDIS_URL.rsplit("/", 1)[0] + "/14")
 
 
 @pytest.fixture

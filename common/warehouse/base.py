@@ -21,6 +21,17 @@ from common.watermark import PendingPart
 log = logging.getLogger(__name__)
 
 
+def run_statement(conn: Connection, statement: str) -> None:
+    """Run a statement without parameters on the driver's own cursor. Through SQLAlchemy the
+    driver would get an empty parameter list and read any `%` in a name or a URL as a
+    placeholder; sent with no parameters at all, the text is taken as it is."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
 @dataclass(frozen=True)
 class LoadRequest:
     """What one load merges: parts of a table into its target."""
@@ -36,6 +47,8 @@ class LoadRequest:
     """Target column that orders versions of a row (the timestamp cursor), if any."""
     replace: bool = False
     """Full reload: build a new table from the parts and swap it in for the target."""
+    append: bool = False
+    """`load: append`: insert the staged rows, replace nothing."""
     run_schemas: dict[str, TableSchema] = field(default_factory=dict)
     """The mapping each run's parts were written with (schemas change between runs);
     a run not listed was written with `schema`."""
@@ -83,9 +96,9 @@ class Warehouse(ABC):
             try:
                 with self.engine.begin() as conn:
                     if not self._exists(conn, sql.schema_exists(self.schema)):
-                        conn.exec_driver_sql(sql.create_schema(self.schema))
+                        run_statement(conn, sql.create_schema(self.schema))
                     if not self._exists(conn, sql.table_exists(self.schema, ledger)):
-                        conn.exec_driver_sql(sql.create_ledger(self.schema, ledger))
+                        run_statement(conn, sql.create_ledger(self.schema, ledger))
                 return
             except Exception:  # noqa: BLE001 - loads of two tables raced to create the schema
                 if attempt == 2:
@@ -95,7 +108,7 @@ class Warehouse(ABC):
         """Create the target from the mapping if it does not exist (evolve() adapted an
         existing one before the load's transaction)."""
         if not self._exists(conn, sql.table_exists(self.schema, target)):
-            conn.exec_driver_sql(sql.create_table(self.schema, target, schema.columns,
+            run_statement(conn, sql.create_table(self.schema, target, schema.columns,
                                                   schema.key_targets, self.dialect))
 
     def evolve(self, target: str, schema: TableSchema) -> list[str]:
@@ -127,7 +140,7 @@ class Warehouse(ABC):
                                   f"now needs {col.target}; this warehouse cannot change it in place")
         for stmt in todo:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql(stmt)
+                run_statement(conn, stmt)
             log.warning("target %s.%s changed: %s", self.schema, target, stmt)
         return todo
 
@@ -187,12 +200,14 @@ class Warehouse(ABC):
         staging = naming.staging_table_name(request.target_table, request.load_id)
         for run_id, group in itertools.groupby(parts, key=lambda p: p.run_id):
             schema = request.schema_of(run_id)
-            conn.exec_driver_sql(sql.create_staging(staging, schema.columns, self.dialect))
+            run_statement(conn, sql.create_staging(staging, schema.columns, self.dialect))
             self.stage(conn, naming.quote_ident(staging), schema, request, list(group))
-            for stmt in sql.merge(self.schema, request.target_table, staging, [c.name for c in schema.columns],
-                                  request.schema.key_targets, request.version_column):
-                conn.exec_driver_sql(stmt)
-            conn.exec_driver_sql(sql.drop_staging(staging))
+            columns = [c.name for c in schema.columns]
+            for stmt in (sql.append(self.schema, request.target_table, staging, columns) if request.append else
+                         sql.merge(self.schema, request.target_table, staging, columns,
+                                   request.schema.key_targets, request.version_column)):
+                run_statement(conn, stmt)
+            run_statement(conn, sql.drop_staging(staging))
 
     def _replace(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
         """Full reload: COPY into a new table, then rename it over the target. Readers see
@@ -201,13 +216,13 @@ class Warehouse(ABC):
         new, old = naming.reload_table_names(target)
         for stmt in sql.create_table_as_new(self.schema, target, new, request.schema.columns,
                                             request.schema.key_targets, self.dialect):
-            conn.exec_driver_sql(stmt)
+            run_statement(conn, stmt)
         if parts:
             self.stage(conn, sql.table_ref(self.schema, new), request.schema, request, parts)
         query, params = sql.table_exists(self.schema, target)
         exists = conn.exec_driver_sql(query, tuple(params)).first() is not None
         for stmt in sql.swap(self.schema, target, new, old, exists):
-            conn.exec_driver_sql(stmt)
+            run_statement(conn, stmt)
 
     def ledger_parts(self, pipeline: str, table: str, target_table: str) -> dict[str, int]:
         """part key -> rows of every part the table's ledger records as loaded."""

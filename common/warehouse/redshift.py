@@ -11,7 +11,7 @@ from common.errors import TerminalError, TransientError, classify, redact
 from common.store import Store
 from common.types import TableSchema
 from common.warehouse import sql
-from common.warehouse.base import LoadRequest, Warehouse
+from common.warehouse.base import LoadRequest, Warehouse, run_statement
 from common.watermark import PendingPart
 
 
@@ -36,7 +36,7 @@ class RedshiftWarehouse(Warehouse):
                        metadata=naming.object_metadata(request.pipeline, request.table),
                        content_type="application/json")
         try:
-            conn.exec_driver_sql(sql.copy_parquet(into, self.store.url(key), self._credentials))
+            run_statement(conn, sql.copy_parquet(into, self.store.url(key), self._credentials))
         except Exception as exc:
             # The driver's message quotes the SQL, keys included: re-raise it redacted and
             # without the original attached, so no traceback or result carries them.

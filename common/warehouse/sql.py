@@ -42,6 +42,12 @@ def table_ref(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
+def param_ref(schema: str, table: str) -> str:
+    """table_ref for a statement sent with parameters: the driver reads `%` as the start
+    of a placeholder, so a `%` in a name is doubled."""
+    return table_ref(schema, table).replace("%", "%%")
+
+
 def create_table(schema: str, table: str, columns: Sequence[ColumnSpec], key: Sequence[str],
                  dialect: Dialect) -> str:
     """CREATE TABLE for the target, in the Parquet schema's column order."""
@@ -51,7 +57,8 @@ def create_table(schema: str, table: str, columns: Sequence[ColumnSpec], key: Se
     lines = [f"  {quote_ident(c.name)} {column_type(c, dialect)}"
              + (f" DEFAULT {c.default}" if c.default is not None else "")
              + (" NOT NULL" if c.name in keyset else "") for c in columns]
-    lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
+    if key:  # a table loaded with `load: append` may have none
+        lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
     return f"CREATE TABLE IF NOT EXISTS {table_ref(schema, table)} (\n" + ",\n".join(lines) + "\n)"
 
 
@@ -129,6 +136,13 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
             f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {absent})"]
 
 
+def append(schema: str, table: str, staging: str, columns: Sequence[str]) -> list[str]:
+    """`load: append`: every staged row is inserted (the ledger keeps a part from being
+    loaded twice; a range read twice is inserted twice)."""
+    cols = ", ".join(quote_ident(c) for c in columns)
+    return [f"INSERT INTO {table_ref(schema, table)} ({cols}) SELECT {cols} FROM {quote_ident(staging)}"]
+
+
 def create_table_as_new(schema: str, table: str, new: str, columns: Sequence[ColumnSpec],
                         key: Sequence[str], dialect: Dialect) -> list[str]:
     """A fresh table for a full reload, built beside the target."""
@@ -198,20 +212,20 @@ def create_ledger(schema: str, ledger: str) -> str:
 def ledger_loaded(schema: str, ledger: str, runs: Sequence[str]) -> str:
     """Query for part keys of the given runs already in the ledger (params: pipeline, table, *runs)."""
     marks = ", ".join(["%s"] * len(runs))
-    return (f"SELECT part_key FROM {table_ref(schema, ledger)}"
+    return (f"SELECT part_key FROM {param_ref(schema, ledger)}"
             f" WHERE pipeline = %s AND source_table = %s AND run_id IN ({marks})")
 
 
 def ledger_all(schema: str, ledger: str) -> str:
     """Every part a table's ledger holds (params: pipeline, table): `watermark rebuild`."""
-    return (f"SELECT part_key, part_rows FROM {table_ref(schema, ledger)}"
+    return (f"SELECT part_key, part_rows FROM {param_ref(schema, ledger)}"
             " WHERE pipeline = %s AND source_table = %s")
 
 
 def ledger_insert(schema: str, ledger: str, rows: int) -> str:
     """Multi-row INSERT into the ledger (10 params a row)."""
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * rows)
-    return (f"INSERT INTO {table_ref(schema, ledger)} (pipeline, source_table, target_table,"
+    return (f"INSERT INTO {param_ref(schema, ledger)} (pipeline, source_table, target_table,"
             f" part_key, run_id, chunk, part_rows, part_bytes, load_id, loaded_at) VALUES {values}")
 
 

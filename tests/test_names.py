@@ -1,0 +1,52 @@
+"""Any table and column MySQL allows: spaces, quotes, `%`, non-ASCII letters, digits first,
+reserved words; and tables without a key, loaded with `load: append`."""
+from __future__ import annotations
+
+from common import naming
+from tests.conftest import Pipe
+
+
+def test_odd_table_and_column_names_round_trip(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE `Order Lines é` (`order` INT NOT NULL PRIMARY KEY, `190_time` TIME,"
+                 " `two words` VARCHAR(20), `50%` DECIMAL(5,2), `Straße` VARCHAR(10), `say \"hi\"` INT)",
+                 "INSERT INTO `Order Lines é` VALUES (1, '10:00:00', 'a b', 12.5, 'weiß', 1),"
+                 " (2, NULL, NULL, NULL, NULL, NULL), (3, '23:59:59', '%s %%', 99.99, 'ß', 3)")
+    key = f'{pipe.db}."Order Lines é"'
+    pipe.write({'"Order Lines é"': {}}, chunk_rows=2)
+    result = pipe.sync("--wait")
+    assert result.code == 0, result.stderr
+    assert result.report["table_metrics"][key]["rows_processed"] == 3
+    schema = pipe.schema_of('"Order Lines é"')
+    assert [c.name for c in schema.columns] == ["order", "col_190_time", "two words", "col_50%", "straße", 'say "hi"']
+    assert pipe.assert_synced('"Order Lines é"', target="order lines é") == 3
+    # The S3 and Redis keys carry the table percent-encoded; the target is lowercased.
+    assert any("Order%20Lines%20%C3%A9" in k for k, _ in pipe.store.list(f"ferry/{pipe.name}/"))
+    assert pipe.ferry("check", "-p", pipe.name).returncode == 0
+    # Once more: the ledger (queried with parameters) is found despite the `%`-free name.
+    assert pipe.sync("--wait").code == 0
+
+
+def test_target_names_fit_127_bytes_and_collisions_are_refused(pipe: Pipe, workers: list) -> None:
+    long = "é" * 80  # 160 bytes
+    assert len(naming.column_name(long).encode()) <= 127
+    assert len(naming.ledger_table_name(naming.target_table_name(long)).encode()) <= 127
+    pipe.execute("CREATE TABLE twins (id INT NOT NULL PRIMARY KEY, `190_time` INT, `col_190_time` INT)")
+    pipe.write({"twins": {}})
+    refused = pipe.sync("--wait")
+    assert refused.code == 2
+    assert "columns '190_time' and 'col_190_time' both map to target column 'col_190_time'" in refused.stderr
+
+
+def test_a_table_without_a_key_is_appended_or_refused(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE log (seq INT NOT NULL, msg VARCHAR(20))",
+                 "INSERT INTO log SELECT seq, CONCAT('m', seq) FROM seq_1_to_250",
+                 "INSERT INTO log VALUES (250, 'same seq twice')")
+    pipe.write({"log": {}})
+    refused = pipe.sync("--wait")
+    assert refused.code == 2 and "has no primary key" in refused.stderr and "load: append" in refused.stderr
+    pipe.write({"log": {"load": "append", "cursor": "seq"}}, chunk_rows=100)
+    first = pipe.sync("--wait")
+    assert first.code == 0, first.stderr
+    pipe.execute("INSERT INTO log SELECT seq, 'later' FROM seq_251_to_300")
+    assert pipe.sync("--wait").code == 0
+    assert pipe.assert_synced("log") == 301
