@@ -43,7 +43,7 @@ def connect(src: SourceConfig, **overrides: Any) -> Any:
     if src.max_execution_time_ms:
         limit = int(src.max_execution_time_ms)
         # MariaDB names it max_statement_time (seconds); MySQL max_execution_time (ms, SELECTs).
-        settings += (f", max_statement_time = {limit / 1000:.3f}" if "mariadb" in conn.get_server_info().lower()
+        settings += (f", max_statement_time = {limit / 1000:.3f}" if "mariadb" in str(conn.server_info).lower()
                      else f", max_execution_time = {limit}")
     cur.execute(settings)
     cur.close()

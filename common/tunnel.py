@@ -47,6 +47,27 @@ def _host_key(cfg: SshTunnelConfig) -> paramiko.PKey | None:
     return next(iter(keys.values()))
 
 
+def _verify_host_key(cfg: SshTunnelConfig, expected: paramiko.PKey) -> None:
+    """Compare the key the bastion shows with known_hosts before anything is sent to it
+    (sshtunnel reports a mismatch only as "could not open tunnels")."""
+    try:
+        transport = paramiko.Transport((cfg.host, cfg.port))
+    except OSError as exc:
+        raise TransientError(f"{_where(cfg)}: cannot connect: {exc}") from None
+    try:
+        # Ask for the kind of key known_hosts holds (a server may hold several).
+        transport.get_security_options().key_types = [expected.get_name()]
+        transport.start_client(timeout=15)
+        shown = transport.get_remote_server_key()
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise TransientError(f"{_where(cfg)}: SSH handshake failed: {exc}") from None
+    finally:
+        transport.close()
+    if shown.get_name() != expected.get_name() or shown.asbytes() != expected.asbytes():
+        raise ConfigError(f"{_where(cfg)}: host key does not match {cfg.known_hosts} (changed host key, "
+                          f"or a different server: {shown.get_name()} {shown.fingerprint})")
+
+
 def _private_key(cfg: SshTunnelConfig) -> paramiko.PKey:
     path = cfg.private_key.expanduser()
     try:
@@ -70,9 +91,12 @@ class Tunnel:
 
     def _open(self) -> None:
         cfg = self.cfg
+        expected = _host_key(cfg)
+        if expected is not None:
+            _verify_host_key(cfg, expected)
         forwarder = sshtunnel.SSHTunnelForwarder(
             (cfg.host, cfg.port), ssh_username=cfg.user, ssh_pkey=_private_key(cfg),
-            ssh_host_key=_host_key(cfg), remote_bind_address=self.remote,
+            ssh_host_key=expected, remote_bind_address=self.remote,
             local_bind_address=("127.0.0.1", 0), allow_agent=False, host_pkey_directories=[],
             ssh_config_file=None, set_keepalive=15.0, logger=logging.getLogger("ferry.sshtunnel"))
         forwarder.daemon_forward_servers = True

@@ -105,3 +105,47 @@ def test_at_most_max_concurrent_chunks_reads_at_once(isolated: Pipe, log_dir: Pa
     assert result.code == 0, result.stderr
     assert max(seen) == 2, f"simultaneous reads seen: {sorted(set(seen))}"
     assert pipe.assert_synced("blobs") == 3_000
+
+
+def test_a_changed_bastion_host_key_is_refused_and_no_secret_is_printed(
+        pipe: Pipe, sshd: Sshd, tmp_path: Path) -> None:
+    import subprocess
+
+    import yaml
+
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    changed = tmp_path / "known_hosts"
+    changed.write_text(f"[127.0.0.1]:{sshd.port} {(tmp_path / 'other_host_key.pub').read_text()}")
+    path = pipe.config_dir / "connections.yml"
+    saved = path.read_text()
+    conns = yaml.safe_load(saved)
+    conns["sources"]["bastioned"] = dict(conns["sources"]["mysql"], ssh_tunnel=sshd.tunnel_config())
+    conns["sources"]["spoofed"] = dict(conns["sources"]["mysql"],
+                                       ssh_tunnel=sshd.tunnel_config(known_hosts=str(changed)))
+    path.write_text(yaml.safe_dump(conns))
+    try:
+        good = pipe.ferry("connections", "test", "bastioned")
+        bad = pipe.ferry("connections", "test", "spoofed")
+    finally:
+        path.write_text(saved)
+    assert good.returncode == 0 and f"through SSH bastion 127.0.0.1:{sshd.port}" in good.stdout
+    assert bad.returncode == 1
+    assert f"SSH bastion {sshd.user}@127.0.0.1:{sshd.port}: host key does not match" in bad.stdout
+    for out in (good, bad):
+        assert Sshd.PASSPHRASE not in out.stdout + out.stderr
+
+
+def test_session_limits_are_set_on_the_source_connection() -> None:
+    from common import source
+    from common.config import SourceConfig
+
+    conn = source.connect(SourceConfig(host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
+                                       password=MYSQL["password"], max_execution_time_ms=1500, read_timeout_s=7))
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT @@session.max_statement_time")
+        assert float(cur.fetchone()[0]) == 1.5
+        assert conn.read_timeout == 7
+    finally:
+        conn.close()
