@@ -21,9 +21,10 @@ LEASE_S = 60
 _SCRIPT = (Path(__file__).with_name("lua") / "take_slot.lua").read_text()
 
 
-def _take(client: redis.Redis, key: str, holder: str, limit: int) -> bool:
+def take(client: redis.Redis, key: str, holder: str, limit: int, lease_s: float = LEASE_S) -> bool:
+    """Take or renew holder's slot (take_slot.lua); False when all `limit` are held."""
     script = client.register_script(_SCRIPT)
-    return bool(script(keys=[key], args=[holder, int(time.time() * 1000), LEASE_S * 1000, limit]))
+    return bool(script(keys=[key], args=[holder, int(time.time() * 1000), int(lease_s * 1000), limit]))
 
 
 @contextmanager
@@ -37,7 +38,7 @@ def read_slot(client: redis.Redis, source: str, limit: int | None, holder: str,
     key = naming.source_slots_key(source)
     deadline = time.monotonic() + wait_s
     waited = False
-    while not _take(client, key, holder, limit):
+    while not take(client, key, holder, limit):
         if time.monotonic() > deadline:
             raise TransientError(f"source {source}: all {limit} read slots (max_concurrent_chunks) "
                                  f"stayed busy for {wait_s:.0f} s")
@@ -50,7 +51,7 @@ def read_slot(client: redis.Redis, source: str, limit: int | None, holder: str,
     def renew() -> None:
         while not stop.wait(LEASE_S / 3):
             try:
-                _take(client, key, holder, limit)
+                take(client, key, holder, limit)
             except redis.RedisError:  # the next renewal (or the lease) covers a blip
                 log.warning("source %s: could not renew read slot", source)
 

@@ -236,3 +236,19 @@ def test_abandoning_a_run_keeps_its_parts_from_any_load(state: TableState) -> No
     assert len(state.orphans()) == 2
     assert state.commit_chunk("r1", 1, _parts("r1", 1, [5]), "w", 60, 1, late) is Commit.RUN_OVER
     assert state.pending_parts() == []
+
+
+def test_read_slots_are_leases_a_dead_holder_cannot_keep(state: TableState) -> None:
+    from common import slots
+
+    key = naming.source_slots_key(f"src-{secrets.token_hex(3)}")
+    try:
+        assert slots.take(state.r, key, "a", 2, lease_s=0.3) and slots.take(state.r, key, "b", 2, lease_s=0.3)
+        assert not slots.take(state.r, key, "c", 2, lease_s=0.3)   # both held
+        assert slots.take(state.r, key, "a", 2, lease_s=0.3)       # a holder renews its own
+        import time
+        time.sleep(0.35)                                            # "a" and "b" died: leases run out
+        assert slots.take(state.r, key, "c", 2, lease_s=0.3)
+        assert set(state.r.zrange(key, 0, -1)) == {b"c"}
+    finally:
+        state.r.delete(key)
