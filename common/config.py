@@ -252,7 +252,9 @@ class PipelineConfig:
 
     @property
     def target_schema(self) -> str:
-        return self.pipeline.target_schema or self.target.schema_
+        """The warehouse schema, as Redshift folds it (lowercase)."""
+        from common.naming import warehouse_schema_name
+        return warehouse_schema_name(self.pipeline.target_schema or self.target.schema_)
 
     def table(self, key: str) -> TableSettings:
         """Settings of `schema.table`; ConfigError if the pipeline has no such table."""

@@ -256,6 +256,12 @@ def column_name(source_name: str) -> str:
     return _fit(name)
 
 
+def warehouse_schema_name(name: str) -> str:
+    """The target schema as Redshift stores it: lowercased, at most 127 bytes (a schema
+    written `Raw_Shop` is created and found as `raw_shop`)."""
+    return _fit(name.lower())
+
+
 def target_table_name(target_name: str) -> str:
     """Target table name (Redshift folds names to lowercase)."""
     return column_name(target_name)

@@ -12,7 +12,9 @@ from common.naming import column_name
 
 MAX_DECIMAL_PRECISION = 38
 MAX_VARCHAR = 65535
-MAX_VARBYTE = 1024000
+# Redshift, VARBYTE type: "The maximum number of bytes (n) can range from 1 – 16,777,216"
+# (https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_type.html).
+MAX_VARBYTE = 16_777_216
 
 _SIGNED = {"tinyint": ("int8", "SMALLINT"), "smallint": ("int16", "SMALLINT"),
            "mediumint": ("int32", "INTEGER"), "int": ("int32", "INTEGER"),
@@ -21,7 +23,7 @@ _UNSIGNED = {"tinyint": ("int16", "SMALLINT"), "smallint": ("int32", "INTEGER"),
              "mediumint": ("int32", "INTEGER"), "int": ("int64", "BIGINT"),
              "integer": ("int64", "BIGINT")}
 _TEXT = {"tinytext", "text", "mediumtext", "longtext", "json"}
-_BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": MAX_VARBYTE, "longblob": MAX_VARBYTE}
+_BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": 16_777_215, "longblob": MAX_VARBYTE}
 _ARROW = {"int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
           "bool": pa.bool_(), "float32": pa.float32(), "float64": pa.float64(),
           "timestamp[us]": pa.timestamp("us"), "date32": pa.date32(),

@@ -50,3 +50,18 @@ def test_a_table_without_a_key_is_appended_or_refused(pipe: Pipe, workers: list)
     pipe.execute("INSERT INTO log SELECT seq, 'later' FROM seq_251_to_300")
     assert pipe.sync("--wait").code == 0
     assert pipe.assert_synced("log") == 301
+
+
+def test_a_mixed_case_target_schema_is_created_and_found_as_redshift_folds_it(pipe: Pipe, workers: list) -> None:
+    import yaml
+
+    pipe.execute("CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT)", "INSERT INTO t VALUES (1, 1)")
+    pipe.write({"t": {}})
+    path = pipe.config_dir / "pipelines" / f"{pipe.name}.yml"
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump(dict(doc, target_schema=pipe.db.upper())))
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("INSERT INTO t VALUES (2, 2)")
+    second = pipe.sync("--wait")  # the existence checks find what the first sync created
+    assert second.code == 0, second.stderr
+    assert pipe.assert_synced("t") == 2  # in the lowercase schema

@@ -65,9 +65,9 @@ def test_schema_change_statements() -> None:
     assert sql.widen_column("ana", "orders", COLS[1], sql.REDSHIFT) == \
         'ALTER TABLE "ana"."orders" ALTER COLUMN "order" TYPE VARCHAR(40)'
     assert not sql.REDSHIFT.caps.widen_numbers and sql.POSTGRES.caps.widen_numbers
-    assert sql.generic_type("character varying", 40, None, None) == "VARCHAR(40)"
-    assert sql.generic_type("numeric", None, 12, 2) == "DECIMAL(12,2)"
-    assert sql.generic_type("bytea", None, None, None) is None
+    assert sql.generic_type("character varying(40)") == "VARCHAR(40)"
+    assert sql.generic_type("numeric(12,2)") == "DECIMAL(12,2)"
+    assert sql.generic_type("bigint") == "BIGINT" and sql.generic_type("bytea") is None
 
 
 def test_copy_parquet_with_role_or_keys() -> None:

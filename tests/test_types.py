@@ -28,7 +28,8 @@ def col(data_type: str, column_type: str, precision=None, scale=None, length=Non
     ("year", "year(4)", "int16", "SMALLINT"),
     ("longtext", "longtext", "string", "VARCHAR(65535)"),
     ("json", "json", "string", "VARCHAR(65535)"),
-    ("mediumblob", "mediumblob", "binary", "VARBYTE(1024000)"),
+    ("mediumblob", "mediumblob", "binary", "VARBYTE(16777215)"),
+    ("longblob", "longblob", "binary", "VARBYTE(16777216)"),
     ("bit", "bit(8)", "int64", "BIGINT"),
 ])
 def test_map(dtype: str, ctype: str, arrow: str, target: str) -> None:

@@ -120,8 +120,7 @@ class Warehouse(ABC):
         Returns the statements executed."""
         query, params = sql.target_column_types(self.schema, target)
         with self.engine.connect() as conn:
-            existing = {r[0]: sql.generic_type(r[1], r[2], r[3], r[4])
-                        for r in conn.exec_driver_sql(query, tuple(params))}
+            existing = {r[0]: sql.generic_type(r[1]) for r in conn.exec_driver_sql(query, tuple(params))}
         if not existing:
             return []
         todo: list[str] = []

@@ -84,10 +84,12 @@ def widen_column(schema: str, table: str, col: ColumnSpec, dialect: Dialect) -> 
 
 
 def target_column_types(schema: str, table: str) -> tuple[str, list[str]]:
-    """The target's columns with what their type is made of (information_schema)."""
-    return ("SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale"
-            " FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-            " ORDER BY ordinal_position", [schema, table])
+    """The target's columns and their types as format_type() writes them."""
+    return ("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a"
+            " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped"
+            " ORDER BY a.attnum", [schema, table])
 
 
 _GENERIC = {"smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "boolean": "BOOLEAN",
@@ -95,15 +97,16 @@ _GENERIC = {"smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "b
             "timestamp without time zone": "TIMESTAMP", "super": "SUPER"}
 
 
-def generic_type(data_type: str, length: int | None, precision: int | None, scale: int | None) -> str | None:
-    """information_schema's description of a column as a type-map string (VARCHAR(40),
-    DECIMAL(12,2), BIGINT); None for a type ferry does not compare (BYTEA, ...)."""
-    dt = data_type.lower()
-    if dt in ("character varying", "character") and length:
-        return f"VARCHAR({length})"
-    if dt == "numeric" and precision:
-        return f"DECIMAL({precision},{scale or 0})"
-    return _GENERIC.get(dt)
+def generic_type(formatted: str) -> str | None:
+    """format_type()'s text as a type-map string (VARCHAR(40), DECIMAL(12,2), BIGINT); None
+    for a type ferry does not compare (BYTEA, ...)."""
+    text = formatted.lower().strip()
+    m = re.fullmatch(r"(character varying|character|numeric)\((\d+)(?:,(\d+))?\)", text)
+    if m:
+        if m.group(1) == "numeric":
+            return f"DECIMAL({m.group(2)},{m.group(3) or 0})"
+        return f"VARCHAR({m.group(2)})"
+    return _GENERIC.get(text)
 
 
 def drop_staging(staging: str) -> str:
@@ -161,13 +164,18 @@ def swap(schema: str, table: str, new: str, old: str, target_exists: bool) -> li
     return stmts
 
 
+# Existence and columns come from pg_catalog, not information_schema: information_schema
+# shows only objects the user has privileges on, while "the standard PostgreSQL catalog
+# tables are accessible to Amazon Redshift users" (Redshift, System catalog tables,
+# https://docs.aws.amazon.com/redshift/latest/dg/c_intro_catalog_views.html), whoever owns
+# the object. Names are compared as Redshift stores them (lowercase, see naming).
 def schema_exists(schema: str) -> tuple[str, list[str]]:
-    return "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", [schema]
+    return "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", [schema]
 
 
 def table_exists(schema: str, table: str) -> tuple[str, list[str]]:
-    return ("SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-            [schema, table])
+    return ("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s AND c.relkind = 'r'", [schema, table])
 
 
 def can_create_schema() -> tuple[str, list[str]]:
@@ -181,12 +189,6 @@ def schema_privilege(schema: str, privilege: str) -> tuple[str, list[str]]:
 def table_privilege(schema: str, table: str, privilege: str) -> tuple[str, list[str]]:
     """has_table_privilege on the quoted name, so odd names resolve exactly."""
     return "SELECT has_table_privilege(%s, %s)", [table_ref(schema, table), privilege]
-
-
-def target_columns(schema: str, table: str) -> tuple[str, list[str]]:
-    """Query (and parameters) for the existing target's columns in order."""
-    return ("SELECT column_name FROM information_schema.columns"
-            " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", [schema, table])
 
 
 def create_schema(schema: str) -> str:
