@@ -4,14 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv services test demo bench flower clean
+.PHONY: venv services test test-redshift demo bench flower clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
@@ -20,6 +20,11 @@ services:
 
 test: venv services
 	$(PY) -m pytest -q
+
+# The live smoke test against your own cluster (see tests/test_redshift_live.py for the
+# FERRY_REDSHIFT_TEST_* variables); skipped, with the reason, when they are not set.
+test-redshift: venv services
+	$(PY) -m pytest -q -rs -m redshift tests/test_redshift_live.py
 
 demo: venv services
 	bash demo/run.sh

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import cursor, naming, source
+from common import cursor, design, naming, source
 from common.config import PipelineConfig, TableSettings
 from common.errors import FerryError
 
@@ -30,6 +30,7 @@ def check_source_table(conn: Any, table: TableSettings) -> TableCheck:
     try:
         schema = source.read_schema(conn, table)
         cursor.validate(table, schema)
+        design.check_design(table.key, table.design, schema)
     except FerryError as exc:
         result.problems += str(exc).splitlines()
         return result

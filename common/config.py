@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -15,6 +15,7 @@ import yaml
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from common.design import RedshiftKeys, TableDesign, read_keys_file
 from common.errors import ConfigError
 from common.naming import split_table_key
 
@@ -163,6 +164,12 @@ class TableConfig(_Model):
     """id strategy: the cursor column alone only ever grows across the whole table (an
     AUTO_INCREMENT id inside a composite key, a text key that is issued in order). Without
     it, the id strategy refuses composite and text keys, which would lose rows silently."""
+    on_oversize: Literal["fail", "truncate"] = "fail"
+    """A text or binary value longer than its target column: fail (naming table, column, key
+    and length) or truncate (cut at a character boundary, counted in the report)."""
+    full_reload: Literal["swap", "delete_insert"] = "swap"
+    """full strategy: swap = build a new table and rename it over the target (grants, owner,
+    comments carried over); delete_insert = DELETE + INSERT into the target itself."""
     load: Literal["merge", "append"] = "merge"
     """merge: replace target rows by key. append: insert every extracted row (tables without
     a key; at-least-once: a re-read range, e.g. the lookback, repeats rows)."""
@@ -201,6 +208,16 @@ class Pipeline(_Model):
     """Warehouse schema for this pipeline's tables and ledger; default: the target's schema."""
     defaults: TableDefaults = Field(default_factory=TableDefaults)
     tables: dict[str, TableConfig]
+    redshift_keys: dict[str, RedshiftKeys] = Field(default_factory=dict)
+    """Table design on Redshift, keyed by schema.table (also read from a redshift_keys.json
+    file beside the pipeline files)."""
+
+    @model_validator(mode="after")
+    def _keys_name_tables(self) -> "Pipeline":
+        unknown = sorted(set(self.redshift_keys) - set(self.tables))
+        if unknown:
+            raise ValueError(f"redshift_keys names {unknown[0]!r}, which is not in tables")
+        return self
 
     @field_validator("tables")
     @classmethod
@@ -233,6 +250,9 @@ class TableSettings:
     lookback_s: int = 0
     cursor_increasing: bool = False
     load: str = "merge"
+    design: TableDesign = TableDesign()
+    full_reload: str = "swap"
+    on_oversize: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -245,6 +265,8 @@ class PipelineConfig:
     source: SourceConfig
     target: PostgresTarget | RedshiftTarget
     s3: S3Config
+    extra_keys: dict[str, RedshiftKeys] = field(default_factory=dict)
+    """redshift_keys.json entries for this pipeline's tables (the YAML section wins)."""
 
     @property
     def s3_prefix(self) -> str:
@@ -278,7 +300,8 @@ class PipelineConfig:
             lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
             lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,
             cursor_increasing=cfg.cursor_increasing,
-            load=cfg.load,
+            load=cfg.load, full_reload=cfg.full_reload, on_oversize=cfg.on_oversize,
+            design=TableDesign.from_keys(self.pipeline.redshift_keys.get(key) or self.extra_keys.get(key)),
         )
 
 
@@ -388,7 +411,8 @@ def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
     pipe_path = directory / "pipelines" / f"{name}.yml"
     others = sorted((directory / "pipelines").glob("*.yml"))
     stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0
-                  for p in (conn_path, pipe_path, directory / ".env", *others)) + (len(others),)
+                  for p in (conn_path, pipe_path, directory / ".env", directory / "pipelines" / "redshift_keys.json",
+                            *others)) + (len(others),)
     cache_key = (str(directory), name, stamp)
     if cache_key in _cache:
         return _cache[cache_key]
@@ -406,6 +430,7 @@ def load_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
     _check_prefixes(directory, name, pipe_path, conns.s3, pipe.s3_prefix or name, env)
     loaded = PipelineConfig(name=name, directory=directory, pipeline=pipe,
                             source=conns.sources[pipe.source], target=conns.targets[pipe.target],
-                            s3=conns.s3)
+                            s3=conns.s3, extra_keys=read_keys_file(
+                                directory / "pipelines", set(pipe.tables) - set(pipe.redshift_keys)))
     _cache[cache_key] = loaded
     return loaded

@@ -26,10 +26,14 @@ class BatchStats:
     """What conversion had to change: zero dates turned to NULL, per target column."""
 
     zero_dates: dict[str, int] = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)
+    """Values cut to the target column's size (on_oversize: truncate), per target column."""
 
     def add(self, other: "BatchStats") -> None:
         for k, v in other.zero_dates.items():
             self.zero_dates[k] = self.zero_dates.get(k, 0) + v
+        for k, v in other.truncated.items():
+            self.truncated[k] = self.truncated.get(k, 0) + v
 
 
 @contextmanager
@@ -101,22 +105,49 @@ def _bool(text: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
     return pc.equal(ints, 1)
 
 
-def _check_length(raw: pa.Array, spec: ColumnSpec, table: str) -> None:
-    """A value longer than the target column would fail the whole warehouse COPY later."""
+class Oversize(Exception):
+    """A value longer than its target column (raised by _fit_length, named by rows_to_batch)."""
+
+    def __init__(self, spec: ColumnSpec, index: int, length: int) -> None:
+        super().__init__(spec.source)
+        self.spec, self.index, self.length = spec, index, length
+
+
+def _cut(value: bytes, limit: int, text: bool) -> bytes:
+    """At most `limit` bytes; text is cut at a character boundary (never half a UTF-8 sequence)."""
+    head = value[:limit]
+    return head.decode("utf-8", "ignore").encode() if text else head
+
+
+def _fit_length(raw: pa.Array, spec: ColumnSpec, truncate: bool, stats: BatchStats) -> pa.Array:
+    """A value longer than the target column would fail the whole warehouse COPY later:
+    cut it (on_oversize: truncate, counted) or raise Oversize (fail)."""
     limit = spec.max_bytes
     if limit is None or len(raw) == 0:
-        return
-    longest = pc.max(pc.binary_length(raw)).as_py() or 0
-    if longest > limit:
-        raise SchemaError(f"table {table}, column {spec.source}: a value of {longest} bytes exceeds "
-                          f"the target's {spec.target}; exclude the column or shorten the value")
+        return raw
+    lengths = pc.binary_length(raw)
+    if (pc.max(lengths).as_py() or 0) <= limit:
+        return raw
+    over = pc.greater(lengths, limit)
+    if not truncate:
+        index = pc.index(over, True).as_py()
+        raise Oversize(spec, index, lengths[index].as_py())
+    values = raw.to_pylist()
+    cut = 0
+    for i, is_over in enumerate(over.to_pylist()):
+        if is_over:
+            values[i] = _cut(values[i], limit, spec.kind == "string")
+            cut += 1
+    stats.truncated[spec.name] = stats.truncated.get(spec.name, 0) + cut
+    return pa.array(values, pa.binary())
 
 
-def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStats) -> pa.Array:
+def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStats,
+                   truncate: bool = False) -> pa.Array:
     """One column of raw values (an Arrow binary array) -> an Arrow array of spec's type."""
     kind = spec.kind
     if kind in ("binary", "string"):
-        _check_length(raw, spec, table)
+        raw = _fit_length(raw, spec, truncate, stats)
     if kind == "binary":
         return raw
     if kind == "bit":
@@ -134,12 +165,21 @@ def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStat
 
 
 def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: TableSchema,
-                  arrow_schema: pa.Schema, stats: BatchStats) -> pa.RecordBatch:
+                  arrow_schema: pa.Schema, stats: BatchStats, truncate: bool = False) -> pa.RecordBatch:
     """Raw rows -> typed record batch.
 
     Arrow reads the row tuples straight into a struct of binary columns (one C++ pass,
     no per-column Python tuples), then each column is cast in bulk.
     """
     raw = pa.array(rows, type=_raw_struct(len(schema.columns))).flatten()
-    arrays = [convert_column(col, spec, schema.table, stats) for col, spec in zip(raw, schema.columns)]
+    try:
+        arrays = [convert_column(col, spec, schema.table, stats, truncate)
+                  for col, spec in zip(raw, schema.columns)]
+    except Oversize as exc:
+        names = [c.source for c in schema.columns]
+        key = ", ".join(f"{k}={raw[names.index(k)][exc.index].as_py().decode(errors='replace')}"
+                        for k in schema.key if k in names)
+        raise SchemaError(f"table {schema.table}, column {exc.spec.source}, row ({key}): a value of {exc.length} "
+                          f"bytes exceeds the target's {exc.spec.target}; set on_oversize: truncate, exclude "
+                          f"the column, or shorten the value") from None
     return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)

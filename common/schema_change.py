@@ -25,6 +25,8 @@ class Capabilities:
     widen_numbers: bool = True
     """INTEGER -> BIGINT, DECIMAL(p,s) -> DECIMAL(p',s') with room for every old value."""
     widen_varbyte: bool = True
+    table_design: bool = False
+    """DISTSTYLE/DISTKEY/SORTKEY clauses (Redshift only)."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Following runs from the CLI: poll their state in Redis, draw progress, build the report."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class Progress:
     rows_loaded: int
     error: str
     null_cursor_rows: int
+    truncated: dict[str, int]
     started: float
     finished: float | None
 
@@ -41,6 +43,7 @@ class Progress:
                    rows=int(t.get("rows_extracted", 0)), files=int(t.get("files_extracted", 0)),
                    rows_loaded=int(t.get("rows_loaded", 0)), error=m.get("error", ""),
                    null_cursor_rows=int(m.get("null_cursor_rows") or 0),
+                   truncated=json.loads(m.get("truncated") or "{}"),
                    started=float(m.get("queued_at", time.time())),
                    finished=float(m["finished_at"]) if m.get("finished_at") else None)
 
@@ -61,6 +64,7 @@ class Progress:
                 "rows_loaded": self.rows_loaded, "duration_seconds": round(self.duration, 3),
                 "run_id": self.run_id, "session": self.session,
                 **({"null_cursor_rows": self.null_cursor_rows} if self.null_cursor_rows else {}),
+                **({"values_truncated": self.truncated} if self.truncated else {}),
                 **({"error": self.error} if self.error else {})}
 
 

@@ -57,6 +57,7 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
         "files_extracted": int(raw.get("files_extracted", 0)),
         "rows_loaded": int(raw.get("rows_loaded", 0)),
         "files_loaded": int(raw.get("files_loaded", 0)),
+        "values_truncated": int(raw.get("values_truncated", 0)),
         "parts_awaiting_load": len(pending),
         "rows_awaiting_load": sum(p.rows for p in pending),
     }

@@ -59,7 +59,8 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                         conn, ctx.table.key, [c.source for c in schema.columns], cursor.keyset(ctx.table, schema),
                         chunk.lo, chunk.hi, ctx.table.batch_rows,
                         select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])):
-                    writer.write(rows_to_batch(rows, schema, arrow_schema, stats))
+                    writer.write(rows_to_batch(rows, schema, arrow_schema, stats,
+                                               truncate=ctx.table.on_oversize == "truncate"))
                     if i == 0:  # tests hold a read open here (FERRY_FAULTS)
                         faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, f"read:{chunk.number}")
             _check_schema_after_read(ctx, run_id, conn, schema)
@@ -149,5 +150,9 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         raise Ignore()
     if stats.zero_dates:
         log.warning("table %s chunk %d: zero dates set to NULL: %s", table, number, stats.zero_dates)
+    if stats.truncated:
+        log.warning("table %s chunk %d: values truncated to their target column: %s", table, number,
+                    stats.truncated)
+        ctx.state.r.hincrby(ctx.state.state_key, "values_truncated", sum(stats.truncated.values()))
     return {"chunk": number, "rows": sum(p.rows for p in parts), "parts": len(parts),
-            "zero_dates": stats.zero_dates}
+            "zero_dates": stats.zero_dates, "truncated": stats.truncated}

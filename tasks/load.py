@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 from typing import Any
 
 from common import faults
+from common.design import TableDesign
 from common.errors import StateError, TransientError
 from common.warehouse import LoadRequest
 from common.watermark import PendingPart
@@ -21,10 +23,11 @@ from workers import resources
 log = logging.getLogger(__name__)
 
 
-def _zero_dates(results: list[Any]) -> dict[str, int]:
+def _counted(results: list[Any], what: str) -> dict[str, int]:
+    """Per-column counts the chunks reported (zero dates, truncated values), added up."""
     total: dict[str, int] = {}
     for r in results or []:
-        for col, n in (r or {}).get("zero_dates", {}).items():
+        for col, n in ((r or {}).get(what) or {}).items():
             total[col] = total.get(col, 0) + n
     return total
 
@@ -46,6 +49,22 @@ def _full_run(ctx: TableContext, run_id: str, pending: list[PendingPart],
             return None, []  # already swapped in (a redelivered load)
         return candidate, [p for p in pending if p.run_id == candidate]
     return None, []
+
+
+def _apply_design(ctx: TableContext, warehouse: Any, run_id: str, schema: Any) -> None:
+    """A redshift_keys setting changed since the target was created: ALTER it where Redshift
+    can, report where it cannot (both logged in the table's schema_log)."""
+    applied = ctx.state.state().get("table_design")
+    if not applied:
+        return
+    old = TableDesign(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(applied).items()})
+    if old == ctx.table.design:
+        return
+    stmts, refused = warehouse.redesign(ctx.table_target, old, ctx.table.design, schema)
+    for stmt in stmts:
+        ctx.state.record_schema_event(run_id, f"target: {stmt}")
+    for change in refused:
+        ctx.state.record_schema_event(run_id, f"target: not applied: {change}")
 
 
 @app.task(name="ferry.load_run", base=FerryTask, bind=True, **RETRY)
@@ -77,7 +96,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                          countdown=10, max_retries=360)
     try:
         ctx.state.set_run_fields(run_id, status="loading", load_started_at=f"{time.time():.3f}",
-                                 zero_dates=json.dumps(_zero_dates(results)))
+                                 zero_dates=json.dumps(_counted(results, "zero_dates")),
+                                 truncated=json.dumps(_counted(results, "truncated")))
         ctx.state.set_status(status_load="running")
         parts = ctx.state.pending_parts()
         files = rows = 0
@@ -101,13 +121,16 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                 pipeline=pipeline, table=table, target_table=ctx.table_target, schema=schema,
                 parts=parts, load_id=f"{run_id}-{int(time.time())}", table_prefix=ctx.table_prefix,
                 version_column=schema.column(version).name if version else None,
-                replace=ctx.table.strategy == "full", append=ctx.table.load == "append",
+                replace=ctx.table.strategy == "full", append=ctx.table.load == "append", design=ctx.table.design,
+                full_reload=ctx.table.full_reload,
                 run_schemas=run_schemas)
             warehouse = resources.warehouse(ctx.cfg)
-            if not request.replace:
+            if not request.replace or request.full_reload == "delete_insert":  # the target stays
                 for stmt in warehouse.evolve(ctx.table_target, schema):
                     ctx.state.record_schema_event(run_id, f"target: {stmt}")
+                _apply_design(ctx, warehouse, run_id, schema)
             warehouse.load(request)
+            ctx.state.set_status(table_design=json.dumps(asdict(ctx.table.design)))
             # Tests end the process here: committed in the warehouse, not yet in Redis.
             faults.maybe_fail(ctx.state.r, pipeline, table, "load")
             files, rows = ctx.state.commit_load(run_id, parts)

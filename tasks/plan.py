@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import chord
 
-from common import bounds, cursor, faults, naming, schema_change, source
+from common import bounds, cursor, design, faults, naming, schema_change, source
 from common.errors import LockedError, StateError
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
@@ -56,6 +56,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
     conn = resources.mysql(ctx.cfg.source)
     schema = source.read_schema(conn, ctx.table)
     cursor.validate(ctx.table, schema)
+    design.check_design(ctx.table.key, ctx.table.design, schema)
     recorded = ctx.state.schema()
     # A full reload rebuilds its target every run, so it follows any schema change.
     if recorded is not None and recorded.shape() != schema.shape() and ctx.table.strategy != "full":

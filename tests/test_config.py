@@ -120,3 +120,48 @@ def test_cursor_increasing_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("DB_PASSWORD", raising=False)
     pipe = {**PIPELINE, "tables": {"shop.lines": {"cursor": "id", "cursor_increasing": True}}}
     assert load_pipeline("p1", _write(tmp_path, pipe=pipe)).table("shop.lines").cursor_increasing is True
+
+
+def test_redshift_keys_from_the_pipeline_and_from_redshift_keys_json(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    pipe = {**PIPELINE, "tables": {"shop.orders": {}, "shop.items": {}, "shop.users": {}},
+            "redshift_keys": {"shop.orders": {"distkey": "customer_id", "sortkey": ["created_at", "id"]}}}
+    _write(tmp_path, pipe=pipe)
+    (tmp_path / "pipelines" / "redshift_keys.json").write_text(json.dumps({
+        "shop.orders": {"diststyle": "ALL"},          # the pipeline's own section wins
+        "shop.items": {"sortkey": {"type": "interleaved", "columns": ["a", "b"]}},
+        "other.table": {"distkey": "x"}}))            # another pipeline's table: not ours
+    cfg = load_pipeline("p1", tmp_path)
+    orders, items, users = (cfg.table(f"shop.{t}").design for t in ("orders", "items", "users"))
+    assert (orders.diststyle, orders.distkey, orders.sort_type, orders.sort_columns) == \
+        ("KEY", "customer_id", "compound", ("created_at", "id"))
+    assert (items.diststyle, items.sort_type, items.sort_columns) == ("AUTO", "interleaved", ("a", "b"))
+    assert (users.diststyle, users.sort_type) == ("AUTO", "auto")
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"shop.nope": {"distkey": "a"}}, "redshift_keys names 'shop.nope', which is not in tables"),
+    ({"shop.orders": {"distkey": "a", "diststyle": "EVEN"}}, "needs diststyle KEY"),
+    ({"shop.orders": {"diststyle": "KEY"}}, "diststyle KEY needs a distkey"),
+    ({"shop.orders": {"sortkey": {"type": "zigzag", "columns": ["a"]}}}, "redshift_keys"),
+])
+def test_bad_redshift_keys_name_file_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             keys: dict, message: str) -> None:
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    _write(tmp_path, pipe={**PIPELINE, "redshift_keys": keys})
+    with pytest.raises(ConfigError) as err:
+        load_pipeline("p1", tmp_path)
+    assert message in str(err.value) and "p1.yml" in str(err.value)
+
+
+def test_a_bad_entry_in_redshift_keys_json_names_the_file_and_table(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    _write(tmp_path)
+    (tmp_path / "pipelines" / "redshift_keys.json").write_text('{"shop.orders": {"distkey": 5, "typo": 1}}')
+    with pytest.raises(ConfigError) as err:
+        load_pipeline("p1", tmp_path)
+    assert "redshift_keys.json: shop.orders" in str(err.value)

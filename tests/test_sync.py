@@ -109,4 +109,21 @@ def test_text_longer_than_its_target_column_fails_naming_it(pipe: Pipe, workers:
     pipe.write({"notes": {}})
     failed = pipe.sync("--wait")
     assert failed.code == 1
-    assert "column body: a value of 80000 bytes exceeds the target's VARCHAR(65535)" in failed.stderr
+    assert "column body, row (id=2): a value of 80000 bytes exceeds the target's VARCHAR(65535)" in failed.stderr
+    assert "on_oversize: truncate" in failed.stderr
+
+
+def test_on_oversize_truncate_cuts_at_a_character_boundary_and_counts(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE notes (id INT PRIMARY KEY, body MEDIUMTEXT, tag VARCHAR(2), raw BLOB)",
+                 "INSERT INTO notes VALUES (1, 'short', 'ok', x'00'),"
+                 " (2, CONCAT('a', REPEAT('é', 40000)), 'ok', x'01'), (3, REPEAT('€', 30000), 'ok', NULL)")
+    pipe.write({"notes": {"on_oversize": "truncate"}})
+    result = pipe.sync("--wait")
+    assert result.code == 0, result.stderr
+    assert result.report["table_metrics"][pipe.table("notes")]["values_truncated"] == {"body": 2}
+    bodies = dict(pipe.pg().execute(f'SELECT id, body FROM "{pipe.db}".notes'))
+    assert bodies[1] == "short"
+    # 65535 bytes: 'a' + 32767 'é' (2 bytes each); '€' is 3 bytes: 21845 of them.
+    assert bodies[2] == "a" + "é" * 32767 and bodies[3] == "€" * 21845
+    shown = pipe.ferry("watermark", "get", "-p", pipe.name, "-t", pipe.table("notes"), "--json")
+    assert '"values_truncated": 2' in shown.stdout

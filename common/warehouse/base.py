@@ -11,10 +11,11 @@ from typing import Any, Sequence
 from sqlalchemy.engine import Connection, Engine
 
 from common import naming, schema_change
+from common.design import TableDesign
 from common.errors import SchemaError
 from common.store import Store
 from common.types import TableSchema
-from common.warehouse import sql
+from common.warehouse import reload, sql
 from common.warehouse.sql import Dialect
 from common.watermark import PendingPart
 
@@ -49,6 +50,10 @@ class LoadRequest:
     """Full reload: build a new table from the parts and swap it in for the target."""
     append: bool = False
     """`load: append`: insert the staged rows, replace nothing."""
+    design: TableDesign | None = None
+    """DISTSTYLE/DISTKEY/SORTKEY for a table ferry creates (Redshift)."""
+    full_reload: str = "swap"
+    """How a full reload replaces the target: swap (new table renamed over it) or delete_insert."""
     run_schemas: dict[str, TableSchema] = field(default_factory=dict)
     """The mapping each run's parts were written with (schemas change between runs);
     a run not listed was written with `schema`."""
@@ -104,12 +109,32 @@ class Warehouse(ABC):
                 if attempt == 2:
                     raise
 
-    def ensure_table(self, conn: Connection, target: str, schema: TableSchema) -> None:
+    def ensure_table(self, conn: Connection, target: str, schema: TableSchema,
+                     design: TableDesign | None = None) -> None:
         """Create the target from the mapping if it does not exist (evolve() adapted an
         existing one before the load's transaction)."""
         if not self._exists(conn, sql.table_exists(self.schema, target)):
             run_statement(conn, sql.create_table(self.schema, target, schema.columns,
-                                                  schema.key_targets, self.dialect))
+                                                 schema.key_targets, self.dialect, design))
+
+    def redesign(self, target: str, old: TableDesign, new: TableDesign,
+                 schema: TableSchema) -> tuple[list[str], list[str]]:
+        """Apply a changed redshift_keys setting to an existing target where the warehouse
+        can (ALTER DISTSTYLE/DISTKEY/SORTKEY, each committed on its own); returns the
+        statements run and the changes it could not make."""
+        if not self.dialect.caps.table_design:
+            return [], []
+        with self.engine.connect() as conn:
+            if not self._exists(conn, sql.table_exists(self.schema, target)):
+                return [], []
+        stmts, refused = sql.redesign(self.schema, target, old, new, schema.columns)
+        for stmt in stmts:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                run_statement(conn, stmt)
+            log.warning("target %s.%s redesigned: %s", self.schema, target, stmt)
+        for change in refused:
+            log.warning("target %s.%s: not applied: %s", self.schema, target, change)
+        return stmts, refused
 
     def evolve(self, target: str, schema: TableSchema) -> list[str]:
         """Bring an existing target up to the mapping: add the columns it lacks, widen the
@@ -184,7 +209,7 @@ class Warehouse(ABC):
                 if todo or not request.parts:
                     self._replace(conn, request, todo)
             elif todo:
-                self.ensure_table(conn, request.target_table, request.schema)
+                self.ensure_table(conn, request.target_table, request.schema, request.design)
                 self._merge(conn, request, todo)
             if todo:
                 self._write_ledger(conn, ledger, request, todo)
@@ -209,19 +234,11 @@ class Warehouse(ABC):
             run_statement(conn, sql.drop_staging(staging))
 
     def _replace(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
-        """Full reload: COPY into a new table, then rename it over the target. Readers see
-        the old table until the transaction commits, never an empty or half-full one."""
-        target = request.target_table
-        new, old = naming.reload_table_names(target)
-        for stmt in sql.create_table_as_new(self.schema, target, new, request.schema.columns,
-                                            request.schema.key_targets, self.dialect):
-            run_statement(conn, stmt)
-        if parts:
-            self.stage(conn, sql.table_ref(self.schema, new), request.schema, request, parts)
-        query, params = sql.table_exists(self.schema, target)
-        exists = conn.exec_driver_sql(query, tuple(params)).first() is not None
-        for stmt in sql.swap(self.schema, target, new, old, exists):
-            run_statement(conn, stmt)
+        """Full reload, in the load's transaction (common/warehouse/reload.py)."""
+        reload.MODES[request.full_reload](self, conn, request, parts)
+
+    def table_exists(self, conn: Connection, table: str) -> bool:
+        return self._exists(conn, sql.table_exists(self.schema, table))
 
     def ledger_parts(self, pipeline: str, table: str, target_table: str) -> dict[str, int]:
         """part key -> rows of every part the table's ledger records as loaded."""

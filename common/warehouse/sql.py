@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from common.design import TableDesign
 from common.naming import quote_ident
 from common.schema_change import Capabilities
 from common.types import ColumnSpec
@@ -21,11 +22,21 @@ class Dialect:
     """Appended to CREATE TEMP TABLE (PostgreSQL drops it at commit)."""
     caps: Capabilities = field(default_factory=Capabilities)
     """Which column changes the warehouse makes in place."""
+    grants_query: str = ""
+    """(grantee, privilege, grantee kind) of every grant on a table (params: schema, table)."""
 
 
 # Redshift's ALTER COLUMN ... TYPE only changes a VARCHAR's size (r_ALTER_TABLE.html).
-REDSHIFT = Dialect(name="redshift", caps=Capabilities(widen_numbers=False, widen_varbyte=False))
-POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA"}, temp_table_suffix=" ON COMMIT DROP")
+# Grants on a table: Redshift's SVV_RELATION_PRIVILEGES (identity_type user, group or role),
+# https://docs.aws.amazon.com/redshift/latest/dg/r_SVV_RELATION_PRIVILEGES.html; PostgreSQL's
+# information_schema.table_privileges.
+REDSHIFT = Dialect(name="redshift", caps=Capabilities(widen_numbers=False, widen_varbyte=False,
+                                                     table_design=True),
+                   grants_query="SELECT identity_name, privilege_type, identity_type FROM svv_relation_privileges"
+                                " WHERE namespace_name = %s AND relation_name = %s")
+POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA"}, temp_table_suffix=" ON COMMIT DROP",
+                   grants_query="SELECT grantee, privilege_type, 'user' FROM information_schema.table_privileges"
+                                " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user")
 DIALECTS = {"redshift": REDSHIFT, "postgres": POSTGRES}
 
 
@@ -48,8 +59,52 @@ def param_ref(schema: str, table: str) -> str:
     return table_ref(schema, table).replace("%", "%%")
 
 
+def design_clause(design: TableDesign | None, columns: Sequence[ColumnSpec], dialect: Dialect) -> str:
+    """Redshift's table attributes after CREATE TABLE (...): DISTSTYLE, DISTKEY, SORTKEY, in
+    target column names; nothing for a warehouse without them."""
+    if design is None or not dialect.caps.table_design:
+        return ""
+    names = {c.source: c.name for c in columns}
+    clause = f" DISTSTYLE {design.diststyle}"
+    if design.distkey:
+        clause += f" DISTKEY ({quote_ident(names[design.distkey])})"
+    # No SORTKEY clause means SORTKEY AUTO: "By default, tables created without explicitly
+    # defining sort keys or distributions keys are set to AUTO" (Redshift, automatic table
+    # optimization, c_ato-enabling-disabling-monitoring.html); sqlglot cannot parse the
+    # explicit form.
+    if design.sort_columns:
+        cols = ", ".join(quote_ident(names[c]) for c in design.sort_columns)
+        clause += f" {design.sort_type.upper()} SORTKEY ({cols})"
+    return clause
+
+
+def redesign(schema: str, table: str, old: TableDesign, new: TableDesign, columns: Sequence[ColumnSpec],
+             ) -> tuple[list[str], list[str]]:
+    """(ALTER statements, changes Redshift cannot make in place) from one design to another.
+    ALTER TABLE offers ALTER DISTSTYLE ALL|EVEN|AUTO, ALTER DISTSTYLE KEY DISTKEY c,
+    ALTER [COMPOUND] SORTKEY (...), ALTER SORTKEY AUTO|NONE; nothing for interleaved keys."""
+    names = {c.source: c.name for c in columns}
+    ref = table_ref(schema, table)
+    stmts: list[str] = []
+    refused: list[str] = []
+    if (old.diststyle, old.distkey) != (new.diststyle, new.distkey):
+        stmts.append(f"ALTER TABLE {ref} ALTER DISTSTYLE KEY DISTKEY {quote_ident(names[new.distkey])}"
+                     if new.distkey else f"ALTER TABLE {ref} ALTER DISTSTYLE {new.diststyle}")
+    if (old.sort_type, old.sort_columns) != (new.sort_type, new.sort_columns):
+        if "interleaved" in (old.sort_type, new.sort_type):
+            refused.append(f"sort key {old.sort_type} {list(old.sort_columns)} -> {new.sort_type} "
+                           f"{list(new.sort_columns)}: ALTER SORTKEY cannot change an interleaved key; "
+                           f"rebuild the table (full reload or reset) to apply it")
+        elif new.sort_type in ("auto", "none"):
+            stmts.append(f"ALTER TABLE {ref} ALTER SORTKEY {new.sort_type.upper()}")
+        else:
+            cols = ", ".join(quote_ident(names[c]) for c in new.sort_columns)
+            stmts.append(f"ALTER TABLE {ref} ALTER COMPOUND SORTKEY ({cols})")
+    return stmts, refused
+
+
 def create_table(schema: str, table: str, columns: Sequence[ColumnSpec], key: Sequence[str],
-                 dialect: Dialect) -> str:
+                 dialect: Dialect, design: TableDesign | None = None) -> str:
     """CREATE TABLE for the target, in the Parquet schema's column order."""
     keyset = set(key)
     # The source's constant defaults too: rows of parts written before a column existed
@@ -59,7 +114,8 @@ def create_table(schema: str, table: str, columns: Sequence[ColumnSpec], key: Se
              + (" NOT NULL" if c.name in keyset else "") for c in columns]
     if key:  # a table loaded with `load: append` may have none
         lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
-    return f"CREATE TABLE IF NOT EXISTS {table_ref(schema, table)} (\n" + ",\n".join(lines) + "\n)"
+    return (f"CREATE TABLE IF NOT EXISTS {table_ref(schema, table)} (\n" + ",\n".join(lines) + "\n)"
+            + design_clause(design, columns, dialect))
 
 
 def create_staging(staging: str, columns: Sequence[ColumnSpec], dialect: Dialect) -> str:
@@ -147,10 +203,55 @@ def append(schema: str, table: str, staging: str, columns: Sequence[str]) -> lis
 
 
 def create_table_as_new(schema: str, table: str, new: str, columns: Sequence[ColumnSpec],
-                        key: Sequence[str], dialect: Dialect) -> list[str]:
-    """A fresh table for a full reload, built beside the target."""
+                        key: Sequence[str], dialect: Dialect, design: TableDesign | None = None) -> list[str]:
+    """A fresh table for a full reload, built beside the target, with the table's design."""
     return [f"DROP TABLE IF EXISTS {table_ref(schema, new)}",
-            create_table(schema, new, columns, key, dialect)]
+            create_table(schema, new, columns, key, dialect, design)]
+
+
+def table_owner_and_comments(schema: str, table: str) -> tuple[str, list[str]]:
+    """(owner, table comment) of a table, and its column comments as (column, comment) rows
+    after it (params: schema, table, schema, table)."""
+    return ("SELECT pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class'), NULL"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s"
+            " UNION ALL SELECT NULL, col_description(c.oid, a.attnum), a.attname"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"
+            " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND col_description(c.oid, a.attnum) IS NOT NULL",
+            [schema, table, schema, table])
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def carry_over(schema: str, new: str, owner: str | None, comment: str | None,
+               column_comments: Sequence[tuple[str, str]], grants: Sequence[tuple[str, str, str]],
+               current_user: str) -> list[str]:
+    """What a full reload's new table must get from the table it replaces: the owner, the
+    comments, and every GRANT (to users, groups and roles)."""
+    ref = table_ref(schema, new)
+    stmts = []
+    for grantee, privilege, kind in grants:
+        who = ("PUBLIC" if grantee.upper() == "PUBLIC" else
+               {"group": "GROUP ", "role": "ROLE "}.get(kind.lower(), "") + quote_ident(grantee))
+        stmts.append(f"GRANT {privilege.upper()} ON {ref} TO {who}")
+    if comment:
+        stmts.append(f"COMMENT ON TABLE {ref} IS {_literal(comment)}")
+    for column, text in column_comments:
+        stmts.append(f"COMMENT ON COLUMN {ref}.{quote_ident(column)} IS {_literal(text)}")
+    if owner and owner != current_user:  # last: the loader may lose its rights with it
+        stmts.append(f"ALTER TABLE {ref} OWNER TO {quote_ident(owner)}")
+    return stmts
+
+
+def delete_all_insert(schema: str, table: str, staging: str, columns: Sequence[str]) -> list[str]:
+    """`full_reload: delete_insert`: the table object stays (grants, views, owner); DELETE,
+    not TRUNCATE, which in Redshift commits the transaction it runs in."""
+    cols = ", ".join(quote_ident(c) for c in columns)
+    return [f"DELETE FROM {table_ref(schema, table)}",
+            f"INSERT INTO {table_ref(schema, table)} ({cols}) SELECT {cols} FROM {quote_ident(staging)}"]
 
 
 def swap(schema: str, table: str, new: str, old: str, target_exists: bool) -> list[str]:

@@ -1,0 +1,67 @@
+"""Full reloads: the whole table, rebuilt every run and put in the target's place inside the
+load's transaction. `swap` (the default) builds a new table and renames it over the target,
+carrying over the owner, grants and comments (and the table design) first; `delete_insert`
+empties the target and fills it again, keeping the table object itself."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sqlalchemy.engine import Connection
+
+from common import naming
+from common.warehouse import sql
+
+if TYPE_CHECKING:
+    from common.warehouse.base import LoadRequest, Warehouse
+    from common.watermark import PendingPart
+
+
+def _run(conn: Connection, statements: Sequence[str]) -> None:
+    from common.warehouse.base import run_statement
+    for stmt in statements:
+        run_statement(conn, stmt)
+
+
+def _carried_over(wh: "Warehouse", conn: Connection, target: str, new: str) -> list[str]:
+    """GRANTs, comments and owner of the table being replaced, as statements for its successor."""
+    query, params = sql.table_owner_and_comments(wh.schema, target)
+    rows = conn.exec_driver_sql(query, tuple(params)).all()
+    owner, comment = (rows[0][0], rows[0][1]) if rows else (None, None)
+    column_comments = [(r[2], r[1]) for r in rows[1:]]
+    grants = [tuple(r) for r in conn.exec_driver_sql(wh.dialect.grants_query, (wh.schema, target)).all()]
+    current_user = conn.exec_driver_sql("SELECT current_user").scalar()
+    return sql.carry_over(wh.schema, new, owner, comment, column_comments, grants, str(current_user))
+
+
+def swap_in(wh: "Warehouse", conn: Connection, request: "LoadRequest", parts: Sequence["PendingPart"]) -> None:
+    """COPY into a new table beside the target, give it what users granted on the old one,
+    rename it over the target. Readers keep the old rows until the commit; RENAME takes an
+    exclusive lock, so readers arriving after it wait for the commit. Views on the target
+    must be late-binding (WITH NO SCHEMA BINDING), or dropping the old table fails."""
+    target = request.target_table
+    new, old = naming.reload_table_names(target)
+    _run(conn, sql.create_table_as_new(wh.schema, target, new, request.schema.columns,
+                                       request.schema.key_targets, wh.dialect, request.design))
+    if parts:
+        wh.stage(conn, sql.table_ref(wh.schema, new), request.schema, request, parts)
+    exists = wh.table_exists(conn, target)
+    if exists:
+        _run(conn, _carried_over(wh, conn, target, new))
+    _run(conn, sql.swap(wh.schema, target, new, old, exists))
+
+
+def delete_insert(wh: "Warehouse", conn: Connection, request: "LoadRequest", parts: Sequence["PendingPart"]) -> None:
+    """DELETE every row of the target and INSERT the new snapshot from staging, in the load's
+    transaction: the table, its grants and its views stay; readers see the old rows until
+    the commit (and in Redshift the deleted rows wait for VACUUM)."""
+    target = request.target_table
+    wh.ensure_table(conn, target, request.schema, request.design)
+    staging = naming.staging_table_name(target, request.load_id)
+    _run(conn, [sql.create_staging(staging, request.schema.columns, wh.dialect)])
+    if parts:
+        wh.stage(conn, naming.quote_ident(staging), request.schema, request, parts)
+    _run(conn, sql.delete_all_insert(wh.schema, target, staging, [c.name for c in request.schema.columns]))
+    _run(conn, [sql.drop_staging(staging)])
+
+
+MODES: dict[str, Any] = {"swap": swap_in, "delete_insert": delete_insert}

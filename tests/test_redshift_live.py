@@ -1,0 +1,114 @@
+"""The live Redshift smoke test: the only proof of what no Redshift documentation page says
+(Parquet types into column types, DEFAULT on ADD COLUMN filling old rows, grants carried
+over). Skipped unless a cluster is given; run it with `make test-redshift`:
+
+    FERRY_REDSHIFT_TEST_URL=postgresql://user:password@cluster.xxxx.eu-west-1.redshift.amazonaws.com:5439/dev
+    FERRY_REDSHIFT_TEST_IAM_ROLE=arn:aws:iam::123456789012:role/redshift-copy   # may read the bucket
+    FERRY_REDSHIFT_TEST_BUCKET=my-scratch-bucket                                # in the cluster's region
+    FERRY_REDSHIFT_TEST_REGION=eu-west-1          # default us-east-1
+    AWS credentials for the bucket in the usual environment (the workers write to it)
+
+It creates a schema with a mixed-case name, syncs a table with every type of the type map at
+its limits, a table whose name needs percent-encoding and a full-reload table granted to
+PUBLIC, compares them value by value with MySQL, and drops the schema and the S3 prefix.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import subprocess
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from tests import compare
+from tests.conftest import MYSQL, REDIS_URL
+from tests.services import REPO, Worker
+from tests.test_types_roundtrip import DDL, INSERT, ROWS
+
+pytestmark = pytest.mark.redshift
+URL = os.environ.get("FERRY_REDSHIFT_TEST_URL")
+ROLE = os.environ.get("FERRY_REDSHIFT_TEST_IAM_ROLE")
+BUCKET = os.environ.get("FERRY_REDSHIFT_TEST_BUCKET")
+if not (URL and ROLE and BUCKET):
+    pytest.skip("live Redshift smoke test: set FERRY_REDSHIFT_TEST_URL, FERRY_REDSHIFT_TEST_IAM_ROLE and "
+                "FERRY_REDSHIFT_TEST_BUCKET to run it (see tests/test_redshift_live.py)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    import mysql.connector
+    import psycopg
+
+    token = secrets.token_hex(3)
+    db, pipeline, schema = f"ferry_live_{token}", f"live-{token}", f"Ferry_Smoke_{token}"
+    url = urlsplit(URL)
+    d = tmp_path_factory.mktemp("live")
+    (d / "pipelines").mkdir()
+    (d / "connections.yml").write_text(yaml.safe_dump({
+        "sources": {"mysql": {"host": MYSQL["host"], "port": MYSQL["port"], "user": MYSQL["user"],
+                              "password": MYSQL["password"]}},
+        "targets": {"rs": {"type": "redshift", "host": url.hostname, "port": url.port or 5439,
+                           "database": url.path.lstrip("/"), "user": url.username, "password": url.password or "",
+                           "schema": "public", "iam_role": ROLE}},
+        "s3": {"bucket": BUCKET, "prefix": "ferry-live", "region": os.environ.get("FERRY_REDSHIFT_TEST_REGION",
+                                                                                 "us-east-1")}}))
+    (d / "pipelines" / f"{pipeline}.yml").write_text(yaml.safe_dump({
+        "source": "mysql", "target": "rs", "target_schema": schema,
+        "tables": {f"{db}.every_type": {}, f'{db}."Order Lines %"': {},
+                   f"{db}.countries": {"strategy": "full"}}}))
+    admin = mysql.connector.connect(autocommit=True, **MYSQL)
+    cur = admin.cursor()
+    cur.execute(f"CREATE DATABASE `{db}`")
+    cur.execute(f"USE `{db}`")
+    cur.execute(DDL)
+    cur.executemany(INSERT, ROWS)
+    cur.execute("CREATE TABLE `Order Lines %` (id INT NOT NULL PRIMARY KEY, `two words` VARCHAR(10))")
+    cur.execute("INSERT INTO `Order Lines %` VALUES (1, 'a b'), (2, '50 %')")
+    cur.execute("CREATE TABLE countries (code CHAR(2) NOT NULL PRIMARY KEY, name VARCHAR(40))")
+    cur.execute("INSERT INTO countries VALUES ('fr', 'France'), ('de', 'Deutschland')")
+    env = dict(os.environ, FERRY_CONFIG=str(d), FERRY_REDIS_URL=REDIS_URL, CELERY_BROKER_URL=REDIS_URL,
+               CELERY_RESULT_BACKEND=REDIS_URL, PYTHONPATH=str(REPO))
+    worker = Worker(f"live{token}", env, d, concurrency=2)
+    rs = psycopg.connect(URL, autocommit=True)
+    try:
+        yield {"db": db, "pipeline": pipeline, "schema": schema.lower(), "env": env, "rs": rs, "mysql": admin}
+    finally:
+        worker.stop()
+        rs.execute(f'DROP SCHEMA IF EXISTS "{schema.lower()}" CASCADE')
+        rs.close()
+        cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        admin.close()
+        import boto3
+        bucket = boto3.resource("s3").Bucket(BUCKET)
+        bucket.objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()
+
+
+def _sync(live: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", live["pipeline"], "--wait"],
+                          env=live["env"], cwd=REPO, capture_output=True, text=True, timeout=1800)
+
+
+def test_every_type_a_percent_name_and_a_granted_full_reload(live: dict) -> None:
+    from common.watermark import TableState
+    import redis
+
+    first = _sync(live)
+    assert first.returncode == 0, first.stderr
+    live["rs"].execute(f'GRANT SELECT ON "{live["schema"]}".countries TO PUBLIC')
+    second = _sync(live)  # the full reload swaps a new table in: the grant must survive
+    assert second.returncode == 0, second.stderr
+    assert live["rs"].execute(f"SELECT has_table_privilege('public', '\"{live['schema']}\".countries', 'SELECT')"
+                              ).fetchone()[0]
+    r = redis.Redis.from_url(REDIS_URL)
+    for table, target in (("every_type", "every_type"), ('"Order Lines %"', "order lines %"),
+                          ("countries", "countries")):
+        key = f"{live['db']}.{table}"
+        schema = TableState(r, live["pipeline"], key).schema()
+        assert schema is not None
+        compare.assert_same_rows(list(compare.source_rows(live["mysql"], key, schema)),
+                                 list(compare.target_rows(live["rs"], live["schema"], target, schema)), schema)
