@@ -54,3 +54,16 @@ def test_connections_test_reports_each_one_without_secrets(pipe: Pipe) -> None:
     assert "s3cret-Pa55" not in out.stdout + out.stderr
     assert one.returncode == 0 and one.stdout.count("\n") == 1
     assert unknown.returncode == 2 and "no source or target named 'nope'" in unknown.stderr
+
+
+def test_redshift_keys_naming_an_unknown_column_is_refused_before_anything_is_queued(pipe: Pipe) -> None:
+    pipe.execute("CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, shop INT)")
+    pipe.write({"orders": {}})
+    path = pipe.config_dir / "pipelines" / f"{pipe.name}.yml"
+    doc = yaml.safe_load(path.read_text())
+    doc["redshift_keys"] = {pipe.table("orders"): {"distkey": "shop_id", "sortkey": ["id"]}}
+    path.write_text(yaml.safe_dump(doc))
+    out = pipe.ferry("check", "-p", pipe.name)
+    assert out.returncode == 2 and "redshift_keys names column 'shop_id'" in out.stdout
+    synced = pipe.sync()
+    assert synced.code == 2 and "shop_id" in synced.stderr and pipe.state("orders").runs() == []
