@@ -164,6 +164,9 @@ class TableConfig(_Model):
     """id strategy: the cursor column alone only ever grows across the whole table (an
     AUTO_INCREMENT id inside a composite key, a text key that is issued in order). Without
     it, the id strategy refuses composite and text keys, which would lose rows silently."""
+    json_as: Literal["super", "varchar"] = "super"
+    """JSON columns: SUPER on Redshift (JSONB on the PostgreSQL stand-in), parsed with
+    JSON_PARSE in the merge; or VARCHAR(65535) text."""
     on_oversize: Literal["fail", "truncate"] = "fail"
     """A text or binary value longer than its target column: fail (naming table, column, key
     and length) or truncate (cut at a character boundary, counted in the report)."""
@@ -253,6 +256,7 @@ class TableSettings:
     design: TableDesign = TableDesign()
     full_reload: str = "swap"
     on_oversize: str = "fail"
+    json_as: str = "super"
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,7 @@ class PipelineConfig:
             lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
             lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,
             cursor_increasing=cfg.cursor_increasing,
-            load=cfg.load, full_reload=cfg.full_reload, on_oversize=cfg.on_oversize,
+            load=cfg.load, full_reload=cfg.full_reload, on_oversize=cfg.on_oversize, json_as=cfg.json_as,
             design=TableDesign.from_keys(self.pipeline.redshift_keys.get(key) or self.extra_keys.get(key)),
         )
 

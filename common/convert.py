@@ -146,14 +146,14 @@ def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStat
                    truncate: bool = False) -> pa.Array:
     """One column of raw values (an Arrow binary array) -> an Arrow array of spec's type."""
     kind = spec.kind
-    if kind in ("binary", "string"):
-        raw = _fit_length(raw, spec, truncate, stats)
+    if kind in ("binary", "string", "json"):
+        raw = _fit_length(raw, spec, truncate and kind != "json", stats)
     if kind == "binary":
         return raw
     if kind == "bit":
         return _bit(raw, spec)
     text = _text(raw, spec, table)
-    if kind == "string":
+    if kind in ("string", "json"):
         return text
     if kind in ("int", "decimal", "float"):
         return _cast(text, spec, table)

@@ -1,6 +1,7 @@
 """Reading the MySQL source: connection, schema, keyset probes and streamed chunk reads."""
 from __future__ import annotations
 
+import re
 from datetime import timezone
 from itertools import islice
 from typing import Any, Callable, Iterator, Sequence
@@ -83,6 +84,24 @@ def _fetch(conn: Any, sql: str, params: Sequence[Any], dictionary: bool = False)
         cur.close()
 
 
+def _mariadb_json_columns(conn: Any, table: TableSettings) -> set[str]:
+    """MariaDB's JSON is LONGTEXT with a CHECK (json_valid(`col`)) it adds itself: the
+    columns that carry one. (MySQL says data_type 'json'; its CHECK_CONSTRAINTS has no
+    table_name, so the query fails there and finds nothing.)"""
+    try:
+        rows = _fetch(conn, "SELECT check_clause FROM information_schema.check_constraints"
+                      " WHERE constraint_schema = %s AND table_name = %s", (table.schema, table.name))
+    except mysql.connector.Error:
+        return set()
+    found = set()
+    for (clause,) in rows:
+        text = clause.decode() if isinstance(clause, (bytes, bytearray)) else str(clause)
+        m = re.fullmatch(r"\s*json_valid\(`((?:[^`]|``)+)`\)\s*", text, re.IGNORECASE)
+        if m:
+            found.add(m.group(1).replace("``", "`"))
+    return found
+
+
 def read_schema(conn: Any, table: TableSettings) -> TableSchema:
     """Map the table's columns and find its keyset; SchemaError names what is wrong."""
     rows = _fetch(conn, _COLUMNS_SQL, (table.schema, table.name), dictionary=True)
@@ -113,12 +132,14 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
         if info["is_nullable"] == "YES":
             raise SchemaError(f"table {table.key}: key column {col!r} is nullable; rows with NULL "
                               f"keys would be skipped, choose NOT NULL key columns")
+    json_columns = _mariadb_json_columns(conn, table)
     columns, unmapped = [], []
     for r in rows:
         if r["column_name"] in table.exclude_columns:
             continue
         try:
-            columns.append(map_column(table.key, r, table.tinyint1_as_bool))
+            columns.append(map_column(table.key, {**r, "is_json": r["column_name"] in json_columns},
+                                      table.tinyint1_as_bool, table.json_as))
         except SchemaError as exc:
             unmapped.append(str(exc))
     if unmapped:  # every column that cannot be copied, not just the first

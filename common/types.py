@@ -23,6 +23,8 @@ _UNSIGNED = {"tinyint": ("int16", "SMALLINT"), "smallint": ("int32", "INTEGER"),
              "mediumint": ("int32", "INTEGER"), "int": ("int64", "BIGINT"),
              "integer": ("int64", "BIGINT")}
 _TEXT = {"tinytext", "text", "mediumtext", "longtext", "json"}
+# JSON travels as Parquet text through a VARCHAR staging column, then JSON_PARSE into SUPER.
+JSON_STAGING_BYTES = MAX_VARCHAR
 _BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": 16_777_215, "longblob": MAX_VARBYTE}
 _ARROW = {"int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
           "bool": pa.bool_(), "float32": pa.float32(), "float64": pa.float64(),
@@ -49,7 +51,10 @@ class ColumnSpec:
 
     @property
     def max_bytes(self) -> int | None:
-        """The byte limit of a VARCHAR(n)/VARBYTE(n) target, else None."""
+        """The byte limit of a VARCHAR(n)/VARBYTE(n) target (a JSON value: its staging
+        VARCHAR's), else None."""
+        if self.kind == "json":
+            return JSON_STAGING_BYTES
         m = re.fullmatch(r"(VARCHAR|VARBYTE)\((\d+)\)", self.target)
         return int(m.group(2)) if m else None
 
@@ -129,7 +134,8 @@ def _members(column_type: str) -> list[str]:
     return [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", body)]
 
 
-def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True) -> ColumnSpec:
+def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True,
+               json_as: str = "super") -> ColumnSpec:
     """Map one information_schema.COLUMNS row (lowercase keys) to a ColumnSpec."""
     src = info["column_name"]
     dtype = info["data_type"].lower()
@@ -171,6 +177,8 @@ def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True) 
     if dtype in ("char", "varchar"):
         n = int(info["character_maximum_length"] or 0)
         return spec("string", "string", f"VARCHAR({min(max(4 * n, 4), MAX_VARCHAR)})")
+    if (dtype == "json" or info.get("is_json")) and json_as == "super":
+        return spec("json", "string", "SUPER")
     if dtype in _TEXT:
         return spec("string", "string", f"VARCHAR({MAX_VARCHAR})")
     if dtype in ("enum", "set"):

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.exceptions import Ignore
 
-from common import bounds, cursor, faults, naming, slots, source
+from common import bounds, cursor, faults, naming, schema_change, slots, source
 from common.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import SchemaError, StateError, TerminalError, TransientError, classify
 from common.parquet import BackgroundWriter, Part, PartWriter
@@ -77,7 +77,7 @@ def _check_schema_after_read(ctx: TableContext, run_id: str, conn: Any, schema: 
     running SELECT holds a metadata lock that an ALTER waits for, so if the columns are
     still the planned ones now, every row just read was written under them (a column added
     later would otherwise be missing, with its values, from rows already inserted)."""
-    live = source.read_schema(conn, ctx.table)
+    live = schema_change.keep_recorded_json_text(schema, source.read_schema(conn, ctx.table))
     if live.shape() != schema.shape():
         ctx.state.set_run_fields(run_id, replan="1")
         raise SchemaError(f"table {ctx.table.key}: the source schema changed during run {run_id}; the run "

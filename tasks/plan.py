@@ -58,6 +58,8 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
     cursor.validate(ctx.table, schema)
     design.check_design(ctx.table.key, ctx.table.design, schema)
     recorded = ctx.state.schema()
+    if recorded is not None:
+        schema = schema_change.keep_recorded_json_text(recorded, schema)
     # A full reload rebuilds its target every run, so it follows any schema change.
     if recorded is not None and recorded.shape() != schema.shape() and ctx.table.strategy != "full":
         dialect = DIALECTS[ctx.cfg.target.type]

@@ -6,6 +6,7 @@ form per column, so a difference in any value of any row is seen.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterator, Sequence
@@ -38,6 +39,8 @@ def canonical(value: Any, col: ColumnSpec) -> str | None:
         if col.kind == "bit":
             return str(int.from_bytes(raw, "big"))
         value = raw.decode("utf-8")
+    if col.kind == "json":  # JSON text on both sides, written differently: compare it parsed
+        return json.dumps(json.loads(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if col.kind == "bool":
         return "1" if int(value) else "0"
     if col.kind in ("int", "bit"):
@@ -77,8 +80,12 @@ def source_rows(conn: Any, table_key: str, schema: TableSchema) -> Iterator[tupl
     cur.close()
 
 
-def target_rows(conn: Any, target_schema: str, table: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
-    cols = ", ".join(quote_ident(c.name) for c in schema.columns)
+def target_rows(conn: Any, target_schema: str, table: str, schema: TableSchema,
+                json_text: str = "{}::text") -> Iterator[tuple[str | None, ...]]:
+    """The target's rows; JSON columns read back as JSON text (Redshift SUPER: pass
+    json_text="JSON_SERIALIZE({})")."""
+    cols = ", ".join(json_text.format(quote_ident(c.name)) if c.kind == "json" else quote_ident(c.name)
+                     for c in schema.columns)
     order = ", ".join(quote_ident(k) for k in schema.key_targets) or cols
     with conn.transaction(), conn.cursor(name="ferry_compare") as cur:
         cur.execute(f"SELECT {cols} FROM {quote_ident(target_schema)}.{quote_ident(table)} ORDER BY {order}")

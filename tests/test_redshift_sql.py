@@ -30,7 +30,8 @@ COLS = [map_column("s.t", {"column_name": n, "data_type": d, "column_type": c, "
         for n, d, c, p, s, L in [("id", "bigint", "bigint", 19, 0, None),
                                  ("Created At", "datetime", "datetime", None, None, None),
                                  ("shop", "int", "int", 10, 0, None),
-                                 ("note", "varchar", "varchar(10)", None, None, 10)]]
+                                 ("note", "varchar", "varchar(10)", None, None, 10),
+                                 ("doc", "json", "json", None, None, None)]]
 
 
 @pytest.mark.parametrize("keys, clause", [
@@ -47,6 +48,14 @@ def test_create_table_with_each_redshift_keys_form(keys: RedshiftKeys | None, cl
     assert ddl.endswith(")" + clause)
     assert not sql.create_table("ana", "orders", COLS, ["id"], sql.POSTGRES, design).endswith(clause)
     sqlglot.parse_one(ddl, read="redshift")
+
+
+def test_json_is_staged_as_text_and_parsed_into_super() -> None:
+    assert sql.create_staging("st", COLS[4:], sql.REDSHIFT) == 'CREATE TEMP TABLE "st" ("doc" VARCHAR(65535))'
+    assert sql.create_staging("st", COLS[4:], sql.POSTGRES) == 'CREATE TEMP TABLE "st" ("doc" TEXT) ON COMMIT DROP'
+    assert '"doc" SUPER' in sql.create_table("a", "t", COLS, ["id"], sql.REDSHIFT)
+    assert sql.merge("a", "t", "st", ["id", "doc"], ["id"], exprs=sql.insert_exprs(COLS[::4], sql.REDSHIFT))[1] == \
+        'INSERT INTO "a"."t" ("id", "doc") SELECT "id", JSON_PARSE("doc") FROM "st"'
 
 
 def test_a_changed_design_is_altered_where_redshift_can() -> None:
@@ -75,8 +84,9 @@ def _every_redshift_statement() -> list[str]:
         sql.create_staging("orders__stage_abc123", COLS, sql.REDSHIFT),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/ferry/p/shop.Order%20Lines/manifests/m.json", role),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/m.json", keys),
-        *sql.merge("ana", "orders", "orders__stage_abc123", names, ["id"]),
-        *sql.merge("ana", "orders", "orders__stage_abc123", names, ["id"], "created at"),
+        *sql.merge("ana", "orders", "orders__stage_abc123", names, ["id"], exprs=sql.insert_exprs(COLS, sql.REDSHIFT)),
+        *sql.merge("ana", "orders", "orders__stage_abc123", names, ["id"], "created at",
+                   sql.insert_exprs(COLS, sql.REDSHIFT)),
         *sql.append("ana", "log", "orders__stage_abc123", names),
         sql.drop_staging("orders__stage_abc123"),
         *sql.create_table_as_new("ana", "orders", "orders__ferry_new", COLS, ["id"], sql.REDSHIFT, design),

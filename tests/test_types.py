@@ -27,7 +27,7 @@ def col(data_type: str, column_type: str, precision=None, scale=None, length=Non
     ("datetime", "datetime(6)", "timestamp[us]", "TIMESTAMP"),
     ("year", "year(4)", "int16", "SMALLINT"),
     ("longtext", "longtext", "string", "VARCHAR(65535)"),
-    ("json", "json", "string", "VARCHAR(65535)"),
+    ("json", "json", "string", "SUPER"),
     ("mediumblob", "mediumblob", "binary", "VARBYTE(16777215)"),
     ("longblob", "longblob", "binary", "VARBYTE(16777216)"),
     ("bit", "bit(8)", "int64", "BIGINT"),
@@ -35,6 +35,15 @@ def col(data_type: str, column_type: str, precision=None, scale=None, length=Non
 def test_map(dtype: str, ctype: str, arrow: str, target: str) -> None:
     c = col(dtype, ctype, precision=8 if dtype == "bit" else None)
     assert (c.arrow, c.target) == (arrow, target)
+
+
+def test_json_as_varchar_keeps_it_text() -> None:
+    from common.types import map_column
+    info = {"column_name": "doc", "data_type": "longtext", "column_type": "longtext", "is_nullable": "YES",
+            "numeric_precision": None, "numeric_scale": None, "character_maximum_length": None,
+            "datetime_precision": None, "is_json": True}
+    assert map_column("s.t", info).target == "SUPER" and map_column("s.t", info).kind == "json"
+    assert map_column("s.t", info, json_as="varchar").target == "VARCHAR(65535)"
 
 
 def test_decimal_keeps_precision_and_scale() -> None:

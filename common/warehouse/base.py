@@ -227,9 +227,10 @@ class Warehouse(ABC):
             run_statement(conn, sql.create_staging(staging, schema.columns, self.dialect))
             self.stage(conn, naming.quote_ident(staging), schema, request, list(group))
             columns = [c.name for c in schema.columns]
-            for stmt in (sql.append(self.schema, request.target_table, staging, columns) if request.append else
+            exprs = sql.insert_exprs(schema.columns, self.dialect)
+            for stmt in (sql.append(self.schema, request.target_table, staging, columns, exprs) if request.append else
                          sql.merge(self.schema, request.target_table, staging, columns,
-                                   request.schema.key_targets, request.version_column)):
+                                   request.schema.key_targets, request.version_column, exprs)):
                 run_statement(conn, stmt)
             run_statement(conn, sql.drop_staging(staging))
 

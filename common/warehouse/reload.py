@@ -42,7 +42,15 @@ def swap_in(wh: "Warehouse", conn: Connection, request: "LoadRequest", parts: Se
     new, old = naming.reload_table_names(target)
     _run(conn, sql.create_table_as_new(wh.schema, target, new, request.schema.columns,
                                        request.schema.key_targets, wh.dialect, request.design))
-    if parts:
+    if parts and any(c.kind == "json" for c in request.schema.columns):
+        # JSON is parsed on its way in: through staging, as in a merge.
+        staging = naming.staging_table_name(target, request.load_id)
+        _run(conn, [sql.create_staging(staging, request.schema.columns, wh.dialect)])
+        wh.stage(conn, naming.quote_ident(staging), request.schema, request, parts)
+        _run(conn, sql.append(wh.schema, new, staging, [c.name for c in request.schema.columns],
+                              sql.insert_exprs(request.schema.columns, wh.dialect)))
+        _run(conn, [sql.drop_staging(staging)])
+    elif parts:
         wh.stage(conn, sql.table_ref(wh.schema, new), request.schema, request, parts)
     exists = wh.table_exists(conn, target)
     if exists:
@@ -60,7 +68,8 @@ def delete_insert(wh: "Warehouse", conn: Connection, request: "LoadRequest", par
     _run(conn, [sql.create_staging(staging, request.schema.columns, wh.dialect)])
     if parts:
         wh.stage(conn, naming.quote_ident(staging), request.schema, request, parts)
-    _run(conn, sql.delete_all_insert(wh.schema, target, staging, [c.name for c in request.schema.columns]))
+    _run(conn, sql.delete_all_insert(wh.schema, target, staging, [c.name for c in request.schema.columns],
+                                     sql.insert_exprs(request.schema.columns, wh.dialect)))
     _run(conn, [sql.drop_staging(staging)])
 
 

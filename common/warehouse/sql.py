@@ -24,6 +24,10 @@ class Dialect:
     """Which column changes the warehouse makes in place."""
     grants_query: str = ""
     """(grantee, privilege, grantee kind) of every grant on a table (params: schema, table)."""
+    json_staging_type: str = "VARCHAR(65535)"
+    """How a JSON column is staged (Parquet text) before it is parsed into its column."""
+    json_parse: str = "JSON_PARSE({})"
+    """The expression that turns a staged JSON text into the target's JSON type."""
 
 
 # Redshift's ALTER COLUMN ... TYPE only changes a VARCHAR's size (r_ALTER_TABLE.html).
@@ -34,7 +38,9 @@ REDSHIFT = Dialect(name="redshift", caps=Capabilities(widen_numbers=False, widen
                                                      table_design=True),
                    grants_query="SELECT identity_name, privilege_type, identity_type FROM svv_relation_privileges"
                                 " WHERE namespace_name = %s AND relation_name = %s")
-POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA"}, temp_table_suffix=" ON COMMIT DROP",
+# JSON into SUPER: JSON_PARSE (https://docs.aws.amazon.com/redshift/latest/dg/JSON_PARSE.html).
+POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JSONB"},
+                   temp_table_suffix=" ON COMMIT DROP", json_staging_type="TEXT", json_parse="({})::jsonb",
                    grants_query="SELECT grantee, privilege_type, 'user' FROM information_schema.table_privileges"
                                 " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user")
 DIALECTS = {"redshift": REDSHIFT, "postgres": POSTGRES}
@@ -122,8 +128,15 @@ def create_staging(staging: str, columns: Sequence[ColumnSpec], dialect: Dialect
     """A temporary table with exactly the parts' columns, in the Parquet order (COPY matches
     by position), whatever else the target holds (columns dropped in the source, or added
     by a DBA)."""
-    cols = ", ".join(f"{quote_ident(c.name)} {column_type(c, dialect)}" for c in columns)
+    cols = ", ".join(f"{quote_ident(c.name)} "
+                     f"{dialect.json_staging_type if c.kind == 'json' else column_type(c, dialect)}" for c in columns)
     return f"CREATE TEMP TABLE {quote_ident(staging)} ({cols}){dialect.temp_table_suffix}"
+
+
+def insert_exprs(columns: Sequence[ColumnSpec], dialect: Dialect) -> list[str]:
+    """What INSERT ... SELECT takes from staging for each column: JSON text is parsed."""
+    return [dialect.json_parse.format(quote_ident(c.name)) if c.kind == "json" else quote_ident(c.name)
+            for c in columns]
 
 
 def add_column(schema: str, table: str, col: ColumnSpec, dialect: Dialect) -> str:
@@ -170,7 +183,7 @@ def drop_staging(staging: str) -> str:
 
 
 def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Sequence[str],
-          version: str | None = None) -> list[str]:
+          version: str | None = None, exprs: Sequence[str] | None = None) -> list[str]:
     """Upsert staging into the target by key: delete the old versions, insert the new.
 
     With a version column (the timestamp cursor) a staged row replaces a target row only
@@ -181,9 +194,10 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
     stage = quote_ident(staging)
     match = " AND ".join(f"{target}.{quote_ident(k)} = {stage}.{quote_ident(k)}" for k in key)
     cols = ", ".join(quote_ident(c) for c in columns)
+    values = ", ".join(exprs) if exprs else cols
     if version is None:
         return [f"DELETE FROM {target} USING {stage} WHERE {match}",
-                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}"]
+                f"INSERT INTO {target} ({cols}) SELECT {values} FROM {stage}"]
     v = quote_ident(version)
     keys = ", ".join(quote_ident(k) for k in key)
     newest = (f"SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys}"
@@ -191,15 +205,17 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
     absent = " AND ".join(f"t.{quote_ident(k)} = n.{quote_ident(k)}" for k in key)
     return [f"DELETE FROM {target} USING {stage} WHERE {match}"
             f" AND ({target}.{v} IS NULL OR {target}.{v} <= {stage}.{v})",
-            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({newest}) AS n"
+            f"INSERT INTO {target} ({cols}) SELECT {values} FROM ({newest}) AS n"
             f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {absent})"]
 
 
-def append(schema: str, table: str, staging: str, columns: Sequence[str]) -> list[str]:
+def append(schema: str, table: str, staging: str, columns: Sequence[str],
+           exprs: Sequence[str] | None = None) -> list[str]:
     """`load: append`: every staged row is inserted (the ledger keeps a part from being
     loaded twice; a range read twice is inserted twice)."""
     cols = ", ".join(quote_ident(c) for c in columns)
-    return [f"INSERT INTO {table_ref(schema, table)} ({cols}) SELECT {cols} FROM {quote_ident(staging)}"]
+    values = ", ".join(exprs) if exprs else cols
+    return [f"INSERT INTO {table_ref(schema, table)} ({cols}) SELECT {values} FROM {quote_ident(staging)}"]
 
 
 def create_table_as_new(schema: str, table: str, new: str, columns: Sequence[ColumnSpec],
@@ -246,12 +262,11 @@ def carry_over(schema: str, new: str, owner: str | None, comment: str | None,
     return stmts
 
 
-def delete_all_insert(schema: str, table: str, staging: str, columns: Sequence[str]) -> list[str]:
+def delete_all_insert(schema: str, table: str, staging: str, columns: Sequence[str],
+                      exprs: Sequence[str] | None = None) -> list[str]:
     """`full_reload: delete_insert`: the table object stays (grants, views, owner); DELETE,
     not TRUNCATE, which in Redshift commits the transaction it runs in."""
-    cols = ", ".join(quote_ident(c) for c in columns)
-    return [f"DELETE FROM {table_ref(schema, table)}",
-            f"INSERT INTO {table_ref(schema, table)} ({cols}) SELECT {cols} FROM {quote_ident(staging)}"]
+    return [f"DELETE FROM {table_ref(schema, table)}", *append(schema, table, staging, columns, exprs)]
 
 
 def swap(schema: str, table: str, new: str, old: str, target_exists: bool) -> list[str]:
