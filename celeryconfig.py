@@ -6,6 +6,8 @@ time limit, or a slow task would be delivered to a second worker while it runs.
 """
 import os
 
+from kombu import Exchange, Queue
+
 from common.config import redis_url
 
 task_time_limit = int(os.environ.get("FERRY_TASK_TIME_LIMIT_S", "3600"))
@@ -47,6 +49,9 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 task_default_queue = "plan"
+# Declared, so a plain `celery -A tasks worker` consumes all three (not only the default).
+# (Exchange and routing key named after the queue, as Celery makes missing queues.)
+task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("plan", "extract", "load"))
 task_routes = {
     "ferry.plan_table": {"queue": "plan"},
     "ferry.extract_chunk": {"queue": "extract"},

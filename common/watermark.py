@@ -76,6 +76,9 @@ class Chunk:
     """The attempt whose parts were committed."""
     attempts: int = 0
     error: str = ""
+    started_at: float | None = None
+    """When the latest attempt took the fence."""
+    attempt_worker: str = ""
 
     @classmethod
     def from_json(cls, number: int, raw: str | bytes) -> "Chunk":
@@ -85,7 +88,9 @@ class Chunk:
                    parts=tuple(d.get("parts") or ()), worker=d.get("worker") or "",
                    committed_at=float(d["committed_at"]) if d.get("committed_at") else None,
                    fence=d.get("fence") or "", attempt=d.get("attempt") or "",
-                   attempts=int(d.get("attempts") or 0), error=d.get("error") or "")
+                   attempts=int(d.get("attempts") or 0), error=d.get("error") or "",
+                   started_at=float(d["attempt_started_at"]) if d.get("attempt_started_at") else None,
+                   attempt_worker=d.get("attempt_worker") or "")
 
 
 @dataclass(frozen=True)

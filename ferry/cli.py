@@ -14,10 +14,13 @@ from common.naming import new_run_id
 from common.watermark import TableState
 from ferry.console import fail as _fail, pipeline_config as _pipeline, redis_client as _redis, table_settings
 from ferry.check_cmd import check, connections, refuse_failed_tables
+from ferry.pipelines_cmd import pipelines
+from ferry.runs_cmd import runs
 from ferry.watermark_cmd import watermark
 
 
 @click.group()
+@click.version_option(package_name="ferry", prog_name="ferry")
 @click.option("--config", "config", type=click.Path(file_okay=False, path_type=Path),
               help="Config directory (default: $FERRY_CONFIG, else the current directory).")
 def cli(config: Path | None) -> None:
@@ -104,18 +107,22 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
             _fail(f"run {new_run} still {doc['status']} after {timeout_s}s", 3)
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
               help="Pool processes (default: CPU count).")
 @click.option("--queues", "-Q", default="plan,extract,load", show_default=True,
               help="Queues to consume, comma-separated.")
 @click.option("--hostname", "-n", default=None, help="Worker name, e.g. extract1@%h.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-def worker(concurrency: int | None, queues: str, hostname: str | None, loglevel: str) -> None:
-    """Start a Celery worker (same as `celery -A tasks worker`)."""
+@click.argument("celery_options", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency: int | None, queues: str, hostname: str | None, loglevel: str,
+           celery_options: tuple[str, ...]) -> None:
+    """Start a Celery worker (same as `celery -A tasks worker`, which also consumes plan,
+    extract and load by default). Celery worker options not listed here pass through:
+    --autoscale, --pool, --max-tasks-per-child, ..."""
     from tasks import app
 
-    argv = ["worker", "--loglevel", loglevel, "--queues", queues]
+    argv = ["worker", "--loglevel", loglevel, "--queues", queues, *celery_options]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     if hostname:
@@ -126,6 +133,8 @@ def worker(concurrency: int | None, queues: str, hostname: str | None, loglevel:
 cli.add_command(watermark)
 cli.add_command(check)
 cli.add_command(connections)
+cli.add_command(runs)
+cli.add_command(pipelines)
 
 
 def main() -> None:
