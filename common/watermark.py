@@ -179,8 +179,8 @@ class TableState:
         meta = self.run_meta(run_id)
         if "chunks" not in meta or meta.get("kind") == "load":
             return None
-        if meta.get("status") in ("succeeded", "extracted", "abandoned", "replanned"):
-            return None
+        if meta.get("status") in ("succeeded", "extracted", "abandoned", "replanned", "cancelled"):
+            return None  # (a cancelled run is resumed only by `ferry retry`)
         if meta.get("replan"):
             # The source schema changed under it: its committed parts stay (they will be
             # loaded with the columns they have), the rest is planned again.
@@ -230,6 +230,14 @@ class TableState:
     def acquire_load_lock(self, token: str, ttl_s: int) -> bool:
         """Take the load lock; re-entrant for the same token (a redelivered load task)."""
         return self._take(self.load_lock_key, token, ttl_s) is None
+
+    def cancel_run(self, run_id: str) -> None:
+        """Cancel a run: a final status (its messages and callbacks then change nothing), the
+        table lock and its load lock released. Its committed parts keep awaiting load."""
+        self.finish_run(run_id, "cancelled", "cancelled by ferry cancel")
+        token = self.r.get(self.load_lock_key)
+        if token is not None and _s(token).startswith(f"{run_id}:"):
+            self.release_load_lock(_s(token))
 
     def release_load_lock(self, token: str) -> bool:
         return bool(self._scripts["release_lock"](keys=[self.load_lock_key], args=[token]))

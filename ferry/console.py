@@ -11,7 +11,13 @@ from common.config import PipelineConfig, TableSettings, load_pipeline, redis_ur
 from common.errors import FerryError
 
 
+last_failure = ""
+"""The message of the last fail() (written into `ferry sync`'s JSON report)."""
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
+    global last_failure
+    last_failure = message
     click.echo(f"ferry: {message}", err=True)
     sys.exit(code)
 

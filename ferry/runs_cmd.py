@@ -3,6 +3,7 @@ attempts, seconds and the error of its last failed attempt."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -56,3 +57,63 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
                    f"{c['attempts']:>3} {seconds:>7}  {c['worker']}")
         if c["error"]:
             click.echo(f"       error: {c['error']}")
+
+
+def _unfinished(st: TableState) -> str | None:
+    """The table's latest run if it can be resumed: failed or cancelled, with a plan."""
+    known = st.runs()
+    if not known:
+        return None
+    meta = st.run_meta(known[-1])
+    if "chunks" in meta and meta.get("kind") != "load" and meta.get("status") in ("failed", "cancelled"):
+        return known[-1]
+    return None
+
+
+@click.command()
+@click.option("-p", "--pipeline", required=True)
+@click.option("-t", "--table", required=True)
+@click.option("--yes", is_flag=True, help="Confirm.")
+def cancel(pipeline: str, table: str, yes: bool) -> None:
+    """Cancel the table's active run: its queued and running chunk messages become no-ops,
+    its locks are released; committed parts stay and the next sync loads them (`ferry
+    retry` resumes the run instead)."""
+    table_settings(pipeline_config(pipeline), table)
+    st = TableState(redis_client(), pipeline, table)
+    run_id = st.lock_owner()
+    if run_id is None:
+        fail(f"table {table} has no active run; nothing was cancelled")
+    if not yes:
+        fail(f"this cancels run {run_id} of {table}; add --yes to do it")
+    st.cancel_run(run_id)
+    click.echo(f"{table}: run {run_id} cancelled; its committed parts stay and load with the next sync "
+               f"(`ferry retry -p {pipeline} -t {table}` resumes it instead)")
+
+
+@click.command()
+@click.option("-p", "--pipeline", required=True)
+@click.option("-t", "--table", "tables", multiple=True, help="schema.table; repeat; default: all.")
+def retry(pipeline: str, tables: tuple[str, ...]) -> None:
+    """Resume the failed or cancelled runs of these tables: only their chunks that are not
+    committed run again; no new range is planned. Exit 2 when there is nothing to retry."""
+    cfg = pipeline_config(pipeline)
+    names = list(tables) or sorted(cfg.pipeline.tables)
+    client = redis_client()
+    todo = []
+    for name in names:
+        table_settings(cfg, name)
+        st = TableState(client, pipeline, name)
+        run_id = _unfinished(st)
+        if run_id and st.lock_owner():
+            click.echo(f"{name}: busy with active run {st.lock_owner()}; not retried", err=True)
+        elif run_id:
+            todo.append((st, run_id))
+    if not todo:
+        fail(f"nothing to retry in pipeline {pipeline}" + (f" for {', '.join(tables)}" if tables else ""))
+    from tasks.plan import plan_table
+
+    for st, run_id in todo:
+        session = st.begin_session(run_id, queued_at=f"{time.time():.3f}")
+        plan_table.apply_async(args=[pipeline, st.table, run_id], kwargs={"session": session})
+        left = sum(1 for c in st.chunks(run_id) if c.state == "pending")
+        click.echo(f"{st.table}: retrying run {run_id} (session {session}): {left} chunk(s) not committed")

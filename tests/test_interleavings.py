@@ -157,7 +157,7 @@ def test_a_slow_runs_lock_is_kept_alive_while_its_chunks_wait(isolated: Pipe, lo
         time.sleep(30)  # three TTLs; every chunk message still waits in the queue
         assert state.lock_owner() == run_id and state.r.pttl(state.lock_key) > 0
         refused = pipe.ferry("sync", "-p", pipe.name)
-        assert refused.returncode == 1 and f"active run {run_id}" in refused.stderr
+        assert refused.returncode == 4 and f"active run {run_id}" in refused.stderr
         extractor = Worker("extractor", env, log_dir, concurrency=2, queues="extract")
         wait_for(lambda: state.run_meta(run_id).get("status") == "succeeded", 60, "the run")
     finally:

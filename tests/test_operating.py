@@ -97,3 +97,53 @@ def test_pipelines_list_and_show_mask_secrets_and_version(pipe: Pipe) -> None:
     assert doc["tables"][pipe.table("orders")]["chunk_rows"] == 100000  # defaults filled in
     version = pipe.ferry("--version")
     assert version.returncode == 0 and version.stdout.startswith("ferry, version ")
+
+
+def test_sync_attaches_to_an_active_run_and_every_exit_path_has_its_json(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 3_000)
+    _seed(pipe, "other", 100)
+    pipe.write({"orders": {}, "other": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    for n in range(3):
+        faults.inject(state.r, pipe.name, pipe.table("orders"), n, 1, "sleep", 12)
+    queued = pipe.ferry("sync", "-p", pipe.name, "-t", pipe.table("orders"), "--json-output", "-")
+    assert queued.returncode == 0
+    run_id = json.loads(queued.stdout)["runs"][pipe.table("orders")]
+    wait_for(lambda: state.lock_owner() == run_id, 30, "the run to hold its lock")
+    # Without --wait a busy table is skipped (exit 4) and the others run.
+    skipped = pipe.sync()
+    assert skipped.code == 4 and skipped.report["busy_tables"] == [pipe.table("orders")]
+    assert pipe.table("other") in skipped.report["runs"]
+    # --timeout passes while it runs: exit 3, the JSON names the real run.
+    timed_out = pipe.sync("--wait", "-t", pipe.table("orders"), "--timeout", "1")
+    assert timed_out.code == 3 and timed_out.report["runs"] == {pipe.table("orders"): run_id}
+    # --wait attaches to it and waits for its end.
+    attached = pipe.sync("--wait", "-t", pipe.table("orders"))
+    assert attached.code == 0, attached.stderr
+    assert "attaching to it" in attached.stderr and attached.report["run_id"] == run_id
+    assert attached.report["table_metrics"][pipe.table("orders")]["status"] == "succeeded"
+    # A refused sync writes its JSON too.
+    refused = pipe.sync("-t", "nope.nope")
+    assert refused.code == 2 and refused.report["status"] == "refused" and "nope.nope" in refused.report["reason"]
+    assert pipe.assert_synced("orders") == 3_000
+
+
+def test_cancel_then_sync_loads_committed_parts_and_retry_resumes(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), 2, 1, "sleep", 6)
+    assert pipe.ferry("sync", "-p", pipe.name).returncode == 0
+    wait_for(lambda: bool(state.runs()) and [c.state for c in state.chunks(state.runs()[-1])][:2] == ["done", "done"],
+             60, "chunks 0 and 1")
+    run_id = state.runs()[-1]
+    assert pipe.ferry("cancel", "-p", pipe.name, "-t", pipe.table("orders")).returncode == 2  # needs --yes
+    cancelled = pipe.ferry("cancel", "-p", pipe.name, "-t", pipe.table("orders"), "--yes")
+    assert cancelled.returncode == 0 and f"run {run_id} cancelled" in cancelled.stdout
+    assert state.lock_owner() is None and state.run_meta(run_id)["status"] == "cancelled"
+    retried = pipe.ferry("retry", "-p", pipe.name, "-t", pipe.table("orders"))
+    assert retried.returncode == 0 and f"retrying run {run_id} (session 2)" in retried.stdout
+    wait_for(lambda: state.run_meta(run_id).get("status") == "succeeded", 60, "the retried run")
+    assert pipe.assert_synced("orders") == 3_000
+    nothing = pipe.ferry("retry", "-p", pipe.name)
+    assert nothing.returncode == 2 and "nothing to retry" in nothing.stderr

@@ -108,7 +108,7 @@ def test_a_dead_runs_lock_expires_and_the_next_sync_takes_over(pipe: Pipe, worke
     state = pipe.state("orders")
     state.r.set(state.lock_key, "r-dead-run", px=1500)
     refused = pipe.sync("--wait")
-    assert refused.code == 1 and "active run r-dead-run" in refused.stderr
+    assert refused.code == 4 and "active run r-dead-run" in refused.stderr
     time.sleep(1.6)
     taken = pipe.sync("--wait")
     assert taken.code == 0, taken.stderr

@@ -90,14 +90,15 @@ def test_unmappable_column_is_refused_before_anything_is_queued(pipe: Pipe, work
     assert pipe.assert_synced("wide") == 1
 
 
-def test_second_sync_of_a_locked_table_is_refused(pipe: Pipe, workers: list) -> None:
+def test_a_table_locked_by_something_unknown_is_skipped_with_exit_4(pipe: Pipe, workers: list) -> None:
     _seed(pipe, "orders", 10)
     pipe.write({"orders": {}})
     state = pipe.state("orders")
     state.acquire_lock("r-other-run", 60)
-    refused = pipe.sync("--wait")
-    assert refused.code == 1
-    assert "active run r-other-run" in refused.stderr
+    refused = pipe.sync("--wait")  # no run of that name to attach to
+    assert refused.code == 4
+    assert "busy with active run r-other-run" in refused.stderr
+    assert refused.report["busy_tables"] == [pipe.table("orders")] and refused.report["exit_code"] == 4
     assert state.run_meta("r-other-run") == {}
     runs = state.r.lrange(state.runs_key, 0, -1)
     assert runs == []
