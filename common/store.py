@@ -46,10 +46,15 @@ class Store:
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         """(key, size) of every object under prefix, across all pages."""
+        for key, size, _ in self.list_detailed(prefix):
+            yield key, size
+
+    def list_detailed(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
+        """(key, size, last modified) of every object under prefix, across all pages."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         for page in pages:
             for obj in page.get("Contents", []):
-                yield obj["Key"], obj["Size"]
+                yield obj["Key"], obj["Size"], obj["LastModified"]
 
     def delete(self, keys: Iterable[str]) -> int:
         """Delete keys, 1,000 per request (S3's limit); returns how many were asked."""

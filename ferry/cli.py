@@ -10,6 +10,8 @@ from common.config import config_dir
 from ferry.check_cmd import check, connections
 from ferry.pipelines_cmd import pipelines
 from ferry.runs_cmd import cancel, retry, runs
+from ferry.s3clean_cmd import s3clean
+from ferry.status_cmd import status
 from ferry.sync_cmd import sync
 from ferry.watermark_cmd import watermark
 
@@ -54,6 +56,8 @@ cli.add_command(connections)
 cli.add_command(runs)
 cli.add_command(cancel)
 cli.add_command(retry)
+cli.add_command(s3clean)
+cli.add_command(status)
 cli.add_command(pipelines)
 
 

@@ -147,3 +147,31 @@ def test_cancel_then_sync_loads_committed_parts_and_retry_resumes(pipe: Pipe, wo
     assert pipe.assert_synced("orders") == 3_000
     nothing = pipe.ferry("retry", "-p", pipe.name)
     assert nothing.returncode == 2 and "nothing to retry" in nothing.stderr
+
+
+def test_status_reports_services_workers_and_tables(pipe: Pipe, workers: list) -> None:
+    _seed(pipe, "orders", 1_000)
+    pipe.write({"orders": {}}, chunk_rows=500)
+    assert pipe.sync("--wait").code == 0
+    up = pipe.ferry("status", "-p", pipe.name, "--json")
+    assert up.returncode == 0, up.stdout + up.stderr
+    doc = json.loads(up.stdout)
+    assert doc["problems"] == [] and all(set(q) >= {"plan", "extract", "load"} for q in doc["workers"].values())
+    table = doc["pipelines"][pipe.name][pipe.table("orders")]
+    assert table["last_run"]["rows"] == 1_000 and table["last_run"]["status"] == "succeeded"
+    assert table["parts_awaiting_load"] == 0 and table["cursor"]
+    text = pipe.ferry("status", "-p", pipe.name)
+    assert f"  {pipe.table('orders')}: id, cursor" in text.stdout and "last r" in text.stdout
+
+    path = pipe.config_dir / "connections.yml"
+    saved = path.read_text()
+    conns = yaml.safe_load(saved)
+    conns["targets"]["pgdown"] = dict(conns["targets"]["pg"], port=1)
+    path.write_text(yaml.safe_dump(conns))
+    pipe_path = pipe.config_dir / "pipelines" / f"{pipe.name}.yml"
+    pipe_path.write_text(pipe_path.read_text().replace("target: pg", "target: pgdown"))
+    try:
+        down = pipe.ferry("status", "-p", pipe.name)
+    finally:
+        path.write_text(saved)
+    assert down.returncode == 1 and "WARNING: warehouse pgdown unreachable" in down.stdout
