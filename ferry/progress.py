@@ -68,27 +68,66 @@ class Progress:
                 **({"error": self.error} if self.error else {})}
 
 
+def _eta(p: Progress) -> str:
+    if p.status in FINAL or not p.chunks_done or p.chunks_done >= p.chunks:
+        return ""
+    left = (p.chunks - p.chunks_done) * p.duration / p.chunks_done
+    return f" ETA {left:,.0f}s"
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
-         out: TextIO = sys.stderr, interval_s: float = 0.5) -> list[Progress]:
-    """Poll until every run is final (or the timeout passes); redraw a line per change."""
+         out: TextIO = sys.stderr, interval_s: float = 0.5, every_s: float = 10.0) -> list[Progress]:
+    """Poll until every run is final (or the timeout passes). On a terminal: one line per
+    table, redrawn in place. Otherwise: a timestamped line per table at each change of
+    state and every `every_s` seconds, and a summary at the end."""
     deadline = None if timeout_s is None else time.time() + timeout_s
     tty = out.isatty()
-    last = ""
+    drawn = 0
+    last_state: dict[str, str] = {}
+    last_line_at: dict[str, float] = {}
     while True:
         progress = [Progress.read(s, run_id) for s, run_id in runs]
-        text = " | ".join(p.line() for p in progress)
-        if text != last:
-            out.write(("\r\033[K" + text) if tty else text + "\n")
-            out.flush()
-            last = text
+        if tty:
+            if drawn:
+                out.write(f"\033[{drawn}F")
+            for p in progress:
+                out.write("\033[K" + p.line() + _eta(p) + "\n")
+            drawn = len(progress)
+        else:
+            now = time.time()
+            for p in progress:
+                key = f"{p.table}|{p.run_id}"
+                if last_state.get(key) != p.status or now - last_line_at.get(key, 0) >= every_s:
+                    out.write(f"{_stamp()} {p.line()}{_eta(p)}\n")
+                    last_state[key], last_line_at[key] = p.status, now
+        out.flush()
         if all(p.status in FINAL for p in progress):
             break
         if deadline is not None and time.time() > deadline:
             break
         time.sleep(interval_s)
-    if tty:
-        out.write("\n")
+    for p in progress:
+        out.write(f"{'' if tty else _stamp() + ' '}summary {p.table}: run {p.run_id} {p.status}, rows extracted "
+                  f"{p.rows:,}, rows loaded {p.rows_loaded:,}, {p.duration:,.1f} s\n")
+    out.flush()
     return progress
+
+
+def warn_unconsumed(needed: set[str], out: TextIO = sys.stderr) -> list[str]:
+    """Warn, naming them, about queues a run needs that no live worker consumes (asks the
+    workers over the broker; about 2 seconds)."""
+    from tasks import app
+    replies = app.control.inspect(timeout=2.0).active_queues() or {}
+    consumed = {q["name"] for queues in replies.values() for q in queues}
+    missing = sorted(needed - consumed)
+    for queue in missing:
+        out.write(f"ferry: WARNING: no live worker consumes the {queue!r} queue; the run waits until one "
+                  f"does (ferry worker -Q {queue})\n")
+    return missing
 
 
 def report(pipeline: str, run_id: str, progress: list[Progress]) -> dict[str, Any]:

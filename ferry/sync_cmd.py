@@ -120,8 +120,10 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
     click.echo(f"run {', '.join(started) or '-'}: {len(runs)} table(s) of pipeline {pipeline} "
                f"{'followed' if wait else 'queued'}" + (f", {len(busy)} busy" if busy else ""), err=True)
 
-    from ferry.progress import Progress, report, wait as follow
+    from ferry.progress import Progress, report, wait as follow, warn_unconsumed
 
+    if wait and runs:
+        warn_unconsumed({"load"} if load_only else {"plan", "extract", "load"})
     progress = follow(runs, timeout_s) if wait and runs else [Progress.read(s, r) for s, r in runs]
     doc = report(pipeline, started[0] if len(started) == 1 else None, progress)
     doc["runs"] = {p.table: p.run_id for p in progress}
