@@ -208,3 +208,20 @@ def test_wait_names_a_queue_nobody_consumes_and_prints_timestamped_lines(isolate
     assert len(lines) >= 3  # state changes and the 10-second heartbeat, each stamped
     assert any("summary " + pipe.table("orders") in line and "rows loaded 1,000" in line for line in lines)
     assert _time.time() - started < 100
+
+
+def test_workers_log_one_line_per_chunk_and_json_on_request(isolated: Pipe, log_dir: Path) -> None:
+    from tests.services import Worker
+
+    pipe = isolated
+    _seed(pipe, "orders", 1_000)
+    pipe.write({"orders": {}}, chunk_rows=500)
+    worker = Worker("jsonlog", dict(pipe.env, FERRY_LOG_FORMAT="json"), log_dir, concurrency=1)
+    try:
+        assert pipe.sync("--wait", timeout_s=120).code == 0
+    finally:
+        worker.stop()
+    records = [json.loads(line) for line in Path(worker.log_path).read_text().splitlines() if line.startswith("{")]
+    chunks = [r for r in records if r["message"].startswith("chunk committed:")]
+    assert len(chunks) == 2 and all(r["level"] == "INFO" and "rows 500" in r["message"] for r in chunks)
+    assert any("loaded 2 parts" in r["message"] for r in records)
