@@ -18,7 +18,6 @@ import os
 import secrets
 import sys
 import subprocess
-from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
