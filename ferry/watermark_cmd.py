@@ -41,7 +41,7 @@ def watermark() -> None:
 @click.option("--show-files", is_flag=True, help="List the parts awaiting load and those loaded.")
 def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
     """Show the committed cursor, status, session and cumulative totals of a table."""
-    _, _, st = _open(pipeline, table)
+    cfg, _, st = _open(pipeline, table)
     raw = st.state()
     pending = st.pending_parts()
     cursor = st.cursor()
@@ -75,7 +75,6 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
     if show_files:
         from common import orphans
 
-        cfg = pipeline_config(pipeline)
         doc["files_awaiting_load"] = [p.key for p in pending]
         doc["files_loaded_list"] = [key for run in runs for c in st.chunks(run)
                                     if c.state == "loaded" for key in c.parts]

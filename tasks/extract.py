@@ -148,12 +148,11 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         log.info("run %s of %s: chunk %d attempt %s not committed: %s", run_id, table, number,
                  attempt_id, _REFUSED[committed])
         raise Ignore()
-    chunk_done = ctx.state.chunk(run_id, number)
+    # (chunk was read after this attempt took the fence: started_at is this attempt's start)
     log.info("chunk committed: pipeline %s table %s run %s chunk %d range (%s, %s] rows %d bytes %d "
              "seconds %.1f attempt %d (%s)", pipeline, table, run_id, number, bounds.show(chunk.lo),
              bounds.show(chunk.hi), sum(p.rows for p in parts), sum(p.bytes for p in parts),
-             time.time() - (chunk_done.started_at if chunk_done and chunk_done.started_at else time.time()),
-             attempts, attempt_id)
+             time.time() - (chunk.started_at or time.time()), attempts, attempt_id)
     if stats.zero_dates:
         log.warning("table %s chunk %d: zero dates set to NULL: %s", table, number, stats.zero_dates)
     if stats.truncated:
