@@ -81,6 +81,9 @@ def classify(exc: BaseException) -> BaseException:
         return TerminalError(f"warehouse: {redact(str(exc))}")
     if module.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError"):
         return TransientError(f"Redis: {exc}")
+    if module.startswith(("paramiko", "sshtunnel")) or isinstance(exc, EOFError):
+        # An SSH session to a bastion that drops mid-handshake or mid-read: reopen and retry.
+        return TransientError(f"SSH tunnel: {name}: {exc}")
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return TransientError(str(exc))
     return exc

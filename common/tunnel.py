@@ -111,8 +111,8 @@ class Tunnel:
                 raise ConfigError(f"{_where(cfg)}: host key does not match {cfg.known_hosts} (changed "
                                   f"host key, or a different server)") from None
             raise TransientError(f"{_where(cfg)}: {exc}") from None
-        except sshtunnel.BaseSSHTunnelForwarderError as exc:
-            raise TransientError(f"{_where(cfg)}: could not open the tunnel: {exc}") from None
+        except (sshtunnel.BaseSSHTunnelForwarderError, EOFError, OSError) as exc:
+            raise TransientError(f"{_where(cfg)}: could not open the tunnel: {type(exc).__name__}: {exc}") from None
         self._forwarder = forwarder
         log.info("%s: tunnel open to %s:%d on 127.0.0.1:%d", _where(cfg), *self.remote,
                  forwarder.local_bind_port)
