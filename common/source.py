@@ -155,9 +155,10 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
 
 # ---- keyset predicates -----------------------------------------------------
 
-def _keyset(cols: Sequence[str], key: Key, strict: str, last: str, lead: str) -> tuple[str, list[Any]]:
+def _keyset(cols: Sequence[str], key: Key, strict: str, last: str, lead: str,
+            quote: Callable[[str], str]) -> tuple[str, list[Any]]:
     """`cols <op> key` in expanded form: a row-constructor comparison may skip the index."""
-    q = [quote_mysql(c) for c in cols]
+    q = [quote(c) for c in cols]
     if len(q) == 1:
         return f"{q[0]} {last} %s", [key[0]]
     terms, params = [], []
@@ -170,8 +171,10 @@ def _keyset(cols: Sequence[str], key: Key, strict: str, last: str, lead: str) ->
     return f"({q[0]} {lead} %s AND ({' OR '.join(terms)}))", [key[0]] + params
 
 
-def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None) -> tuple[str, list[Any]]:
-    """WHERE clause for keys in (lo, hi]; an open side is None.
+def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None,
+                quote: Callable[[str], str] = quote_mysql) -> tuple[str, list[Any]]:
+    """WHERE clause for keys in (lo, hi]; an open side is None. `quote` quotes a column name
+    (`ferry verify` builds the same clause for the warehouse).
 
     A bound may be a prefix of the key: (ts,) as a lower bound means every key whose
     first column is above ts, whatever the rest (the lookback and `watermark set` use it).
@@ -180,11 +183,11 @@ def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None) -> tuple[st
     parts: list[str] = []
     params: list[Any] = []
     if lo is not None:
-        sql, p = _keyset(cols[:len(lo)], lo, ">", ">", ">=")
+        sql, p = _keyset(cols[:len(lo)], lo, ">", ">", ">=", quote)
         parts.append(sql)
         params += p
     if hi is not None:
-        sql, p = _keyset(cols[:len(hi)], hi, "<", "<=", "<=")
+        sql, p = _keyset(cols[:len(hi)], hi, "<", "<=", "<=", quote)
         parts.append(sql)
         params += p
     return (" WHERE " + " AND ".join(parts) if parts else ""), params

@@ -13,6 +13,7 @@ from ferry.runs_cmd import cancel, retry, runs
 from ferry.s3clean_cmd import s3clean
 from ferry.status_cmd import status
 from ferry.sync_cmd import sync
+from ferry.verify_cmd import verify_table
 from ferry.watermark_cmd import watermark
 
 
@@ -59,6 +60,7 @@ cli.add_command(retry)
 cli.add_command(s3clean)
 cli.add_command(status)
 cli.add_command(pipelines)
+cli.add_command(verify_table)
 
 
 def main() -> None:

@@ -28,6 +28,10 @@ class Dialect:
     """How a JSON column is staged (Parquet text) before it is parsed into its column."""
     json_parse: str = "JSON_PARSE({})"
     """The expression that turns a staged JSON text into the target's JSON type."""
+    hex_bytes: str = "TO_HEX({})"
+    """A binary value as lowercase hex text (`ferry verify`)."""
+    hex_int: str = "STRTOL({}, 16)"
+    """Seven hex digits as a BIGINT (`ferry verify`'s checksum slices)."""
 
 
 # Redshift's ALTER COLUMN ... TYPE only changes a VARCHAR's size (r_ALTER_TABLE.html).
@@ -41,6 +45,7 @@ REDSHIFT = Dialect(name="redshift", caps=Capabilities(widen_numbers=False, widen
 # JSON into SUPER: JSON_PARSE (https://docs.aws.amazon.com/redshift/latest/dg/JSON_PARSE.html).
 POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JSONB"},
                    temp_table_suffix=" ON COMMIT DROP", json_staging_type="TEXT", json_parse="({})::jsonb",
+                   hex_bytes="ENCODE({}, 'hex')", hex_int="('x' || {})::bit(28)::bigint",
                    grants_query="SELECT grantee, privilege_type, 'user' FROM information_schema.table_privileges"
                                 " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user")
 DIALECTS = {"redshift": REDSHIFT, "postgres": POSTGRES}
