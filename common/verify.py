@@ -134,31 +134,39 @@ class Side:
             return f" WHERE SUBSTRING({self.key_hash()}, 1, {len(part.bucket)}) = %s", [part.bucket]
         return source.range_where(self.key_names, part.lo, part.hi, self.quote)
 
-    def sums(self, part: Part) -> Sums:
+    def sums_sql(self, part: Part) -> tuple[str, list[Any]]:
+        """Row count and checksum of a part."""
         where, params = _where(self.filter, self._in(part))
-        sql = (f"SELECT COUNT(*), {', '.join(self.sum_exprs('r.h'))} FROM"
-               f" (SELECT {self.row_hash()} AS h FROM {self.table_ref}{where}) r")
-        row = self.fetch(sql, params)[0]
-        return Sums(int(row[0]), tuple(int(v) for v in row[1:]))
+        return (f"SELECT COUNT(*), {', '.join(self.sum_exprs('r.h'))} FROM"
+                f" (SELECT {self.row_hash()} AS h FROM {self.table_ref}{where}) r"), params
 
-    def bucket_sums(self, prefix: str) -> dict[str, Sums]:
-        """Sums per bucket one hex digit longer than `prefix`, within it."""
+    def buckets_sql(self, prefix: str) -> tuple[str, list[Any]]:
+        """Count and checksum per bucket one hex digit longer than `prefix`, within it."""
         inside = self._in(Part(bucket=prefix)) if prefix else ("", [])
         where, params = _where(self.filter, inside)
         depth = len(prefix) + 1
-        sql = (f"SELECT SUBSTRING(r.k, 1, {depth}) AS b, COUNT(*), {', '.join(self.sum_exprs('r.h'))} FROM"
-               f" (SELECT {self.key_hash()} AS k, {self.row_hash()} AS h FROM {self.table_ref}{where}) r"
-               f" GROUP BY SUBSTRING(r.k, 1, {depth})")
-        return {str(r[0]): Sums(int(r[1]), tuple(int(v) for v in r[2:])) for r in self.fetch(sql, params)}
+        return (f"SELECT SUBSTRING(r.k, 1, {depth}) AS b, COUNT(*), {', '.join(self.sum_exprs('r.h'))} FROM"
+                f" (SELECT {self.key_hash()} AS k, {self.row_hash()} AS h FROM {self.table_ref}{where}) r"
+                f" GROUP BY SUBSTRING(r.k, 1, {depth})"), params
+
+    def rows_sql(self, part: Part, cap: int) -> tuple[str, list[Any]]:
+        """Key hash, row hash and key of a part's rows in key-hash order, at most cap."""
+        where, params = _where(self.filter, self._in(part))
+        return (f"SELECT r.k, r.h, {', '.join(f'r.c{i}' for i in range(len(self.key)))} FROM"
+                f" (SELECT {self.key_hash()} AS k, {self.row_hash()} AS h,"
+                f" {', '.join(f'{self.quote(n)} AS c{i}' for i, n in enumerate(self.key_names))}"
+                f" FROM {self.table_ref}{where}) r ORDER BY r.k LIMIT {int(cap)}"), params
+
+    def sums(self, part: Part) -> Sums:
+        row = self.fetch(*self.sums_sql(part))[0]
+        return Sums(int(row[0]), tuple(int(v) for v in row[1:]))
+
+    def bucket_sums(self, prefix: str) -> dict[str, Sums]:
+        return {str(r[0]): Sums(int(r[1]), tuple(int(v) for v in r[2:]))
+                for r in self.fetch(*self.buckets_sql(prefix))}
 
     def rows(self, part: Part, cap: int) -> list[tuple[str, Key, str]]:
-        """(key hash, key, row hash) of the part's rows in key-hash order, at most cap."""
-        where, params = _where(self.filter, self._in(part))
-        sql = (f"SELECT r.k, r.h, {', '.join(f'r.c{i}' for i in range(len(self.key)))} FROM"
-               f" (SELECT {self.key_hash()} AS k, {self.row_hash()} AS h,"
-               f" {', '.join(f'{n} AS c{i}' for i, n in enumerate(self.key_names))}"
-               f" FROM {self.table_ref}{where}) r ORDER BY r.k LIMIT {int(cap)}")
-        return [(str(r[0]), tuple(r[2:]), str(r[1])) for r in self.fetch(sql, params)]
+        return [(str(r[0]), tuple(r[2:]), str(r[1])) for r in self.fetch(*self.rows_sql(part, cap))]
 
 
 class MySQLSide(Side):

@@ -19,7 +19,9 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
+from common import rowhash
 from common.design import RedshiftKeys, SortKeySpec, TableDesign
+from common.verify import Part, WarehouseSide
 from common.types import map_column
 from common.warehouse import sql
 from common.warehouse.redshift import copy_credentials
@@ -128,6 +130,68 @@ def test_a_full_reload_carries_grants_comments_and_owner_over() -> None:
     # (https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html).
     assert sql.delete_all_insert("ana", "t", "st", ["id"]) == [
         'DELETE FROM "ana"."t"', 'INSERT INTO "ana"."t" ("id") SELECT "id" FROM "st"']
+
+
+# `ferry verify`'s queries, each function in them allowed by its Redshift page:
+# MD5 returns "a 32-character string that is a text representation of the hexadecimal value
+# of a 128-bit checksum" (r_MD5.html); SUBSTRING(character_string, start_position,
+# number_characters) (r_SUBSTRING.html; SUBSTR is not documented, so not used); STRTOL
+# "converts a string expression of a number of the specified base to the equivalent integer
+# value", BIGINT (r_STRTOL.html); SUM returns "BIGINT for BIGINT, SMALLINT, and INTEGER
+# arguments" (r_SUM.html: so each summed slice is 28 bits, and a range's sum cannot overflow
+# below 2^35 rows); TO_CHAR with the datetime format elements YYYY MM DD HH24 MI SS US
+# (r_TO_CHAR.html, r_FORMAT_strings.html); TO_HEX "converts a number or binary value to a
+# hexadecimal representation" (r_TO_HEX.html); LOG without a base "computes the base 10
+# logarithm" (r_LOG.html), POWER, FLOOR, ABS (r_POWER.html, r_FLOOR.html, r_ABS.html); CAST
+# "a date, timestamp, or numeric value to a ... variable-length character string"
+# (c_Supported_data_types.html, r_CAST_function.html); || (r_concat_op.html), COALESCE
+# (r_NVL_function.html), CASE (r_CASE_function.html), IS NULL on any type (r_Nulls.html).
+# No page says how CAST(DECIMAL AS VARCHAR) writes the scale, that TO_HEX of a VARBYTE is
+# lowercase (its example is), or that LOG/POWER/ROUND on DOUBLE PRECISION give MySQL's bits:
+# test_redshift_live.py::test_verify_agrees_on_redshift is their proof.
+VERIFY_COLS = COLS + [map_column("s.t", {"column_name": n, "data_type": d, "column_type": c, "is_nullable": "YES",
+                                         "numeric_precision": p, "numeric_scale": s, "character_maximum_length": L,
+                                         "datetime_precision": None})
+                      for n, d, c, p, s, L in [("amount", "decimal", "decimal(12,2)", 12, 2, None),
+                                               ("score", "double", "double", None, None, None),
+                                               ("paid", "tinyint", "tinyint(1)", 3, 0, None),
+                                               ("day", "date", "date", None, None, None),
+                                               ("blob", "varbinary", "varbinary(8)", None, None, 8)]]
+
+
+def _verify_side(key: list) -> WarehouseSide:
+    return WarehouseSide(None, sql.REDSHIFT, "ana", "orders", VERIFY_COLS, key, ["id"], (100,))
+
+
+def test_verify_canonical_text_of_each_kind_on_redshift() -> None:
+    text = {c.name: rowhash.target_text(c, sql.REDSHIFT) for c in VERIFY_COLS}
+    assert text["id"] == 'CAST("id" AS VARCHAR)' and text["amount"] == 'CAST("amount" AS VARCHAR)'
+    assert text["created at"] == "TO_CHAR(\"created at\", 'YYYY-MM-DD HH24:MI:SS.US')"
+    assert text["day"] == "TO_CHAR(\"day\", 'YYYY-MM-DD')"
+    assert text["note"] == 'MD5("note")' and text["blob"] == 'TO_HEX("blob")'
+    assert text["paid"] == "CASE WHEN \"paid\" THEN '1' WHEN NOT \"paid\" THEN '0' END"
+    assert text["doc"] == "CASE WHEN \"doc\" IS NULL THEN NULL ELSE 'json' END"
+    assert "LOG(ABS(CAST(\"score\" AS DOUBLE PRECISION)))" in text["score"] and "ROUND(" in text["score"]
+    side = _verify_side([VERIFY_COLS[0]])
+    stmt, params = side.sums_sql(Part((10,), (20,)))
+    assert stmt.startswith("SELECT COUNT(*), COALESCE(SUM(STRTOL(SUBSTRING(r.h, 1, 7), 16)), 0),"
+                           " COALESCE(SUM(STRTOL(SUBSTRING(r.h, 8, 7), 16)), 0) FROM (SELECT MD5(")
+    assert stmt.endswith(' FROM "ana"."orders" WHERE "id" <= %s AND "id" > %s AND "id" <= %s) r')
+    assert params == [100, 10, 20]
+
+
+def _verify_statements() -> list[str]:
+    stmts = []
+    for key in ([VERIFY_COLS[0]], [VERIFY_COLS[3]]):
+        side = _verify_side(key)
+        stmts += [side.sums_sql(Part((10,), (20,)))[0], side.sums_sql(Part(bucket="3a"))[0],
+                  side.buckets_sql("")[0], side.buckets_sql("3")[0], side.rows_sql(Part(None, (5,)), 5000)[0]]
+    return stmts
+
+
+@pytest.mark.parametrize("statement", _verify_statements())
+def test_every_verify_query_parses(statement: str) -> None:
+    sqlglot.parse_one(statement.replace("%s", "'x'").replace("%%", "%"), read="redshift")
 
 
 @pytest.mark.parametrize("statement", _every_redshift_statement())
