@@ -8,7 +8,7 @@ import re
 from common.store import Store
 from common.watermark import TableState
 
-_ATTEMPT_OBJECT = re.compile(r"run=([^/]+)/chunk=(\d+)/attempt=([^/]+)/[^/]+$")
+ATTEMPT_OBJECT = re.compile(r"run=([^/]+)/chunk=(\d+)/attempt=([^/]+)/[^/]+$")
 
 
 def find(state: TableState, store: Store, table_prefix: str) -> dict[str, str]:
@@ -16,7 +16,7 @@ def find(state: TableState, store: Store, table_prefix: str) -> dict[str, str]:
     found = {key: info.get("reason", "orphan") for key, info in state.orphans().items()}
     runs: dict[str, dict[int, tuple[str, str, str]]] = {}
     for key, _ in store.list(table_prefix):
-        m = _ATTEMPT_OBJECT.search(key)
+        m = ATTEMPT_OBJECT.search(key)
         if not m or key in found:
             continue
         run_id, number, attempt = m.group(1), int(m.group(2)), m.group(3)

@@ -38,6 +38,9 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
     if not known:
         fail(f"table {table} of pipeline {pipeline} has no run yet")
     run_id = run_id or known[-1]
+    if run_id not in known and run_id <= st.state().get("expired_before", ""):
+        fail(f"run {run_id} of {table} finished more than FERRY_RUN_RETENTION_DAYS ago and its Redis state "
+             f"expired (its plan stays on S3)")
     if run_id not in known:
         fail(f"table {table} has no run {run_id!r} (latest: {', '.join(known[-5:])})")
     meta = st.run_meta(run_id)

@@ -26,7 +26,11 @@ def _age(text: str) -> timedelta:
 def classify(st: TableState, store: Store, prefix: str) -> dict[str, list[tuple[str, int, datetime]]]:
     """Every object under the table's prefix (exactly: the prefix ends with '/'), by state."""
     awaiting = {p.key for p in st.pending_parts()}
-    loaded = {key for run in st.runs() for c in st.chunks(run) if c.state == "loaded" for key in c.parts}
+    known = set(st.runs())
+    loaded = {key for run in known for c in st.chunks(run) if c.state == "loaded" for key in c.parts}
+    # Runs whose Redis state expired (FERRY_RUN_RETENTION_DAYS) had finished with nothing
+    # awaiting load: their parts are loaded or orphans. (A run Redis lost is not among them.)
+    expired_before = st.state().get("expired_before", "")
     orphaned = orphans.find(st, store, prefix)
     groups: dict[str, list[tuple[str, int, datetime]]] = {
         "awaiting load": [], "loaded": [], "orphaned": [], "run metadata": [], "other": []}
@@ -39,10 +43,17 @@ def classify(st: TableState, store: Store, prefix: str) -> dict[str, list[tuple[
             group = "loaded"
         elif key.endswith((naming.PLAN_NAME, naming.MARKER_NAME, ".json")):
             group = "run metadata"
+        elif _expired_run_part(key, known, expired_before):
+            group = "loaded"
         else:
             group = "other"
         groups[group].append((key, size, modified))
     return groups
+
+
+def _expired_run_part(key: str, known: set[str], expired_before: str) -> bool:
+    m = orphans.ATTEMPT_OBJECT.search(key)
+    return bool(m and expired_before and m.group(1) not in known and m.group(1) <= expired_before)
 
 
 @click.group()

@@ -29,6 +29,12 @@ def lock_ttl_s() -> int:
     return int(os.environ.get("FERRY_LOCK_TTL_S", "7200"))
 
 
+def run_retention_s() -> float:
+    """How long the Redis state of a finished run is kept (FERRY_RUN_RETENTION_DAYS, default
+    30; 0 keeps every run)."""
+    return float(os.environ.get("FERRY_RUN_RETENTION_DAYS", "30")) * 86400
+
+
 @dataclass(frozen=True)
 class TableContext:
     cfg: PipelineConfig

@@ -16,7 +16,8 @@ from common import bounds, cursor, design, faults, naming, schema_change, source
 from common.errors import LockedError, StateError
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
-from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
+from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s,
+                           table_context, translated)
 from tasks import keepalive
 from tasks.extract import extract_chunk
 from tasks.failed import run_failed
@@ -102,6 +103,17 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
     return n
 
 
+def _expire_old_runs(ctx: TableContext) -> None:
+    """Forget finished runs past FERRY_RUN_RETENTION_DAYS; a failure here never stops a run."""
+    retention = run_retention_s()
+    if retention <= 0:
+        return
+    try:
+        ctx.state.expire_runs(retention)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("table %s: old runs not expired this time: %s", ctx.table.key, describe(exc))
+
+
 @app.task(name="ferry.plan_table", base=PlanTask, bind=True, **RETRY)
 @translated
 def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | None = None,
@@ -113,6 +125,7 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
         # A newer session of this run superseded this one, or this one already started.
         return {"run_id": run_id, "session": session, "skipped": True}
     ctx.state.acquire_lock(run_id, lock_ttl_s())
+    _expire_old_runs(ctx)
     if "chunks" not in meta:
         ctx.state.set_run_fields(run_id, status="planning", started_at=time.time())
         _plan(ctx, run_id, limit)
