@@ -11,7 +11,7 @@ from celery import Task
 
 from common import naming
 from common.config import PipelineConfig, TableSettings, load_pipeline
-from common.errors import TransientError, classify
+from common.errors import StateError, TransientError, classify
 from common.watermark import TableState
 from workers import resources
 
@@ -78,3 +78,5 @@ class FerryTask(Task):
     """Base of ferry's tasks: arguments are names and ids only (Flower shows them)."""
 
     abstract = True
+    # Expected in normal operation: logged as one line without a traceback (workers/logs.py).
+    throws = (TransientError, StateError)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from common import faults
+from common import faults, naming
 from tests.conftest import Pipe
 from tests.services import REPO, wait_for
 from tests.test_sync import _seed
@@ -216,12 +216,31 @@ def test_workers_log_one_line_per_chunk_and_json_on_request(isolated: Pipe, log_
     pipe = isolated
     _seed(pipe, "orders", 1_000)
     pipe.write({"orders": {}}, chunk_rows=500)
+    table = pipe.table("orders")
+    st = pipe.state("orders")
+    faults.inject(st.r, pipe.name, table, 1, 2, "transient")  # chunk 1 fails twice, then works
     worker = Worker("jsonlog", dict(pipe.env, FERRY_LOG_FORMAT="json"), log_dir, concurrency=1)
     try:
         assert pipe.sync("--wait", timeout_s=120).code == 0
+        # A plan task that finds the table locked (a race the CLI cannot see): expected.
+        st.r.set(naming.table_lock_key(pipe.name, table), "someone-else", ex=60)
+        run_id = naming.new_run_id()
+        subprocess.run([sys.executable, "-c", "from tasks import app; app.send_task('ferry.plan_table', "
+                        f"args=[{pipe.name!r}, {table!r}, {run_id!r}], queue='plan')"],
+                       env=pipe.env, cwd=REPO, check=True, timeout=60)
+        wait_for(lambda: st.run_meta(run_id).get("status") == "failed", 30, "the locked plan task")
+        wait_for(lambda: b"raised expected" in Path(worker.log_path).read_bytes(), 10, "its log line")
     finally:
         worker.stop()
-    records = [json.loads(line) for line in Path(worker.log_path).read_text().splitlines() if line.startswith("{")]
+    text = Path(worker.log_path).read_text()
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     chunks = [r for r in records if r["message"].startswith("chunk committed:")]
     assert len(chunks) == 2 and all(r["level"] == "INFO" and "rows 500" in r["message"] for r in chunks)
     assert any("loaded 2 parts" in r["message"] for r in records)
+    # Expected conditions: one WARNING line each, naming the table, and no traceback anywhere.
+    retries = [r for r in records if " retry: " in r["message"]]
+    assert len(retries) == 2 and all(r["level"] == "WARNING" and f"table {table} run " in r["message"]
+                                     and r["message"].endswith(" chunk 1)") for r in retries), retries
+    locked = [r for r in records if "is locked by active run" in r["message"]]
+    assert len(locked) == 1 and locked[0]["level"] == "WARNING" and "someone-else" in locked[0]["message"]
+    assert not any("exc" in r for r in records) and "Traceback" not in text
