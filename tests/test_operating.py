@@ -244,3 +244,41 @@ def test_workers_log_one_line_per_chunk_and_json_on_request(isolated: Pipe, log_
     locked = [r for r in records if "is locked by active run" in r["message"]]
     assert len(locked) == 1 and locked[0]["level"] == "WARNING" and "someone-else" in locked[0]["message"]
     assert not any("exc" in r for r in records) and "Traceback" not in text
+
+
+def test_purged_extract_queue_then_cancel_then_sync_is_exact(isolated: Pipe, log_dir: Path) -> None:
+    """Lost messages (a purged queue): the run waits with its lock held; `ferry cancel` frees
+    the table, and `ferry sync --wait` loads what the run committed and copies the rest."""
+    from tests.services import Worker
+
+    pipe = isolated
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=500)
+    table = pipe.table("orders")
+    st = pipe.state("orders")
+    faults.inject(st.r, pipe.name, table, 2, 1, "sleep", 5)  # chunk 2 runs while 3-5 wait queued
+    worker = Worker("purged", pipe.env, log_dir, concurrency=1)
+    try:
+        assert pipe.ferry("sync", "-p", pipe.name).returncode == 0
+        wait_for(lambda: bool(st.runs()) and len(st.chunks(st.runs()[-1])) == 6
+                 and st.chunks(st.runs()[-1])[1].state != "pending", 60, "chunks 0 and 1")
+        run_id = st.runs()[-1]
+        purge = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "purge", "-f", "-Q", "extract"],
+                               env=pipe.env, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert purge.returncode == 0 and "Purged 3 messages" in purge.stdout, purge.stdout + purge.stderr
+        wait_for(lambda: st.chunks(run_id)[2].state != "pending", 30, "chunk 2")
+        assert [c.state for c in st.chunks(run_id)] == ["done"] * 3 + ["pending"] * 3
+        assert st.lock_owner() == run_id  # stuck: nobody will ever run chunks 3-5
+        busy = pipe.sync()
+        assert busy.code == 4 and busy.report["busy_tables"] == [table]
+
+        cancelled = pipe.ferry("cancel", "-p", pipe.name, "-t", table, "--yes")
+        assert cancelled.returncode == 0 and f"run {run_id} cancelled" in cancelled.stdout
+        again = pipe.sync("--wait")
+        assert again.code == 0, again.stderr
+        assert again.report["run_id"] != run_id
+    finally:
+        worker.stop()
+    assert pipe.assert_synced("orders") == 3_000
+    totals = st.state()
+    assert totals["rows_extracted"] == totals["rows_loaded"] == "3000"  # nothing read twice
