@@ -297,15 +297,20 @@ class Verifier:
         limit = min([x[-1][0] for x in (a, b) if len(x) >= ROW_CAP], default=None)
         mine = {k: (key, h) for k, key, h in a if limit is None or k <= limit}
         theirs = {k: (key, h) for k, key, h in b if limit is None or k <= limit}
-        found: list[tuple[str, str]] = []
-        for k in sorted(mine.keys() | theirs.keys()):
+        found: list[tuple[Key, str]] = []
+        for k in mine.keys() | theirs.keys():
             if k not in theirs:
-                found.append((bounds.show(mine[k][0]), "only in source"))
+                found.append((mine[k][0], "only in source"))
             elif k not in mine:
-                found.append((bounds.show(theirs[k][0]), "only in target"))
+                found.append((theirs[k][0], "only in target"))
             elif mine[k][1] != theirs[k][1]:
-                found.append((bounds.show(mine[k][0]), "differs"))
-        self.report.differences.append(Difference(part, s.rows, t.rows, found, more=limit is not None))
+                found.append((mine[k][0], "differs"))
+        try:
+            found.sort(key=lambda f: f[0])
+        except TypeError:  # key values Python cannot order: leave them as found
+            pass
+        rows = [(bounds.show(key), what) for key, what in found]
+        self.report.differences.append(Difference(part, s.rows, t.rows, rows, more=limit is not None))
 
     def narrow(self, part: Part, s: Sums, t: Sums) -> None:
         if max(s.rows, t.rows) <= LEAF_ROWS or s.rows <= 1:

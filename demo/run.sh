@@ -29,3 +29,4 @@ done
 
 .venv/bin/ferry sync -p demo -t shop.orders --wait --json-output .run/demo-report.json
 "$PY" -m demo.counts
+.venv/bin/ferry verify -p demo -t shop.orders

@@ -117,13 +117,18 @@ def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
     return progress
 
 
-def warn_unconsumed(needed: set[str], out: TextIO = sys.stderr) -> list[str]:
+def warn_unconsumed(needed: set[str], out: TextIO = sys.stderr, grace_s: float = 6.0) -> list[str]:
     """Warn, naming them, about queues a run needs that no live worker consumes (asks the
-    workers over the broker; about 2 seconds)."""
+    workers over the broker, 2 seconds a time, for up to grace_s: workers started together
+    with the sync have that long to come up)."""
     from tasks import app
-    replies = app.control.inspect(timeout=2.0).active_queues() or {}
-    consumed = {q["name"] for queues in replies.values() for q in queues}
-    missing = sorted(needed - consumed)
+    give_up = time.time() + grace_s
+    while True:
+        replies = app.control.inspect(timeout=2.0).active_queues() or {}
+        consumed = {q["name"] for queues in replies.values() for q in queues}
+        missing = sorted(needed - consumed)
+        if not missing or time.time() >= give_up:
+            break
     for queue in missing:
         out.write(f"ferry: WARNING: no live worker consumes the {queue!r} queue; the run waits until one "
                   f"does (ferry worker -Q {queue})\n")
