@@ -60,7 +60,20 @@ def _task_names() -> str:
     return ""
 
 
+class ChordDependencyFailed(logging.Filter):
+    """The result backend's 'Chord … raised: ChordError(Dependency … raised …)' repeats a
+    chunk's failure that its own line and the run's failure line already tell: one WARNING
+    line, without the traceback of the chunk's exception."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Chord %r raised") and "ChordError" in repr(record.args):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 logging.getLogger("celery.app.trace").addFilter(ExpectedConditions())
+logging.getLogger("celery.backends.redis").addFilter(ChordDependencyFailed())
 
 
 def _use_json(logger: logging.Logger, **_: Any) -> None:
