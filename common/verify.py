@@ -334,7 +334,7 @@ class Verifier:
     def compare_buckets(self, prefix: str, top: bool = False) -> None:
         mine, theirs = self.src.bucket_sums(prefix), self.dst.bucket_sums(prefix)
         if top:
-            self.report.ranges = 16
+            self.report.ranges = len(mine.keys() | theirs.keys())
             self.report.source_rows = sum(s.rows for s in mine.values())
             self.report.target_rows = sum(s.rows for s in theirs.values())
         for b in sorted(mine.keys() | theirs.keys()):

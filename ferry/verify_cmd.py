@@ -36,7 +36,8 @@ def _print(report: verify.Report) -> None:
 @click.option("-p", "--pipeline", required=True)
 @click.option("-t", "--table", required=True)
 @click.option("--ranges", type=click.IntRange(min=1, max=10_000), default=16, show_default=True,
-              help="Key ranges compared first (a differing one is split again).")
+              help="Key ranges compared first (a differing one is split again); a text key is "
+                   "split into 16 buckets of its MD5 instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def verify_table(pipeline: str, table: str, ranges: int, as_json: bool) -> None:
     """Compare source and target row counts and checksums over every column, per key range,
