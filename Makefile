@@ -34,7 +34,7 @@ bench: venv services
 	$(PY) -m bench.bench_sync --rows $${BENCH_ROWS:-1000000}
 
 flower: venv
-	$(VENV)/bin/celery -A tasks flower --basic-auth=$${FLOWER_USER:-admin}:$${FLOWER_PASSWORD:?set FLOWER_PASSWORD}
+	$(VENV)/bin/ferry flower
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

@@ -8,6 +8,7 @@ import click
 
 from common.config import config_dir
 from ferry.check_cmd import check, connections
+from ferry.flower_cmd import flower
 from ferry.pipelines_cmd import pipelines
 from ferry.runs_cmd import cancel, retry, runs
 from ferry.s3clean_cmd import s3clean
@@ -61,6 +62,7 @@ cli.add_command(s3clean)
 cli.add_command(status)
 cli.add_command(pipelines)
 cli.add_command(verify_table)
+cli.add_command(flower)
 
 
 def main() -> None:

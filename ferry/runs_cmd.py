@@ -113,10 +113,12 @@ def retry(pipeline: str, tables: tuple[str, ...]) -> None:
             todo.append((st, run_id))
     if not todo:
         fail(f"nothing to retry in pipeline {pipeline}" + (f" for {', '.join(tables)}" if tables else ""))
+    from tasks.context import shown
     from tasks.plan import plan_table
 
     for st, run_id in todo:
         session = st.begin_session(run_id, queued_at=f"{time.time():.3f}")
-        plan_table.apply_async(args=[pipeline, st.table, run_id], kwargs={"session": session})
+        plan_table.apply_async(args=[pipeline, st.table, run_id], kwargs={"session": session},
+                               **shown(pipeline, st.table, run_id, session=session))
         left = sum(1 for c in st.chunks(run_id) if c.state == "pending")
         click.echo(f"{st.table}: retrying run {run_id} (session {session}): {left} chunk(s) not committed")

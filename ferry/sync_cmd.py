@@ -82,6 +82,7 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
 
     from tasks.failed import run_failed  # the Celery app is only needed from here on
     from tasks.load import load_run
+    from tasks.context import shown
     from tasks.plan import plan_table
 
     new_run = new_run_id()
@@ -106,10 +107,14 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
         if load_only:
             load_run.apply_async(args=([], pipeline, st.table, run_id),
                                  kwargs={"take_lock": True, "session": session},
-                                 link_error=run_failed.s(pipeline, st.table, run_id, session))
+                                 link_error=run_failed.s(pipeline, st.table, run_id, session).set(
+                                     **shown(pipeline, st.table, run_id, session=session)),
+                                 **shown(pipeline, st.table, run_id, session=session, load_only=True))
         else:
             plan_table.apply_async(args=[pipeline, st.table, run_id, limit, extract_only],
-                                   kwargs={"session": session})
+                                   kwargs={"session": session},
+                                   **shown(pipeline, st.table, run_id, session=session, limit=limit,
+                                           extract_only=extract_only))
         if resumed:
             left = sum(1 for c in st.chunks(run_id) if c.state == "pending")
             click.echo(f"{st.table}: resuming run {run_id} (session {session}): {left} chunk(s) "

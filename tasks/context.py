@@ -70,6 +70,14 @@ def translated(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def shown(pipeline: str, table: str, run_id: str, **more: Any) -> dict[str, str]:
+    """apply_async options that make a task read well in Flower: its visible arguments are
+    pipeline, table and run, then `more`, labelled (a load's chord results never show).
+    Task arguments are names and ids only, so nothing secret can show either way."""
+    extra = "".join(f", {k}={v!r}" for k, v in more.items())
+    return {"argsrepr": f"(pipeline={pipeline!r}, table={table!r}, run={run_id!r}{extra})", "kwargsrepr": "{}"}
+
+
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from tasks.celery import app
-from tasks.context import FerryTask, lock_ttl_s, table_context
+from tasks.context import FerryTask, lock_ttl_s, shown, table_context
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,8 @@ def interval_s() -> int:
 
 
 def start(pipeline: str, table: str, run_id: str, session: int) -> None:
-    keep_run_alive.apply_async(args=[pipeline, table, run_id, session], countdown=interval_s())
+    keep_run_alive.apply_async(args=[pipeline, table, run_id, session], countdown=interval_s(),
+                               **shown(pipeline, table, run_id, session=session))
 
 
 @app.task(name="ferry.keep_run_alive", base=FerryTask, ignore_result=True)

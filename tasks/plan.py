@@ -16,7 +16,7 @@ from common import bounds, cursor, design, faults, naming, schema_change, source
 from common.errors import LockedError, StateError
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
-from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s,
+from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s, shown,
                            table_context, translated)
 from tasks import keepalive
 from tasks.extract import extract_chunk
@@ -42,13 +42,17 @@ def dispatch(pipeline: str, table: str, run_id: str, session: int, chunks: list[
              extract_only: bool) -> None:
     """Start the chord: extract the chunks, then load; a failure ends in run_failed. Every
     message carries the session: a newer session of the run turns them into no-ops."""
-    errback = run_failed.s(pipeline, table, run_id, session)
-    body = load_run.s(pipeline, table, run_id, extract_only=extract_only, session=session).on_error(errback)
+    errback = run_failed.s(pipeline, table, run_id, session).set(**shown(pipeline, table, run_id, session=session))
+    body = load_run.s(pipeline, table, run_id, extract_only=extract_only, session=session).set(
+        **shown(pipeline, table, run_id, session=session, chunks=len(chunks), extract_only=extract_only)
+    ).on_error(errback)
     if not chunks:
         load_run.apply_async(args=([], pipeline, table, run_id),
-                             kwargs={"extract_only": extract_only, "session": session}, link_error=errback)
+                             kwargs={"extract_only": extract_only, "session": session}, link_error=errback,
+                             **shown(pipeline, table, run_id, session=session, chunks=0, extract_only=extract_only))
     else:
-        chord([extract_chunk.s(pipeline, table, run_id, i, session) for i in chunks])(body)
+        chord([extract_chunk.s(pipeline, table, run_id, i, session).set(
+            **shown(pipeline, table, run_id, chunk=i, session=session)) for i in chunks])(body)
     keepalive.start(pipeline, table, run_id, session)
 
 
