@@ -280,7 +280,7 @@ class TableState:
         many attempts of the chunk this session has started."""
         code, attempts = self._scripts["begin_attempt"](
             keys=[self._meta_key(run_id), self._chunks_key(run_id),
-                  naming.run_attempts_key(self.pipeline, self.table, run_id), self.lock_key],
+                  naming.run_attempts_key(self.pipeline, self.table, run_id), self.lock_key, self.state_key],
             args=[number, session, attempt_id, worker, f"{time.time():.3f}", run_id,
                   lock_ttl_s * 1000, _FINALS_JSON])
         if code == -1:
@@ -308,6 +308,10 @@ class TableState:
         return bool(self._scripts["chunk_error"](
             keys=[self._meta_key(run_id), self._chunks_key(run_id)],
             args=[number, session, error[:2000], f"{time.time():.3f}"]))
+
+    def count_failed_attempt(self) -> None:
+        """One more chunk attempt failed, retried or not (the chunk_failures counter)."""
+        self.r.hincrby(self.state_key, "chunk_failures", 1)
 
     def record_orphans(self, keys: Sequence[str], run_id: str, number: int, attempt_id: str,
                        reason: str) -> None:

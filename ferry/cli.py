@@ -9,6 +9,7 @@ import click
 from common.config import config_dir
 from ferry.check_cmd import check, connections
 from ferry.flower_cmd import flower
+from ferry.metrics_cmd import metrics
 from ferry.pipelines_cmd import pipelines
 from ferry.runs_cmd import cancel, retry, runs
 from ferry.s3clean_cmd import s3clean
@@ -63,6 +64,7 @@ cli.add_command(status)
 cli.add_command(pipelines)
 cli.add_command(verify_table)
 cli.add_command(flower)
+cli.add_command(metrics)
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
 """What the CLI's commands share: failing with a clear message, Redis, the pipeline config."""
 from __future__ import annotations
 
+import os
+import re
 import sys
 from typing import NoReturn
 
@@ -43,3 +45,21 @@ def table_settings(cfg: PipelineConfig, table: str) -> TableSettings:
         return cfg.table(table)
     except FerryError as exc:
         fail(str(exc))
+
+
+_CREDENTIALS = re.compile(r"[^:,\s]+:[^,\s]+(,[^:,\s]+:[^,\s]+)*")
+
+
+def basic_auth(variable: str, no_auth: bool) -> list[str]:
+    """The user:password pairs in the environment variable (never a command-line option:
+    `ps` shows those to every user of the host); exits 2 if it is unset without --no-auth,
+    or malformed."""
+    value = os.environ.get(variable, "")
+    if no_auth:
+        return []
+    if not value:
+        fail(f"set {variable}=user:password in the environment (never on the command line), "
+             f"or pass --no-auth to run without authentication")
+    if not _CREDENTIALS.fullmatch(value):
+        fail(f"{variable} must be user:password (several: user1:pw1,user2:pw2)")
+    return value.split(",")

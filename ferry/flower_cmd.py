@@ -5,14 +5,11 @@ never from the command line (which `ps` shows to every user of the host)."""
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import click
 
-from ferry.console import fail
-
-_CREDENTIALS = re.compile(r"[^:,\s]+:[^,\s]+(,[^:,\s]+:[^,\s]+)*")
+from ferry.console import basic_auth
 
 
 def require_auth_everywhere() -> None:
@@ -40,14 +37,9 @@ def require_auth_everywhere() -> None:
 @click.option("--no-auth", is_flag=True, help="Run without authentication, on purpose.")
 def flower(port: int, address: str, no_auth: bool) -> None:
     """Start Flower for ferry's app; basic auth from FLOWER_BASIC_AUTH=user:password."""
-    auth = os.environ.get("FLOWER_BASIC_AUTH", "")
+    basic_auth("FLOWER_BASIC_AUTH", no_auth)  # Flower reads it from the environment itself
     if no_auth:
         os.environ.pop("FLOWER_BASIC_AUTH", None)
-    elif not auth:
-        fail("set FLOWER_BASIC_AUTH=user:password in the environment (never on the command line), "
-             "or pass --no-auth to run Flower without authentication")
-    elif not _CREDENTIALS.fullmatch(auth):
-        fail("FLOWER_BASIC_AUTH must be user:password (several: user1:pw1,user2:pw2)")
     require_auth_everywhere()
     from tasks import app
 

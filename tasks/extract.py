@@ -135,6 +135,7 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         marker = _write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
     except Exception as exc:
         err = classify(exc)
+        ctx.state.count_failed_attempt()
         if not isinstance(err, TransientError) or self.request.retries >= self.max_retries:
             # Recorded here, before Celery runs the chord's error callback, which reads it.
             ctx.state.record_chunk_error(run_id, number, session, describe(err))

@@ -6,6 +6,7 @@
 -- KEYS[2] run chunks            (hash: chunk number -> JSON)
 -- KEYS[3] run attempts          (hash: chunk number -> attempts started this session)
 -- KEYS[4] table lock            (string: owner token)
+-- KEYS[5] table state           (hash: counts the attempt in chunk_attempts)
 -- ARGV[1] chunk number
 -- ARGV[2] session the message belongs to
 -- ARGV[3] attempt id (the fence token; also names the attempt's S3 prefix)
@@ -16,7 +17,7 @@
 -- ARGV[8] final run statuses as a JSON array
 -- Returns: {code, attempts}: 1 fenced; 0 chunk already committed; -1 no such chunk;
 --          -2 the message's session is not the run's current one; -3 the run is over.
-local meta_key, chunks_key, attempts_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta_key, chunks_key, attempts_key, lock_key, state_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local chunk_no, session, attempt_id, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, run_id, lock_ttl, finals_json = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 
@@ -38,6 +39,7 @@ if chunk.state ~= 'pending' then
   return {0, 0}
 end
 local attempts = redis.call('HINCRBY', attempts_key, chunk_no, 1)
+redis.call('HINCRBY', state_key, 'chunk_attempts', 1)
 chunk.fence = attempt_id
 chunk.attempt_worker = worker
 chunk.attempt_started_at = now

@@ -7,6 +7,7 @@
 -- ARGV[3] error text ('' if none)
 -- ARGV[4] now (unix seconds)
 -- ARGV[5] session of the caller ('' for a caller outside any session)
+-- Counts the run in the table's `runs_<status>` counter (once per status it reaches).
 -- Returns: 1 if the lock was released, 0 if the run did not own it, -1 if the caller's
 --          session is not the run's current one (nothing changed).
 local lock_key, state_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
@@ -15,6 +16,9 @@ local run_id, status, err, now, session = ARGV[1], ARGV[2], ARGV[3], ARGV[4], AR
 -- A stale session's chord body or error callback must not end the session running now.
 if session ~= '' and (redis.call('HGET', meta_key, 'session') or '1') ~= session then
   return -1
+end
+if redis.call('HGET', meta_key, 'status') ~= status then
+  redis.call('HINCRBY', state_key, 'runs_' .. status, 1)
 end
 redis.call('HSET', meta_key, 'status', status, 'error', err, 'finished_at', now)
 -- The table-level status belongs to the run that holds the lock: a late or losing run
@@ -25,7 +29,7 @@ if not owner and redis.call('HGET', state_key, 'active_run') ~= run_id then
 end
 redis.call('HSET', state_key, 'last_run', run_id, 'last_status', status, 'last_error', err)
 if status == 'succeeded' then
-  redis.call('HSET', state_key, 'status_extract', 'idle', 'status_load', 'idle')
+  redis.call('HSET', state_key, 'status_extract', 'idle', 'status_load', 'idle', 'last_success_at', now)
 elseif status == 'extracted' then
   redis.call('HSET', state_key, 'status_extract', 'idle')
 else
