@@ -35,7 +35,7 @@ broker_transport_options = {
 result_backend_transport_options = {"visibility_timeout": _visibility}
 result_expires = 7 * 24 * 3600
 
-imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.keepalive",
+imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.keepalive", "tasks.scheduled",
            "tasks.health", "workers.lifecycle")
 task_serializer = "json"
 result_serializer = "json"
@@ -58,4 +58,5 @@ task_routes = {
     "ferry.load_run": {"queue": "load"},
     "ferry.run_failed": {"queue": "plan"},
     "ferry.keep_run_alive": {"queue": "plan"},
+    "ferry.scheduled_sync": {"queue": "plan"},
 }

@@ -15,6 +15,7 @@ import yaml
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from common import schedule
 from common.design import RedshiftKeys, TableDesign, read_keys_file
 from common.errors import ConfigError
 from common.naming import split_table_key
@@ -151,6 +152,14 @@ class TableDefaults(_Model):
     lookback_s: int = Field(300, ge=0)
     """Timestamp cursors: each run re-reads this many seconds behind the cursor, for rows
     committed late (keep it above your longest write transaction); the merge makes it harmless."""
+    schedule: Any = None
+    """When `ferry beat` syncs the table: cron text ('*/5 * * * *') or {every: 5m}; unset or
+    `off`: only when asked (ferry sync, cron, Airflow)."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: Any) -> str | None:
+        return schedule.normalise(v)
 
 
 class TableConfig(_Model):
@@ -190,6 +199,15 @@ class TableConfig(_Model):
     tinyint1_as_bool: bool | None = None
     lag_s: int | None = Field(None, ge=0)
     lookback_s: int | None = Field(None, ge=0)
+    schedule: Any = None
+    """Overrides the defaults' schedule; `off` takes the table out of it."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: Any) -> str | None:
+        if isinstance(v, str) and v.strip().lower() == "off":
+            return "off"
+        return schedule.normalise(v)
 
     @model_validator(mode="after")
     def _cursor_for_timestamp(self) -> "TableConfig":
@@ -257,6 +275,8 @@ class TableSettings:
     full_reload: str = "swap"
     on_oversize: str = "fail"
     json_as: str = "super"
+    schedule: str | None = None
+    """Normalised (common/schedule.py): 'cron:…', 'every:<seconds>', or None."""
 
 
 @dataclass(frozen=True)
@@ -306,6 +326,7 @@ class PipelineConfig:
             cursor_increasing=cfg.cursor_increasing,
             load=cfg.load, full_reload=cfg.full_reload, on_oversize=cfg.on_oversize, json_as=cfg.json_as,
             design=TableDesign.from_keys(self.pipeline.redshift_keys.get(key) or self.extra_keys.get(key)),
+            schedule=(d.schedule if cfg.schedule is None else None if cfg.schedule == "off" else cfg.schedule),
         )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from common.config import config_dir
+from ferry.beat_cmd import beat
 from ferry.check_cmd import check, connections
 from ferry.flower_cmd import flower
 from ferry.metrics_cmd import metrics
@@ -65,6 +66,7 @@ cli.add_command(pipelines)
 cli.add_command(verify_table)
 cli.add_command(flower)
 cli.add_command(metrics)
+cli.add_command(beat)
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -80,47 +79,28 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
         raise
     states = [TableState(client, pipeline, name) for name in names]
 
-    from tasks.failed import run_failed  # the Celery app is only needed from here on
-    from tasks.load import load_run
-    from tasks.context import shown
-    from tasks.plan import plan_table
+    from tasks.launch import launch  # the Celery app is only needed from here on
 
     new_run = new_run_id()
     runs: list[tuple[TableState, str]] = []
     busy: list[str] = []
     for st in states:
         owner = st.lock_owner()
-        if owner:
-            if wait and _attachable(st, owner):
-                click.echo(f"{st.table}: run {owner} is already active; attaching to it", err=True)
-                runs.append((st, owner))
-            else:
-                click.echo(f"{st.table}: skipped, busy with active run {owner}", err=True)
-                busy.append(st.table)
+        if owner and wait and _attachable(st, owner):
+            click.echo(f"{st.table}: run {owner} is already active; attaching to it", err=True)
+            runs.append((st, owner))
             continue
-        resumed = None if load_only else st.resumable_run()
-        run_id = resumed or new_run
-        fields = dict(queued_at=f"{time.time():.3f}", pipeline=pipeline, table=st.table)
-        if load_only:
-            fields["kind"] = "load"
-        session = st.begin_session(run_id, **fields)
-        if load_only:
-            load_run.apply_async(args=([], pipeline, st.table, run_id),
-                                 kwargs={"take_lock": True, "session": session},
-                                 link_error=run_failed.s(pipeline, st.table, run_id, session).set(
-                                     **shown(pipeline, st.table, run_id, session=session)),
-                                 **shown(pipeline, st.table, run_id, session=session, load_only=True))
-        else:
-            plan_table.apply_async(args=[pipeline, st.table, run_id, limit, extract_only],
-                                   kwargs={"session": session},
-                                   **shown(pipeline, st.table, run_id, session=session, limit=limit,
-                                           extract_only=extract_only))
-        if resumed:
-            left = sum(1 for c in st.chunks(run_id) if c.state == "pending")
-            click.echo(f"{st.table}: resuming run {run_id} (session {session}): {left} chunk(s) "
-                       f"not committed" + ("; --limit does not apply to a resumed plan" if limit else ""),
+        got = launch(st, pipeline, new_run, limit, extract_only, load_only)
+        if got.busy_with:
+            click.echo(f"{st.table}: skipped, busy with active run {got.busy_with}", err=True)
+            busy.append(st.table)
+            continue
+        assert got.run_id is not None
+        if got.resumed:
+            click.echo(f"{st.table}: resuming run {got.run_id} (session {got.session}): {got.chunks_left} "
+                       f"chunk(s) not committed" + ("; --limit does not apply to a resumed plan" if limit else ""),
                        err=True)
-        runs.append((st, run_id))
+        runs.append((st, got.run_id))
     started = sorted({r for _, r in runs})
     click.echo(f"run {', '.join(started) or '-'}: {len(runs)} table(s) of pipeline {pipeline} "
                f"{'followed' if wait else 'queued'}" + (f", {len(busy)} busy" if busy else ""), err=True)
