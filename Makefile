@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv services test test-redshift demo bench flower clean
+.PHONY: venv services test test-redshift demo bench flower compose-demo clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,14 @@ bench: venv services
 
 flower: venv
 	$(VENV)/bin/ferry flower
+
+# The demo through docker compose (needs a Docker engine): .env from the example on first use.
+compose-demo:
+	test -f .env || cp deploy/compose.env.example .env
+	docker compose up -d --build --wait
+	docker compose run --rm seed
+	docker compose exec worker ferry sync -p demo -t shop.orders --wait
+	docker compose exec worker ferry verify -p demo -t shop.orders
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

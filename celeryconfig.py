@@ -49,6 +49,8 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 task_default_queue = "plan"
+# Each worker also consumes a queue of its own (`ferry health` runs the health task there).
+worker_direct = True
 # Declared, so a plain `celery -A tasks worker` consumes all three (not only the default).
 # (Exchange and routing key named after the queue, as Celery makes missing queues.)
 task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in ("plan", "extract", "load"))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -77,5 +78,10 @@ if __name__ == "__main__":
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--table", default="shop.orders")
     ap.add_argument("--append", action="store_true", help="add rows after the current maximum id")
+    # The same variables connections.yml reads (docker compose sets MYSQL_HOST=mysql).
+    ap.add_argument("--host", default=os.environ.get("MYSQL_HOST", "127.0.0.1"))
+    ap.add_argument("--port", type=int, default=int(os.environ.get("MYSQL_PORT", "3306")))
     args = ap.parse_args()
-    print(f"{args.table}: {seed(args.table, args.rows, args.append)} rows")
+    total = seed(args.table, args.rows, args.append, host=args.host, port=args.port,
+                 user=os.environ.get("MYSQL_USER", "root"), password=os.environ.get("MYSQL_PASSWORD", ""))
+    print(f"{args.table}: {total} rows")

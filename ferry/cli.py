@@ -10,6 +10,7 @@ from common.config import config_dir
 from ferry.beat_cmd import beat
 from ferry.check_cmd import check, connections
 from ferry.flower_cmd import flower
+from ferry.health_cmd import health
 from ferry.metrics_cmd import metrics
 from ferry.pipelines_cmd import pipelines
 from ferry.runs_cmd import cancel, retry, runs
@@ -67,6 +68,7 @@ cli.add_command(verify_table)
 cli.add_command(flower)
 cli.add_command(metrics)
 cli.add_command(beat)
+cli.add_command(health)
 
 
 def main() -> None:

@@ -24,7 +24,9 @@ def _workers() -> dict[str, list[str]]:
     """Worker name -> queues it consumes (asks the workers over the broker, 2 s)."""
     from tasks import app
     replies = app.control.inspect(timeout=2.0).active_queues() or {}
-    return {name: sorted(q["name"] for q in queues) for name, queues in replies.items()}
+    # (Each worker's own direct queue, for `ferry health`, is left out.)
+    return {name: sorted(q["name"] for q in queues if not q["name"].endswith(".dq2"))
+            for name, queues in replies.items()}
 
 
 def _run_doc(st: TableState, run_id: str) -> dict[str, Any]:
