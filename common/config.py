@@ -21,7 +21,8 @@ from common.errors import ConfigError
 from common.naming import split_table_key
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""${VAR} or ${VAR:-default} in a YAML value; $${ is a literal ${ (the escape)."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -240,6 +241,16 @@ class Pipeline(_Model):
             raise ValueError(f"redshift_keys names {unknown[0]!r}, which is not in tables")
         return self
 
+    @field_validator("s3_prefix", "target_schema")
+    @classmethod
+    def _no_escape(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.strip() or v.startswith("/") or ".." in v.split("/") or "\\" in v or any(ord(ch) < 32 for ch in v):
+            raise ValueError(f"{v!r}: a relative name without '..', a leading '/', backslashes or control "
+                             f"characters")
+        return v
+
     @field_validator("tables")
     @classmethod
     def _table_keys(cls, v: dict[str, TableConfig]) -> dict[str, TableConfig]:
@@ -349,6 +360,8 @@ def _substitute(node: Any, env: dict[str, str], file: str, path: str) -> Any:
         return node
 
     def repl(m: re.Match[str]) -> str:
+        if m.group(0) == "$${":
+            return "${"
         var, default = m.group(1), m.group(2)
         if var in env:
             return env[var]
@@ -383,7 +396,8 @@ def _validate(model: type[_Model], data: Any, path: Path) -> Any:
 
 
 def _environment(directory: Path) -> dict[str, str]:
-    env = {k: v for k, v in dotenv_values(directory / ".env").items() if v is not None}
+    # Values are taken literally: a password such as Zq${xyz}9#k must reach the server as written.
+    env = {k: v for k, v in dotenv_values(directory / ".env", interpolate=False).items() if v is not None}
     env.update(os.environ)
     return env
 

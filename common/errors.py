@@ -41,8 +41,12 @@ _SECRET = re.compile(r"\b(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|CREDENTI
                      re.IGNORECASE)
 
 
+_URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """Remove credentials that SQL text inside an error message may carry."""
+    """Remove credentials that SQL text or a URL inside a message may carry."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", text)
     return _SECRET.sub(lambda m: f"{m.group(1)} '***'", text)
 
 

@@ -10,7 +10,7 @@ import click
 import redis
 
 from common.config import PipelineConfig, TableSettings, load_pipeline, redis_url
-from common.errors import FerryError
+from common.errors import FerryError, redact
 
 
 last_failure = ""
@@ -19,6 +19,7 @@ last_failure = ""
 
 def fail(message: str, code: int = 2) -> NoReturn:
     global last_failure
+    message = redact(message)
     last_failure = message
     click.echo(f"ferry: {message}", err=True)
     sys.exit(code)
@@ -29,7 +30,7 @@ def redis_client() -> redis.Redis:
     try:
         client.ping()
     except redis.RedisError as exc:
-        fail(f"cannot reach Redis at {redis_url()} ($FERRY_REDIS_URL): {exc}")
+        fail(redact(f"cannot reach Redis at {redis_url()} ($FERRY_REDIS_URL): {exc}"))
     return client
 
 

@@ -69,3 +69,20 @@ def test_watermark_get_of_a_new_table(pipe: Pipe) -> None:
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["cursor"] is None and doc["status_extract"] == "never run" and doc["rows_loaded"] == 0
+
+
+def test_an_unreachable_redis_is_named_without_its_password(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.services import REPO
+
+    env = dict(os.environ, FERRY_REDIS_URL="redis://:Sup3r-Secret@127.0.0.1:1/0", FERRY_CONFIG=str(tmp_path),
+               PYTHONPATH=str(REPO))
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "p.yml").write_text("source: a\n")
+    out = subprocess.run([sys.executable, "-m", "ferry", "status"], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "cannot reach Redis at redis://:***@127.0.0.1:1/0" in out.stderr
+    assert "Sup3r-Secret" not in out.stderr + out.stdout

@@ -165,3 +165,25 @@ def test_a_bad_entry_in_redshift_keys_json_names_the_file_and_table(tmp_path: Pa
     with pytest.raises(ConfigError) as err:
         load_pipeline("p1", tmp_path)
     assert "redshift_keys.json: shop.orders" in str(err.value)
+
+
+def test_env_file_values_are_taken_literally_and_dollar_dollar_escapes(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password like Zq${xyz}9#k reaches the server as written (python-dotenv would expand
+    ${xyz} to nothing); in YAML, $${ is a literal ${."""
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    conns = {**CONNECTIONS, "targets": {"wh": {"type": "postgres", "database": "test", "user": "postgres",
+                                               "password": "pre$${NOT_A_VAR}post"}}}
+    cfg = load_pipeline("p1", _write(tmp_path, conns=conns, env="DB_PASSWORD='Zq${xyz}9#k'\n"))
+    assert cfg.source.password == "Zq${xyz}9#k"
+    assert cfg.target.password == "pre${NOT_A_VAR}post"
+
+
+@pytest.mark.parametrize("key, value", [("s3_prefix", "../../escape"), ("s3_prefix", "/abs"),
+                                        ("s3_prefix", "a/../b"), ("target_schema", "../x")])
+def test_prefixes_and_schemas_cannot_escape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str,
+                                            value: str) -> None:
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline("p1", _write(tmp_path, pipe={**PIPELINE, key: value}))
+    assert f"pipelines/p1.yml: {key}" in str(err.value) and "'..'" in str(err.value)
