@@ -50,9 +50,19 @@ def redact(text: str) -> str:
     return _SECRET.sub(lambda m: f"{m.group(1)} '***'", text)
 
 
-# MySQL client error numbers that mean "try again": lost or refused connection,
-# server gone, lock wait timeout, deadlock, too many connections.
-_MYSQL_TRANSIENT_ERRNO = {1040, 1205, 1213, 2002, 2003, 2006, 2013, 2055}
+# MySQL error numbers that mean "try again": too many connections (1040), server shutting
+# down (1053), aborted or broken connections (1152-1161), lock wait timeout (1205), deadlock
+# (1213), query interrupted by KILL QUERY (1317), connection killed (1927), lost or refused
+# connections (2002, 2003, 2006, 2013, 2055), idle client timeout (4031).
+_MYSQL_TRANSIENT_ERRNO = {1040, 1053, 1152, 1153, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 2002,
+                          2003, 2006, 2013, 2055, 4031}
+# ... and those that retrying cannot fix: access denied (1044, 1045, 1698), unknown database
+# (1049), missing privileges (1142, 1143, 1227, 1370), an authentication plugin it cannot use (2059).
+_MYSQL_TERMINAL_ERRNO = {1044, 1045, 1049, 1142, 1143, 1227, 1370, 1698, 2059}
+# PostgreSQL/Redshift messages of the same kind (their OperationalError covers both).
+_WAREHOUSE_TERMINAL = re.compile(r"password authentication failed|no pg_hba\.conf entry|role \S+ does not exist|"
+                                 r"database \S+ does not exist|permission denied|authentication failed",
+                                 re.IGNORECASE)
 _S3_TRANSIENT_CODES = {
     "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
     "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed",
@@ -67,6 +77,9 @@ def classify(exc: BaseException) -> BaseException:
     name = type(exc).__name__
     if module.startswith(("mysql.connector", "_mysql_connector")):
         errno = getattr(exc, "errno", None)
+        if errno in _MYSQL_TERMINAL_ERRNO:
+            return TerminalError(f"MySQL: {exc} (retrying cannot help: check the user, password, "
+                                 f"database and grants in connections.yml)")
         if errno in _MYSQL_TRANSIENT_ERRNO or name in ("OperationalError", "InterfaceError"):
             return TransientError(f"MySQL: {exc}")
         return TerminalError(f"MySQL: {exc}")
@@ -80,6 +93,9 @@ def classify(exc: BaseException) -> BaseException:
         return TerminalError(f"S3: {exc}")
     if module.startswith(("psycopg", "psycopg2", "sqlalchemy")):
         text = str(exc).lower()
+        if _WAREHOUSE_TERMINAL.search(text):
+            return TerminalError(f"warehouse: {redact(str(exc)).strip()} (retrying cannot help: check the "
+                                 f"target's user, password, database and grants in connections.yml)")
         if name in ("OperationalError", "InterfaceError") or "deadlock" in text or "serializ" in text:
             return TransientError(f"warehouse: {redact(str(exc))}")
         return TerminalError(f"warehouse: {redact(str(exc))}")

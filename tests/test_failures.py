@@ -47,3 +47,50 @@ def test_terminal_chunk_failure_fails_the_run_and_keeps_committed_chunks(pipe: P
     assert pipe.assert_synced("orders") == 4_000
     totals = state.state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "4000"
+
+
+def test_a_killed_query_is_retried_and_the_run_stays_exact(pipe: Pipe, workers: list) -> None:
+    """KILL QUERY (error 1317, what a DBA's query killer sends) on the chunks' reads: transient."""
+    import threading
+    import time
+
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), 0, 1, "sleep", 4)  # planned, then reads wait
+    admin = pipe.mysql()
+    result: list = []
+    runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait")))
+    runner.start()
+    try:
+        time.sleep(2)  # the plan is done; chunk 0 sleeps, chunks 1 and 2 are read or waiting
+        cur = admin.cursor()
+        cur.execute("LOCK TABLES orders WRITE")
+        killed = 0
+        deadline = time.time() + 30
+        probe = pipe.mysql().cursor()
+        while time.time() < deadline and killed < 1:
+            probe.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s"
+                          " AND info NOT LIKE '%%processlist%%'", (f"SELECT %FROM `{pipe.db}`.`orders`%",))
+            for (thread_id,) in probe.fetchall():
+                probe.execute(f"KILL QUERY {int(thread_id)}")
+                killed += 1
+            time.sleep(0.2)
+        cur.execute("UNLOCK TABLES")
+    finally:
+        runner.join(180)
+    assert killed >= 1
+    assert result[0].code == 0, result[0].stderr
+    attempts = state.r.hgetall(naming.run_attempts_key(pipe.name, pipe.table("orders"), result[0].report["run_id"]))
+    assert sum(int(v) for v in attempts.values()) >= 3 + 1  # at least one chunk ran again
+    assert pipe.assert_synced("orders") == 3_000
+
+
+def test_a_wrong_password_is_terminal_and_names_the_source(pipe: Pipe) -> None:
+    pipe.use_source(password="not-the-password")
+    pipe.write({"orders": {}})
+    result = pipe.sync()
+    lines = [line for line in result.stderr.splitlines() if "Access denied" in line]
+    assert result.code == 2 and len(lines) == 1, result.stderr
+    assert "source root@127.0.0.1:3306" in lines[0] and "retrying cannot help" in lines[0]
+    assert "not-the-password" not in result.stderr

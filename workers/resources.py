@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from common import source, tunnel
+from common.errors import classify
 from common.config import PipelineConfig, S3Config, SourceConfig, redis_url
 from common.store import Store, make_client
 from common.warehouse import Warehouse, make_engine, make_warehouse
@@ -53,7 +54,14 @@ def mysql(src: SourceConfig) -> Any:
             return conn
         except Exception:  # noqa: BLE001 - any failure means: open a new one
             drop_mysql(conn)
-    conn = source.connect(src, **endpoint(src))
+    try:
+        conn = source.connect(src, **endpoint(src))
+    except Exception as exc:
+        err = classify(exc)
+        if err is exc:
+            raise
+        # One line naming the connection: which source, as which user.
+        raise type(err)(f"source {src.user}@{src.host}:{src.port}: {err}") from exc
     _mysql[key] = conn
     return conn
 
