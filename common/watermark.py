@@ -79,6 +79,8 @@ class Chunk:
     started_at: float | None = None
     """When the latest attempt took the fence."""
     attempt_worker: str = ""
+    error_session: int = 0
+    """The session whose attempt failed with `error`."""
 
     @classmethod
     def from_json(cls, number: int, raw: str | bytes) -> "Chunk":
@@ -90,7 +92,8 @@ class Chunk:
                    fence=d.get("fence") or "", attempt=d.get("attempt") or "",
                    attempts=int(d.get("attempts") or 0), error=d.get("error") or "",
                    started_at=float(d["attempt_started_at"]) if d.get("attempt_started_at") else None,
-                   attempt_worker=d.get("attempt_worker") or "")
+                   attempt_worker=d.get("attempt_worker") or "",
+                   error_session=int(d.get("error_session") or 0))
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ class TableState:
         with self.r.pipeline(transaction=True) as tx:
             tx.hset(meta, mapping={"status": "queued", "error": "",
                                    **{k: str(v) for k, v in fields.items()}})
-            tx.hdel(meta, "finished_at")
+            # Errors belong to their session: the one that fails next reports its own cause.
+            tx.hdel(meta, "finished_at", "last_chunk_error")
             # A chunk's attempt limit counts within one session: an outage that used up
             # one session's attempts must not doom every resume.
             tx.delete(naming.run_attempts_key(self.pipeline, self.table, run_id))

@@ -17,7 +17,8 @@ def _chunk_doc(c: Chunk) -> dict[str, Any]:
     seconds = round(c.committed_at - c.started_at, 3) if c.started_at and c.committed_at else None
     return {"chunk": c.number, "lo": bounds.show(c.lo), "hi": bounds.show(c.hi), "state": c.state,
             "rows": c.rows, "bytes": c.bytes, "parts": len(c.parts), "worker": c.worker or c.attempt_worker,
-            "attempts": c.attempts, "seconds": seconds, "error": c.error or None}
+            "attempts": c.attempts, "seconds": seconds, "error": c.error or None,
+            "error_session": c.error_session or None}
 
 
 @click.group()
@@ -59,7 +60,8 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
         click.echo(f"{c['chunk']:>5}  {span[:30]:<30} {c['state']:<8} {c['rows']:>10,} {c['bytes']:>12,} "
                    f"{c['attempts']:>3} {seconds:>7}  {c['worker']}")
         if c["error"]:
-            click.echo(f"       error: {c['error']}")
+            when = f" (session {c['error_session']})" if c["error_session"] else ""
+            click.echo(f"       error{when}: {c['error']}")
 
 
 def _unfinished(st: TableState) -> str | None:

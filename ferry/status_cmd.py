@@ -33,7 +33,9 @@ def _run_doc(st: TableState, run_id: str) -> dict[str, Any]:
     meta = st.run_meta(run_id)
     chunks = st.chunks(run_id)
     done = sum(1 for c in chunks if c.state != "pending")
-    failed = sum(1 for c in chunks if c.state == "pending" and c.error)
+    session = int(meta.get("session") or 1)
+    # A chunk failed in this session; an error of an earlier session is history (runs show).
+    failed = sum(1 for c in chunks if c.state == "pending" and c.error and c.error_session in (0, session))
     rows = int(meta.get("rows_extracted") or 0)
     started = float(meta.get("queued_at") or meta.get("planned_at") or time.time())
     finished = float(meta["finished_at"]) if meta.get("finished_at") else None

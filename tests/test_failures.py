@@ -1,6 +1,8 @@
 """Failures inside a run: retried when transient, the run failed (with its cause) when not."""
 from __future__ import annotations
 
+import json
+
 from common import faults, naming
 from tests.conftest import Pipe
 from tests.test_sync import _seed
@@ -94,3 +96,26 @@ def test_a_wrong_password_is_terminal_and_names_the_source(pipe: Pipe) -> None:
     assert result.code == 2 and len(lines) == 1, result.stderr
     assert "source root@127.0.0.1:3306" in lines[0] and "retrying cannot help" in lines[0]
     assert "not-the-password" not in result.stderr
+
+
+def test_a_resumed_run_reports_its_own_sessions_error(pipe: Pipe, workers: list) -> None:
+    """Session 1 fails on chunk 2; session 2 gets chunk 2 through but its load fails: the report,
+    the table state and runs show name the load's error, not session 1's."""
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    table = pipe.table("orders")
+    faults.inject(state.r, pipe.name, table, "2@1", 1, "terminal")
+    first = pipe.sync("--wait")
+    assert first.code == 1 and "failure at 2@1" in first.report["table_metrics"][table]["error"]
+    faults.inject(state.r, pipe.name, table, "load", 1, "terminal")
+    second = pipe.sync("--wait")
+    error = second.report["table_metrics"][table]["error"]
+    assert second.code == 1 and "failure at load" in error and "2@1" not in error, error
+    got = pipe.ferry("watermark", "get", "-p", pipe.name, "-t", table, "--json")
+    assert "failure at load" in json.loads(got.stdout)["last_error"]
+    shown = pipe.ferry("runs", "show", "-p", pipe.name, "-t", table, "--json")
+    chunk2 = json.loads(shown.stdout)["chunks"][2]
+    assert chunk2["state"] != "pending" and chunk2["error_session"] == 1  # history, labelled
+    assert pipe.sync("--wait").code == 0
+    assert pipe.assert_synced("orders") == 3_000

@@ -20,6 +20,7 @@ if raw then
   local chunk = cjson.decode(raw)
   chunk.error = err
   chunk.error_at = now
+  chunk.error_session = tonumber(session)
   redis.call('HSET', chunks_key, chunk_no, cjson.encode(chunk))
 end
 return 1
