@@ -107,6 +107,11 @@ class PendingPart:
     bytes: int
 
 
+def state_lost_message(pipeline: str, table: str, run_id: str) -> str:
+    return (f"state lost: run {run_id} of {table} is no longer in Redis (Redis lost its data or was "
+            f"flushed); run `ferry watermark rebuild -p {pipeline} -t {table}`, then sync again")
+
+
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -288,7 +293,7 @@ class TableState:
             args=[number, session, attempt_id, worker, f"{time.time():.3f}", run_id,
                   lock_ttl_s * 1000, _FINALS_JSON])
         if code == -1:
-            raise StateError(f"table {self.table}: run {run_id} has no chunk {number}")
+            raise self.missing_error(run_id, number)
         return Attempt(code), int(attempts)
 
     def commit_chunk(self, run_id: str, number: int, parts: Sequence[Part], worker: str,
@@ -304,8 +309,17 @@ class TableState:
             args=[number, rows, nbytes, payload, worker, f"{time.time():.3f}", run_id,
                   lock_ttl_s * 1000, session, attempt_id, _FINALS_JSON])
         if code == -1:
-            raise StateError(f"table {self.table}: run {run_id} has no chunk {number}")
+            raise self.missing_error(run_id, number)
         return Commit(code)
+
+    def missing_error(self, run_id: str, number: int) -> StateError:
+        """The error for a chunk Redis does not have: its run's whole state gone (Redis lost
+        its data, FLUSHALL) is said so, loudly, with the way back."""
+        if not self.r.exists(self._meta_key(run_id)) or not self.r.exists(self._chunks_key(run_id)):
+            log.warning("run %s of %s: state lost: chunk %d finds no trace of its run in Redis",
+                        run_id, self.table, number)
+            return StateError(state_lost_message(self.pipeline, self.table, run_id))
+        return StateError(f"table {self.table}: run {run_id} has no chunk {number}")
 
     def record_chunk_error(self, run_id: str, number: int, session: int, error: str) -> bool:
         """Store a failed attempt's error on its chunk and the run; False for a stale session."""

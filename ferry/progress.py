@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from common.watermark import FINAL_STATUSES, TableState
+from common.watermark import FINAL_STATUSES, TableState, state_lost_message
 
-FINAL = set(FINAL_STATUSES)
+FINAL = set(FINAL_STATUSES) | {"lost"}
 
 
 @dataclass
@@ -36,6 +36,9 @@ class Progress:
         """The run's progress; rows and files count this session only (a resumed run's
         earlier sessions are not counted again)."""
         m = state.run_meta(run_id)
+        if not m:  # the run we follow vanished from Redis: say so and stop, never poll forever
+            m = {"status": "lost", "error": state_lost_message(state.pipeline, state.table, run_id),
+                 "finished_at": f"{time.time():.3f}"}
         session = int(m.get("session", 1))
         t = state.session_totals(run_id, session)
         return cls(table=state.table, run_id=run_id, session=session, status=m.get("status", "unknown"),
@@ -138,7 +141,7 @@ def warn_unconsumed(needed: set[str], out: TextIO = sys.stderr, grace_s: float =
 def report(pipeline: str, run_id: str, progress: list[Progress]) -> dict[str, Any]:
     """The --json-output document."""
     statuses = {p.status for p in progress}
-    status = ("failed" if statuses & {"failed", "abandoned"} else
+    status = ("failed" if statuses & {"failed", "abandoned", "lost"} else
               "succeeded" if statuses <= {"succeeded", "extracted"} else "running")
     return {"status": status, "pipeline": pipeline, "run_id": run_id,
             "table_metrics": {p.table: p.metrics() for p in progress}}

@@ -122,7 +122,7 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
             if p.null_cursor_rows:
                 click.echo(f"ferry: {p.table}: {p.null_cursor_rows} rows have a NULL cursor and "
                            f"were not copied", err=True)
-            if p.status == "failed":
+            if p.status in ("failed", "lost"):
                 click.echo(f"ferry: {p.table} failed: {p.error}", err=True)
         if code == EXIT_TIMEOUT:
             click.echo(f"ferry: still {doc['status']} after {timeout_s}s", err=True)

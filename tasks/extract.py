@@ -40,6 +40,8 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
     """Read the chunk's range and write it as Parquet parts; returns the parts uploaded."""
     schema = ctx.state.schema()
     if schema is None:
+        if not ctx.state.run_meta(run_id):  # the whole state is gone, not just the schema
+            raise ctx.state.missing_error(run_id, chunk.number)
         raise StateError(f"table {ctx.table.key}: no recorded schema; plan the run again")
     arrow_schema = schema.arrow_schema()
     writer = BackgroundWriter(PartWriter(

@@ -119,3 +119,44 @@ def test_a_resumed_run_reports_its_own_sessions_error(pipe: Pipe, workers: list)
     assert chunk2["state"] != "pending" and chunk2["error_session"] == 1  # history, labelled
     assert pipe.sync("--wait").code == 0
     assert pipe.assert_synced("orders") == 3_000
+
+
+def test_state_lost_mid_run_is_said_and_rebuild_recovers_exactly(isolated: Pipe, log_dir) -> None:
+    """Redis loses its data mid-run (FLUSHDB of ferry's database): --wait stops with "state
+    lost" instead of polling forever, the chunk in flight says so in its log, and `watermark
+    rebuild` then a sync copy every row exactly once."""
+    import threading
+    import time
+
+    from tests.services import Worker, wait_for
+
+    pipe = isolated
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    table = pipe.table("orders")
+    faults.inject(state.r, pipe.name, table, 2, 1, "sleep", 4)
+    worker = Worker("lostwork", pipe.env, log_dir, concurrency=2)
+    result: list = []
+    try:
+        runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", timeout_s=120)))
+        runner.start()
+        wait_for(lambda: bool(state.runs()) and sum(c.state != "pending" for c in state.chunks(state.runs()[-1])) >= 2,
+                 60, "two chunks committed")
+        run_id = state.runs()[-1]
+        state.r.flushdb()
+        runner.join(120)
+        assert result and result[0].code == 1
+        assert "state lost" in result[0].stderr and f"watermark rebuild -p {pipe.name} -t {table}" in result[0].stderr
+        wait_for(lambda: b"state lost" in worker.log_path.read_bytes(), 30, "the chunk's warning")
+        time.sleep(1)
+        rebuilt = pipe.ferry("watermark", "rebuild", "-p", pipe.name, "-t", table)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        again = pipe.sync("--wait", timeout_s=120)
+        assert again.code == 0, again.stderr
+    finally:
+        worker.stop()
+    assert pipe.assert_synced("orders") == 3_000
+    totals = state.state()
+    assert int(totals["rows_loaded"]) == 3_000, totals
+    assert run_id in state.runs()
