@@ -7,6 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import redis
+
+from common.errors import TransientError, redact
 from common.watermark import FINAL_STATUSES, TableState, state_lost_message
 
 FINAL = set(FINAL_STATUSES) | {"lost"}
@@ -92,8 +95,25 @@ def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
     drawn = 0
     last_state: dict[str, str] = {}
     last_line_at: dict[str, float] = {}
+    outage_since: float | None = None
     while True:
-        progress = [Progress.read(s, run_id) for s, run_id in runs]
+        try:
+            progress = [Progress.read(s, run_id) for s, run_id in runs]
+        except redis.RedisError as exc:
+            # Redis restarting: the runs go on (their tasks wait for it too); so does the wait.
+            now = time.time()
+            if outage_since is None:
+                outage_since = now
+                out.write(f"{_stamp()} ferry: waiting for Redis ({redact(str(exc))}); the runs go on\n")
+                out.flush()
+            if now - outage_since > outage_tolerance_s():
+                raise TransientError(f"Redis unreachable for {now - outage_since:.0f} s "
+                                     f"(FERRY_OUTAGE_TOLERANCE_S): {redact(str(exc))}") from None
+            time.sleep(2)
+            continue
+        if outage_since is not None:
+            out.write(f"{_stamp()} ferry: Redis is back after {time.time() - outage_since:.0f} s\n")
+            outage_since = None
         if tty:
             if drawn:
                 out.write(f"\033[{drawn}F")
@@ -127,7 +147,10 @@ def warn_unconsumed(needed: set[str], out: TextIO = sys.stderr, grace_s: float =
     from tasks import app
     give_up = time.time() + grace_s
     while True:
-        replies = app.control.inspect(timeout=2.0).active_queues() or {}
+        try:
+            replies = app.control.inspect(timeout=2.0).active_queues() or {}
+        except Exception:  # noqa: BLE001 - the broker is down: nothing to say about consumers now
+            return []
         consumed = {q["name"] for queues in replies.values() for q in queues}
         missing = sorted(needed - consumed)
         if not missing or time.time() >= give_up:
@@ -145,3 +168,9 @@ def report(pipeline: str, run_id: str, progress: list[Progress]) -> dict[str, An
               "succeeded" if statuses <= {"succeeded", "extracted"} else "running")
     return {"status": status, "pipeline": pipeline, "run_id": run_id,
             "table_metrics": {p.table: p.metrics() for p in progress}}
+
+
+def outage_tolerance_s() -> float:
+    """FERRY_OUTAGE_TOLERANCE_S (default 600): how long --wait rides out a Redis outage."""
+    import os
+    return float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600"))

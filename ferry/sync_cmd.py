@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
+from common.errors import TransientError
 from common.naming import new_run_id
 from common.watermark import TableState
 from ferry import console
@@ -109,7 +110,12 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
 
     if wait and runs:
         warn_unconsumed({"load"} if load_only else {"plan", "extract", "load"})
-    progress = follow(runs, timeout_s) if wait and runs else [Progress.read(s, r) for s, r in runs]
+    try:
+        progress = follow(runs, timeout_s) if wait and runs else [Progress.read(s, r) for s, r in runs]
+    except TransientError as exc:  # Redis gone for longer than the outage tolerance
+        out.write({"status": "failed", "pipeline": pipeline, "reason": str(exc),
+                   "runs": {s.table: r for s, r in runs}, "exit_code": EXIT_FAILED})
+        console.fail(str(exc), EXIT_FAILED)
     doc = report(pipeline, started[0] if len(started) == 1 else None, progress)
     doc["runs"] = {p.table: p.run_id for p in progress}
     if busy:

@@ -4,10 +4,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from celery import Task
+from celery.exceptions import Reject
 
 from common import naming
 from common.config import PipelineConfig, TableSettings, load_pipeline
@@ -18,10 +21,37 @@ from workers import resources
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Retry policy for transient errors; the longest countdown stays far below the
-# visibility timeout so a waiting retry is never redelivered as a duplicate.
-RETRY = dict(autoretry_for=(TransientError,), retry_backoff=2, retry_backoff_max=120,
-             retry_jitter=True, max_retries=int(os.environ.get("FERRY_MAX_RETRIES", "5")))
+def outage_tolerance_s() -> float:
+    """How long a dependency (Redis, MySQL, S3, the warehouse) may be unreachable before a
+    run fails: FERRY_OUTAGE_TOLERANCE_S, default 600."""
+    return float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600"))
+
+
+BACKOFF_MAX_S = 60
+"""The longest wait between two attempts; far below the visibility timeout, so a waiting
+retry is never redelivered as a duplicate."""
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential backoff with 'equal jitter': at least half of the step, so the waits of
+    n retries add up to a known minimum (full jitter could sum to almost nothing)."""
+    step = min(BACKOFF_MAX_S, 2 ** (retries + 1))
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def retries_for(tolerance_s: float) -> int:
+    """Retries whose shortest possible waits add up to the tolerance: a transient error is
+    retried for at least that long, by time rather than by count."""
+    n, waited = 0, 0.0
+    while waited < tolerance_s:
+        waited += min(BACKOFF_MAX_S, 2 ** (n + 1)) / 2
+        n += 1
+    return n
+
+
+# Retry policy for transient errors (applied by `translated`): FERRY_MAX_RETRIES, if set,
+# overrides the count derived from the outage tolerance.
+RETRY = dict(max_retries=int(os.environ.get("FERRY_MAX_RETRIES") or retries_for(outage_tolerance_s())))
 
 
 def lock_ttl_s() -> int:
@@ -57,17 +87,39 @@ def table_context(pipeline: str, table: str) -> TableContext:
 
 
 def translated(fn: F) -> F:
-    """Turn library exceptions into ferry's transient/terminal errors (so retries are right)."""
+    """Turn library exceptions into ferry's transient/terminal errors; a bound task retries a
+    transient one with backoff (retry_countdown) until its retries are spent."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
             err = classify(exc)
+            task = args[0] if args and isinstance(args[0], Task) else None
+            if isinstance(err, TransientError) and task is not None and not task.request.called_directly \
+                    and task.request.retries < (task.max_retries or 0):
+                publish_retry(task, err)
             if err is exc:
                 raise
             raise err from exc
     return wrapper  # type: ignore[return-value]
+
+
+def publish_retry(task: Task, err: BaseException) -> None:
+    """Schedule the task's retry; raises celery's Retry. If the broker cannot take the retry
+    (Redis restarting), wait for it within the outage tolerance instead of letting Celery
+    reject the message for good: the task keeps its message until the retry is published."""
+    deadline = time.time() + outage_tolerance_s()
+    countdown = retry_countdown(task.request.retries)
+    while True:
+        try:
+            raise task.retry(exc=err, countdown=countdown)
+        except Reject as rejected:
+            if time.time() > deadline:
+                raise err from rejected
+            log.warning("retry of %s[%s] not published yet (broker unreachable: %s); trying again",
+                        task.name, task.request.id, rejected.reason)
+            time.sleep(2)
 
 
 def shown(pipeline: str, table: str, run_id: str, **more: Any) -> dict[str, str]:
