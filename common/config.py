@@ -146,6 +146,9 @@ class TableDefaults(_Model):
     """Optional cap on rows per Parquet part."""
     batch_rows: int = Field(50_000, gt=0)
     """Rows fetched per round trip and written per Parquet row group."""
+    batch_mb: int = Field(16, gt=0)
+    """...and at most about this many MB of raw values per batch: wide rows make smaller
+    batches, so memory is bounded in bytes, not rows."""
     tinyint1_as_bool: bool = True
     """Map TINYINT(1) to BOOLEAN (else SMALLINT)."""
     lag_s: int = Field(5, ge=0)
@@ -197,6 +200,7 @@ class TableConfig(_Model):
     part_mb: int | None = Field(None, gt=0)
     part_rows: int | None = Field(None, gt=0)
     batch_rows: int | None = Field(None, gt=0)
+    batch_mb: int | None = Field(None, gt=0)
     tinyint1_as_bool: bool | None = None
     lag_s: int | None = Field(None, ge=0)
     lookback_s: int | None = Field(None, ge=0)
@@ -288,6 +292,7 @@ class TableSettings:
     json_as: str = "super"
     schedule: str | None = None
     """Normalised (common/schedule.py): 'cron:…', 'every:<seconds>', or None."""
+    batch_mb: int = 16
 
 
 @dataclass(frozen=True)
@@ -331,6 +336,7 @@ class PipelineConfig:
             part_mb=cfg.part_mb or d.part_mb,
             part_rows=cfg.part_rows or d.part_rows,
             batch_rows=cfg.batch_rows or d.batch_rows,
+            batch_mb=cfg.batch_mb or d.batch_mb,
             tinyint1_as_bool=d.tinyint1_as_bool if cfg.tinyint1_as_bool is None else cfg.tinyint1_as_bool,
             lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
             lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,

@@ -296,8 +296,11 @@ def _connector_error(exc: Exception) -> Exception:
 
 def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence[str],
                lo: Key | None, hi: Key | None, batch_rows: int,
-               select: Sequence[str] | None = None) -> Iterator[Rows]:
-    """Stream the rows of (lo, hi] as raw bytes, batch_rows at a time (unbuffered cursor).
+               select: Sequence[str] | None = None, batch_bytes: int | None = None) -> Iterator[Rows]:
+    """Stream the rows of (lo, hi] as raw bytes, batches of at most batch_rows rows (unbuffered
+    cursor) and, with batch_bytes, of about that many bytes of values: the first batches are
+    small and grow while rows are narrow, so a table of 1 MB values never holds batch_rows of
+    them at once.
 
     `select` gives the SELECT expression of each column (default: the column itself).
     If the stream fails or is abandoned, the connection is left mid-result: the caller
@@ -309,17 +312,28 @@ def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence
     cur = conn.cursor(raw=True)
     cur.execute(sql, tuple(params))
     fetch_row = _row_fetcher(conn)
+    size = 1 if batch_bytes else batch_rows  # grows 8-fold a batch while rows are narrow
     while True:
         try:
-            rows = list(islice(iter(fetch_row, None), batch_rows)) if fetch_row else cur.fetchmany(batch_rows)
+            rows = list(islice(iter(fetch_row, None), size)) if fetch_row else cur.fetchmany(size)
         except MySQLInterfaceError as exc:
             raise _connector_error(exc) from exc
         if not rows:
             break
         yield rows
+        if batch_bytes:
+            size = _next_batch_size(rows, size, batch_rows, batch_bytes)
     if fetch_row:
         cur.fetchall()  # reaches the end through the connector, which frees the result
     cur.close()
+
+
+def _next_batch_size(rows: Rows, size: int, batch_rows: int, batch_bytes: int) -> int:
+    """Rows for the next batch: batch_bytes over the widest row of a sample of this batch,
+    growing at most 8-fold a batch, never above batch_rows."""
+    sample = rows[:: max(1, len(rows) // 64)]
+    widest = max((sum(len(v) for v in row if v is not None) for row in sample), default=1)
+    return max(1, min(batch_rows, size * 8, batch_bytes // max(widest, 1)))
 
 
 def select_expression(column: str, kind: str, arrow: str) -> str:

@@ -60,7 +60,8 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                 for i, rows in enumerate(source.read_range(
                         conn, ctx.table.key, [c.source for c in schema.columns], cursor.keyset(ctx.table, schema),
                         chunk.lo, chunk.hi, ctx.table.batch_rows,
-                        select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])):
+                        select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
+                        batch_bytes=ctx.table.batch_mb * 1024 * 1024)):
                     writer.write(rows_to_batch(rows, schema, arrow_schema, stats,
                                                truncate=ctx.table.on_oversize == "truncate"))
                     if i == 0:  # tests hold a read open here (FERRY_FAULTS)

@@ -128,3 +128,22 @@ def test_on_oversize_truncate_cuts_at_a_character_boundary_and_counts(pipe: Pipe
     assert bodies[2] == "a" + "é" * 32767 and bodies[3] == "€" * 21845
     shown = pipe.ferry("watermark", "get", "-p", pipe.name, "-t", pipe.table("notes"), "--json")
     assert '"values_truncated": 2' in shown.stdout
+
+
+def test_wide_rows_are_batched_and_parted_by_bytes(pipe: Pipe, workers: list) -> None:
+    """200 rows of 1 MB with part_mb 8: batches and parts are cut by bytes (before: one
+    200 MB part, every row in memory at once); the copy stays exact."""
+    import os
+
+    pipe.execute("CREATE TABLE blobs (id INT NOT NULL PRIMARY KEY, body LONGBLOB, note VARCHAR(10))")
+    cur = pipe.mysql().cursor()
+    for start in range(0, 200, 4):  # (a statement stays under max_allowed_packet)
+        cur.executemany("INSERT INTO blobs VALUES (%s, %s, %s)",
+                        [(i, os.urandom(1024 * 1024), f"n{i}") for i in range(start, start + 4)])
+    pipe.write({"blobs": {}}, chunk_rows=1000, part_mb=8, batch_mb=4)
+    result = pipe.sync("--wait")
+    assert result.code == 0, result.stderr
+    parts = [(k, s) for k, s in pipe.store.list(f"ferry/{pipe.name}/") if k.endswith(".parquet")]
+    assert len(parts) >= 200 // 13, parts  # (each at most 8 MB and one batch more)
+    assert max(s for _, s in parts) <= 8 * 1024 * 1024 + 5 * 1024 * 1024  # a part closes past 8 MB
+    assert pipe.assert_synced("blobs") == 200
