@@ -86,3 +86,80 @@ def test_a_redis_restart_mid_run_is_ridden_out(private_redis: PrivateRedis, isol
     assert pipe.assert_synced("orders") == 4_000
     totals = state.state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "4000"
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test's own (initdb as the postgres user), on a free port."""
+
+    BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1] if Path("/usr/lib/postgresql").exists() else None
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.data = workdir / "pgdata"
+        self.data.mkdir()
+        subprocess.run(["chown", "-R", "postgres", str(workdir)], check=True)
+        self._as_postgres([str(self.BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"])
+        self.start()
+
+    def _as_postgres(self, argv: list[str]) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._as_postgres([str(self.BIN / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.data / "log"),
+                           "-o", f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start"])
+
+    def stop(self) -> None:
+        self._as_postgres([str(self.BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    import shutil
+    import tempfile
+
+    if PrivatePostgres.BIN is None:
+        pytest.skip("no PostgreSQL server binaries")
+    # Not under pytest's tmp_path: the postgres user must be able to reach it.
+    workdir = Path(tempfile.mkdtemp(prefix="ferry-pg-"))
+    server = PrivatePostgres(workdir)
+    yield server
+    try:
+        server.stop()
+    except subprocess.CalledProcessError:
+        pass
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_postgres_down_during_the_load_is_ridden_out(private_postgres: PrivatePostgres, pipe: Pipe,
+                                                     workers: list) -> None:
+    """The warehouse goes away before the load starts and comes back 30 s later (the old
+    five retries gave up after about 19 s): the load waits, then loads exactly once."""
+    import psycopg
+    import yaml
+
+    from tests import compare
+
+    path = pipe.config_dir / "connections.yml"
+    conns = yaml.safe_load(path.read_text())
+    conns["targets"][f"pg-{pipe.name}"] = {"type": "postgres", "host": "127.0.0.1", "port": private_postgres.port,
+                                          "database": "postgres", "user": "postgres"}
+    path.write_text(yaml.safe_dump(conns))
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    doc = yaml.safe_load((pipe.config_dir / "pipelines" / f"{pipe.name}.yml").read_text())
+    doc["target"] = f"pg-{pipe.name}"
+    (pipe.config_dir / "pipelines" / f"{pipe.name}.yml").write_text(yaml.safe_dump(doc))
+    assert pipe.sync("--wait", "--extract-only").code == 0
+    private_postgres.stop()
+    result: list = []
+    runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", "--load-only", timeout_s=300)))
+    runner.start()
+    time.sleep(30)
+    private_postgres.start()
+    runner.join(300)
+    assert result and result[0].code == 0, result[0].stderr if result else "no result"
+    schema = pipe.schema_of("orders")
+    with psycopg.connect(host="127.0.0.1", port=private_postgres.port, dbname="postgres", user="postgres") as pg:
+        n = compare.assert_same_rows(list(compare.source_rows(pipe.mysql(), pipe.table("orders"), schema)),
+                                     list(compare.target_rows(pg, pipe.db, "orders", schema)), schema)
+    assert n == 3_000
