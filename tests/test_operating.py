@@ -72,7 +72,7 @@ def test_runs_show_lists_every_chunk_with_its_error(pipe: Pipe, workers: list) -
     assert by_number[0]["state"] == "done" and by_number[0]["rows"] == 1000 and by_number[0]["attempts"] == 1
     assert by_number[0]["worker"] and by_number[0]["seconds"] is not None
     text = pipe.ferry("runs", "show", "-p", pipe.name, "-t", pipe.table("orders"))
-    assert "error: TerminalError: injected terminal failure" in text.stdout
+    assert "error (session 1): TerminalError: injected terminal failure" in text.stdout
     missing = pipe.ferry("runs", "show", "-p", pipe.name, "-t", pipe.table("orders"), "r-nope")
     assert missing.returncode == 2 and "has no run 'r-nope'" in missing.stderr
 
