@@ -103,6 +103,7 @@ def _every_redshift_statement() -> list[str]:
         sql.ledger_loaded("ana", "orders__ferry_ledger", ["r1", "r2"]),
         sql.ledger_all("ana", "orders__ferry_ledger"),
         sql.ledger_insert("ana", "orders__ferry_ledger", 2),
+        sql.duplicate_key("orders__stage_abc123", ["id", "shop"]),
     ]
     for query in (sql.schema_exists("ana"), sql.table_exists("ana", "orders"),
                   sql.target_column_types("ana", "orders"), sql.can_create_schema(),
@@ -110,6 +111,15 @@ def _every_redshift_statement() -> list[str]:
                   sql.table_owner_and_comments("ana", "orders"), (sql.REDSHIFT.grants_query, [])):
         stmts.append(query[0])
     return stmts
+
+
+def test_a_duplicate_key_is_looked_for_in_staging() -> None:
+    """SELECT ... GROUP BY ... HAVING COUNT(*) > 1 LIMIT 1: the synopsis' GROUP BY, HAVING and
+    LIMIT clauses, https://docs.aws.amazon.com/redshift/latest/dg/r_SELECT_synopsis.html, and
+    "restricts the results returned to rows where a particular aggregate condition is true,
+    such as count (*) > 1", https://docs.aws.amazon.com/redshift/latest/dg/c_Aggregate_Functions.html."""
+    assert sql.duplicate_key("st", ["id", "shop"]) == \
+        'SELECT "id", "shop", COUNT(*) FROM "st" GROUP BY "id", "shop" HAVING COUNT(*) > 1 LIMIT 1'
 
 
 def test_a_full_reload_carries_grants_comments_and_owner_over() -> None:

@@ -147,3 +147,15 @@ def test_wide_rows_are_batched_and_parted_by_bytes(pipe: Pipe, workers: list) ->
     assert len(parts) >= 200 // 13, parts  # (each at most 8 MB and one batch more)
     assert max(s for _, s in parts) <= 8 * 1024 * 1024 + 5 * 1024 * 1024  # a part closes past 8 MB
     assert pipe.assert_synced("blobs") == 200
+
+
+def test_a_primary_key_override_that_is_not_unique_fails_naming_a_duplicate(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE visits (id INT NOT NULL PRIMARY KEY, shop INT NOT NULL, n INT)",
+                 "INSERT INTO visits VALUES (1, 10, 1), (2, 20, 1), (3, 20, 2), (4, 30, 1)")
+    pipe.write({"visits": {"primary_key": ["shop"], "cursor": "shop"}})
+    result = pipe.sync("--wait")
+    assert result.code == 1
+    error = result.report["table_metrics"][pipe.table("visits")]["error"]
+    assert "the key (shop) is not unique in the source: shop=20 appears 2 times" in error, error
+    assert pipe.pg().execute("SELECT to_regclass(%s)", (f'"{pipe.db}".visits',)).fetchone()[0] is None or \
+        pipe.pg().execute(f'SELECT COUNT(*) FROM "{pipe.db}".visits').fetchone()[0] == 0  # nothing merged

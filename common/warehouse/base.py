@@ -33,6 +33,17 @@ def run_statement(conn: Connection, statement: str) -> None:
         cursor.close()
 
 
+def first_row(conn: Connection, statement: str) -> tuple[Any, ...] | None:
+    """The first row of a query without parameters (run_statement's way: `%` stays text)."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+        row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+    finally:
+        cursor.close()
+
+
 @dataclass(frozen=True)
 class LoadRequest:
     """What one load merges: parts of a table into its target."""
@@ -228,11 +239,24 @@ class Warehouse(ABC):
             self.stage(conn, naming.quote_ident(staging), schema, request, list(group))
             columns = [c.name for c in schema.columns]
             exprs = sql.insert_exprs(schema.columns, self.dialect)
+            if not request.append and request.version_column is None:
+                self._refuse_duplicate_keys(conn, request, staging, run_id)
             for stmt in (sql.append(self.schema, request.target_table, staging, columns, exprs) if request.append else
                          sql.merge(self.schema, request.target_table, staging, columns,
                                    request.schema.key_targets, request.version_column, exprs)):
                 run_statement(conn, stmt)
             run_statement(conn, sql.drop_staging(staging))
+
+    def _refuse_duplicate_keys(self, conn: Connection, request: LoadRequest, staging: str, run_id: str) -> None:
+        """A key staged twice by one run means the key is not unique in the source (a
+        primary_key override that is not): the merge would keep both rows, so say so."""
+        key = request.schema.key_targets
+        row = first_row(conn, sql.duplicate_key(staging, key))
+        if row is not None:
+            shown = ", ".join(f"{k}={v!r}" for k, v in zip(key, row[:-1]))
+            raise SchemaError(f"table {request.table}: the key ({', '.join(request.schema.key)}) is not unique in "
+                              f"the source: {shown} appears {row[-1]} times in run {run_id}; set primary_key to "
+                              f"columns that are unique (NOT NULL, one row each)")
 
     def _replace(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
         """Full reload, in the load's transaction (common/warehouse/reload.py)."""

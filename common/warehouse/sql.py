@@ -214,6 +214,14 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
             f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {absent})"]
 
 
+def duplicate_key(staging: str, key: Sequence[str]) -> str:
+    """One key that more than one staged row has, with its count (none: no row). Without a
+    version column a run stages each key once, unless the key is not unique in the source."""
+    keys = ", ".join(quote_ident(k) for k in key)
+    return (f"SELECT {keys}, COUNT(*) FROM {quote_ident(staging)} GROUP BY {keys}"
+            f" HAVING COUNT(*) > 1 LIMIT 1")
+
+
 def append(schema: str, table: str, staging: str, columns: Sequence[str],
            exprs: Sequence[str] | None = None) -> list[str]:
     """`load: append`: every staged row is inserted (the ledger keeps a part from being
