@@ -28,10 +28,14 @@ class BatchStats:
     zero_dates: dict[str, int] = field(default_factory=dict)
     truncated: dict[str, int] = field(default_factory=dict)
     """Values cut to the target column's size (on_oversize: truncate), per target column."""
+    nul_removed: dict[str, int] = field(default_factory=dict)
+    """Text values whose NUL characters were removed, per target column."""
 
     def add(self, other: "BatchStats") -> None:
         for k, v in other.zero_dates.items():
             self.zero_dates[k] = self.zero_dates.get(k, 0) + v
+        for k, v in other.nul_removed.items():
+            self.nul_removed[k] = self.nul_removed.get(k, 0) + v
         for k, v in other.truncated.items():
             self.truncated[k] = self.truncated.get(k, 0) + v
 
@@ -154,7 +158,24 @@ def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStat
         return _bit(raw, spec)
     text = _text(raw, spec, table)
     if kind in ("string", "json"):
+        return _without_nul(text, spec, stats)
+    return _typed(text, spec, table, stats)
+
+
+def _without_nul(text: pa.Array, spec: ColumnSpec, stats: BatchStats) -> pa.Array:
+    """NUL characters removed, counted: neither Redshift ("If you do not use NULL AS, null
+    terminators will cause COPY to fail", t_preparing-input-data.html) nor PostgreSQL can
+    store one in a VARCHAR, and a value the warehouse refuses would block its table."""
+    has_nul = pc.match_substring(text, "\x00")
+    n = pc.sum(has_nul).as_py() or 0
+    if not n:
         return text
+    stats.nul_removed[spec.name] = stats.nul_removed.get(spec.name, 0) + n
+    return pc.replace_substring(text, "\x00", "")
+
+
+def _typed(text: pa.Array, spec: ColumnSpec, table: str, stats: BatchStats) -> pa.Array:
+    kind = spec.kind
     if kind in ("int", "decimal", "float"):
         return _cast(text, spec, table)
     if kind == "bool":

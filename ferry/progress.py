@@ -31,6 +31,7 @@ class Progress:
     error: str
     null_cursor_rows: int
     truncated: dict[str, int]
+    nul_removed: dict[str, int]
     started: float
     finished: float | None
 
@@ -50,6 +51,7 @@ class Progress:
                    rows_loaded=int(t.get("rows_loaded", 0)), error=m.get("error", ""),
                    null_cursor_rows=int(m.get("null_cursor_rows") or 0),
                    truncated=json.loads(m.get("truncated") or "{}"),
+                   nul_removed=json.loads(m.get("nul_removed") or "{}"),
                    started=float(m.get("queued_at", time.time())),
                    finished=float(m["finished_at"]) if m.get("finished_at") else None)
 
@@ -71,6 +73,7 @@ class Progress:
                 "run_id": self.run_id, "session": self.session,
                 **({"null_cursor_rows": self.null_cursor_rows} if self.null_cursor_rows else {}),
                 **({"values_truncated": self.truncated} if self.truncated else {}),
+                **({"nul_characters_removed": self.nul_removed} if self.nul_removed else {}),
                 **({"error": self.error} if self.error else {})}
 
 

@@ -159,9 +159,12 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
              time.time() - (chunk.started_at or time.time()), attempts, attempt_id)
     if stats.zero_dates:
         log.warning("table %s chunk %d: zero dates set to NULL: %s", table, number, stats.zero_dates)
+    if stats.nul_removed:
+        log.warning("table %s chunk %d: NUL characters removed from text values: %s", table, number,
+                    stats.nul_removed)
     if stats.truncated:
         log.warning("table %s chunk %d: values truncated to their target column: %s", table, number,
                     stats.truncated)
         ctx.state.r.hincrby(ctx.state.state_key, "values_truncated", sum(stats.truncated.values()))
     return {"chunk": number, "rows": sum(p.rows for p in parts), "parts": len(parts),
-            "zero_dates": stats.zero_dates, "truncated": stats.truncated}
+            "zero_dates": stats.zero_dates, "truncated": stats.truncated, "nul_removed": stats.nul_removed}

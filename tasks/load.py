@@ -97,7 +97,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
     try:
         ctx.state.set_run_fields(run_id, status="loading", load_started_at=f"{time.time():.3f}",
                                  zero_dates=json.dumps(_counted(results, "zero_dates")),
-                                 truncated=json.dumps(_counted(results, "truncated")))
+                                 truncated=json.dumps(_counted(results, "truncated")),
+                                 nul_removed=json.dumps(_counted(results, "nul_removed")))
         ctx.state.set_status(status_load="running")
         parts = ctx.state.pending_parts()
         files = rows = 0

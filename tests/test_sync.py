@@ -159,3 +159,21 @@ def test_a_primary_key_override_that_is_not_unique_fails_naming_a_duplicate(pipe
     assert "the key (shop) is not unique in the source: shop=20 appears 2 times" in error, error
     assert pipe.pg().execute("SELECT to_regclass(%s)", (f'"{pipe.db}".visits',)).fetchone()[0] is None or \
         pipe.pg().execute(f'SELECT COUNT(*) FROM "{pipe.db}".visits').fetchone()[0] == 0  # nothing merged
+
+
+def test_nul_characters_in_text_are_removed_and_counted_not_blocking_the_table(pipe: Pipe, workers: list) -> None:
+    """Neither Redshift nor PostgreSQL stores a NUL in a VARCHAR: the character is removed
+    at extraction and counted, so the row loads and the table is never blocked by it."""
+    pipe.execute("CREATE TABLE notes (id INT NOT NULL PRIMARY KEY, body TEXT, tag VARCHAR(8))")
+    pipe.execute("INSERT INTO notes VALUES (1, 'ok', 'a'), (2, %s, %s), (3, NULL, 'c')",
+                 params=("bad\x00value\x00", "t\x00g"))
+    pipe.write({"notes": {}})
+    first = pipe.sync("--wait")
+    assert first.code == 0, first.stderr
+    metrics = first.report["table_metrics"][pipe.table("notes")]
+    assert metrics["nul_characters_removed"] == {"body": 1, "tag": 1}
+    rows = pipe.pg().execute(f'SELECT id, body, tag FROM "{pipe.db}".notes ORDER BY id').fetchall()
+    assert rows == [(1, "ok", "a"), (2, "badvalue", "tg"), (3, None, "c")]
+    pipe.execute("INSERT INTO notes VALUES (4, 'later', 'd')")
+    assert pipe.sync("--wait").code == 0
+    assert pipe.pg().execute(f'SELECT body FROM "{pipe.db}".notes WHERE id = 4').fetchone()[0] == "later"
