@@ -32,6 +32,7 @@ demo: venv services
 bench: venv services
 	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) -m bench.bench_sync --rows $${BENCH_ROWS:-1000000}
+	$(PY) -m bench.bench_wide
 
 flower: venv
 	$(VENV)/bin/ferry flower

@@ -21,6 +21,10 @@ class Part:
     bytes: int
 
 
+ROW_GROUP_ROWS = 50_000
+ROW_GROUP_BYTES = 16 * 1024 * 1024
+
+
 class PartWriter:
     """Buffers batches into a Parquet file and uploads it once it reaches part_mb or part_rows.
 
@@ -34,29 +38,49 @@ class PartWriter:
         self.key_for = key_for
         self.schema = schema
         self.part_bytes = part_mb * 1024 * 1024
+        # A part holds a few row groups at least, so it closes near part_mb.
+        self.row_group_bytes = min(ROW_GROUP_BYTES, self.part_bytes // 4)
         self.part_rows = part_rows
         self.metadata = metadata
         self.parts: list[Part] = []
         self._sink: pa.BufferOutputStream | None = None
         self._writer: pq.ParquetWriter | None = None
         self._rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
+        """Add a batch. Small fetch batches (wide rows are fetched a few at a time) are
+        gathered into row groups of up to ROW_GROUP_ROWS rows or row_group_bytes of Arrow
+        data, so a part does not become many tiny, poorly compressed row groups."""
         while batch.num_rows:
-            room = batch.num_rows if self.part_rows is None else self.part_rows - self._rows
+            room = batch.num_rows if self.part_rows is None else self.part_rows - self._rows - self._pending_rows
             head, batch = batch.slice(0, room), batch.slice(room)
-            self._open()
-            assert self._writer is not None and self._sink is not None
-            self._writer.write_batch(head)
-            self._rows += head.num_rows
-            full_rows = self.part_rows is not None and self._rows >= self.part_rows
-            if full_rows or self._sink.tell() >= self.part_bytes:
-                self._flush()
+            self._pending.append(head)
+            self._pending_rows += head.num_rows
+            self._pending_bytes += head.nbytes
+            full_rows = self.part_rows is not None and self._rows + self._pending_rows >= self.part_rows
+            if full_rows or self._pending_rows >= ROW_GROUP_ROWS or self._pending_bytes >= self.row_group_bytes:
+                self._write_row_group()
+                if full_rows or (self._sink is not None and self._sink.tell() >= self.part_bytes):
+                    self._flush()
 
     def close(self) -> list[Part]:
         """Upload the last part; returns every part written, in order."""
+        self._write_row_group()
         self._flush()
         return self.parts
+
+    def _write_row_group(self) -> None:
+        if not self._pending:
+            return
+        self._open()
+        assert self._writer is not None
+        self._writer.write_table(pa.Table.from_batches(self._pending, schema=self.schema),
+                                 row_group_size=self._pending_rows)
+        self._rows += self._pending_rows
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
     def _open(self) -> None:
         if self._writer is None:

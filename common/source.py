@@ -329,10 +329,11 @@ def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence
 
 
 def _next_batch_size(rows: Rows, size: int, batch_rows: int, batch_bytes: int) -> int:
-    """Rows for the next batch: batch_bytes over the widest row of a sample of this batch,
-    growing at most 8-fold a batch, never above batch_rows."""
+    """Rows for the next batch: batch_bytes over the widest row of a sample of this batch (as
+    held in memory), growing at most 8-fold a batch, never above batch_rows."""
     sample = rows[:: max(1, len(rows) // 64)]
-    widest = max((sum(len(v) for v in row if v is not None) for row in sample), default=1)
+    # A value costs its bytes plus a Python bytes object (about 41 bytes) while it is held.
+    widest = max((sum(41 + len(v) if v is not None else 8 for v in row) for row in sample), default=1)
     return max(1, min(batch_rows, size * 8, batch_bytes // max(widest, 1)))
 
 

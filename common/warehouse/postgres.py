@@ -3,7 +3,7 @@ streams them into the staging table with COPY FROM STDIN."""
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -18,20 +18,30 @@ from common.watermark import PendingPart
 _CSV = pacsv.WriteOptions(include_header=False)
 
 
-def _bytea_text(arr: pa.ChunkedArray) -> pa.Array:
+def _bytea_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Binary values as PostgreSQL bytea hex text (\\x...), which CSV can carry."""
     return pa.array([None if v is None else "\\x" + v.hex() for v in arr.to_pylist()], pa.string())
 
 
-def parquet_to_csv(data: bytes) -> bytes:
-    """A Parquet part as CSV rows in the part's column order (NULL unquoted, '' quoted)."""
-    table = pq.read_table(io.BytesIO(data))
-    for i, fld in enumerate(table.schema):
-        if pa.types.is_binary(fld.type) or pa.types.is_large_binary(fld.type):
-            table = table.set_column(i, fld.name, _bytea_text(table.column(i)))
-    out = io.BytesIO()
-    pacsv.write_csv(table, out, _CSV)
-    return out.getvalue()
+CSV_BATCH_BYTES = 8 * 1024 * 1024
+"""About this many bytes of a part are turned into CSV at a time (the load streams)."""
+
+
+def parquet_to_csv(data: bytes) -> Iterator[bytes]:
+    """A Parquet part as CSV rows in the part's column order (NULL unquoted, '' quoted), in
+    pieces of about CSV_BATCH_BYTES of values, so a part of wide rows is never held whole
+    as text."""
+    part = pq.ParquetFile(io.BytesIO(data))
+    rows = max(part.metadata.num_rows, 1)
+    size = sum(part.metadata.row_group(i).total_byte_size for i in range(part.metadata.num_row_groups))
+    batch_rows = max(1, int(CSV_BATCH_BYTES / max(size / rows, 1)))
+    for batch in part.iter_batches(batch_size=batch_rows):
+        for i, fld in enumerate(batch.schema):
+            if pa.types.is_binary(fld.type) or pa.types.is_large_binary(fld.type):
+                batch = batch.set_column(i, fld.name, _bytea_text(batch.column(i)))
+        out = io.BytesIO()
+        pacsv.write_csv(batch, out, _CSV)
+        yield out.getvalue()
 
 
 class PostgresWarehouse(Warehouse):
@@ -43,4 +53,5 @@ class PostgresWarehouse(Warehouse):
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(sql.copy_csv_stdin(into, columns)) as copy:
             for part in parts:
-                copy.write(parquet_to_csv(self.store.get(part.key)))
+                for piece in parquet_to_csv(self.store.get(part.key)):
+                    copy.write(piece)

@@ -1,0 +1,109 @@
+"""`make bench`, wide rows: memory is bounded in bytes, not rows.
+
+Two tables, each synced by fresh workers (peak RSS is a per-process high-water mark):
+- bench.wide_blobs: 200 rows of a 1 MB LONGBLOB;
+- bench.wide_cols: 200 columns (VARCHAR(20)) x 30,000 rows.
+Reports the largest part, the workers' peak RSS next to the target (4 x part_mb + 200 MB)
+and whether the target equals the source (row count and a checksum over every column).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (mysql.connector before pyarrow)
+import mysql.connector
+import psycopg
+import redis
+import yaml
+
+from bench.bench_sync import PG, PIPELINE, REDIS_URL, peak_rss_mb, synced
+from common import naming
+from common.config import S3Config
+from common.store import Store, make_client
+from tests.services import MotoServer, Worker
+
+PART_MB = 64
+COLS = 200
+
+
+def seed_wide() -> None:
+    conn = mysql.connector.connect(host="127.0.0.1", user="root", autocommit=True)
+    cur = conn.cursor()
+    cur.execute("CREATE DATABASE IF NOT EXISTS bench")
+    cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='bench'"
+                " AND table_name IN ('wide_blobs', 'wide_cols')")
+    if cur.fetchone()[0] == 2:
+        return
+    cur.execute("DROP TABLE IF EXISTS bench.wide_blobs, bench.wide_cols")
+    cur.execute("CREATE TABLE bench.wide_blobs (id INT NOT NULL PRIMARY KEY, body LONGBLOB, note VARCHAR(20))")
+    for start in range(0, 200, 4):
+        cur.executemany("INSERT INTO bench.wide_blobs VALUES (%s, %s, %s)",
+                        [(i, os.urandom(1024 * 1024), f"row {i}") for i in range(start, start + 4)])
+    cols = ", ".join(f"c{i} VARCHAR(20)" for i in range(COLS - 1))
+    # latin1: 200 utf8mb4 VARCHAR(20) columns would pass InnoDB's 8,126-byte row limit.
+    cur.execute(f"CREATE TABLE bench.wide_cols (id INT NOT NULL PRIMARY KEY, {cols}) DEFAULT CHARSET=latin1")
+    marks = ", ".join(["%s"] * COLS)
+    for start in range(0, 30_000, 1_000):
+        cur.executemany(f"INSERT INTO bench.wide_cols VALUES ({marks})",
+                        [(i, *(f"v{i % 997}-{j}" for j in range(COLS - 1))) for i in range(start, start + 1_000)])
+    conn.close()
+
+
+def run_case(table: str, work: Path, moto: MotoServer) -> dict[str, object]:
+    target_schema = "ferry_bench_wide"
+    (work / "pipelines").mkdir(exist_ok=True)
+    (work / "connections.yml").write_text(yaml.safe_dump({
+        "sources": {"mysql": {"host": "127.0.0.1", "user": "root"}},
+        "targets": {"pg": {"type": "postgres", **{k: v for k, v in PG.items() if k != "dbname"},
+                           "database": PG["dbname"], "schema": target_schema}},
+        "s3": {"bucket": "ferry-bench", "endpoint_url": moto.url, "access_key_id": "x",
+               "secret_access_key": "x"}}))
+    (work / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump({
+        "source": "mysql", "target": "pg", "defaults": {"part_mb": PART_MB}, "tables": {table: {}}}))
+    env = dict(os.environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
+               CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    with psycopg.connect(**PG, autocommit=True) as pg:
+        pg.execute(f"DROP SCHEMA IF EXISTS {naming.quote_ident(target_schema)} CASCADE")
+    store = Store(make_client(S3Config(bucket="ferry-bench", endpoint_url=moto.url, access_key_id="x",
+                                       secret_access_key="x")), "ferry-bench")
+    store.ensure_bucket("us-east-1")
+    workers = [Worker(f"wide{i + 1}", env, work, concurrency=1) for i in range(2)]
+    try:
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", PIPELINE, "-t", table, "--wait"],
+                              env=env, capture_output=True, text=True)
+        wall = time.time() - t0
+        if proc.returncode != 0:
+            return {"error": proc.stderr[-2000:]}
+        parts = [size for key, size in store.list(f"ferry/{PIPELINE}/") if key.endswith(".parquet")]
+        return {"wall_s": round(wall, 2), "parts": len(parts), "largest_part_mb": round(max(parts) / 2**20, 1),
+                "workers_peak_rss_mb": round(peak_rss_mb(workers), 1),
+                "target_rss_mb": 4 * PART_MB + 200, "check": synced(table, target_schema, client)}
+    finally:
+        for w in workers:
+            w.stop()
+        store.delete(k for k, _ in store.list(f"ferry/{PIPELINE}/"))
+
+
+def main() -> int:
+    seed_wide()
+    work = Path(tempfile.mkdtemp(prefix="ferry-bench-wide-"))
+    moto = MotoServer(work)
+    try:
+        result = {table: run_case(table, work, moto) for table in ("bench.wide_blobs", "bench.wide_cols")}
+    finally:
+        moto.stop()
+    print(json.dumps(result, indent=2))
+    return 0 if all(r.get("check", {}).get("match") for r in result.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
