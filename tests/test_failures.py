@@ -141,8 +141,10 @@ def test_state_lost_mid_run_is_said_and_rebuild_recovers_exactly(isolated: Pipe,
     try:
         runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", timeout_s=120)))
         runner.start()
-        wait_for(lambda: bool(state.runs()) and sum(c.state != "pending" for c in state.chunks(state.runs()[-1])) >= 2,
-                 60, "two chunks committed")
+        # Chunks 0 and 1 committed, chunk 2 in flight (sleeping in its attempt): then Redis
+        # loses everything, its queues included.
+        wait_for(lambda: bool(state.runs()) and sum(c.state != "pending" for c in state.chunks(state.runs()[-1])) >= 2
+                 and state.chunks(state.runs()[-1])[2].attempts >= 1, 60, "two chunks committed, one in flight")
         run_id = state.runs()[-1]
         state.r.flushdb()
         runner.join(120)
