@@ -33,6 +33,12 @@ broker_transport_options = {
     "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"visibility_timeout": _visibility}
+# A task that ends while Redis restarts keeps trying to store its result (and so to count
+# in its chord) instead of failing the chord: every 10 ms doubling to 10 s, for about the
+# outage tolerance.
+result_backend_always_retry = True
+result_backend_max_sleep_between_retries_ms = 10_000
+result_backend_max_retries = int(float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600")) / 10) + 10
 result_expires = 7 * 24 * 3600
 
 imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.keepalive", "tasks.scheduled",
