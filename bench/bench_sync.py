@@ -102,6 +102,19 @@ def single_process(table: str, batch_rows: int) -> dict[str, float]:
     return out
 
 
+def write_config(work: Path, s3_url: str, target_schema: str, table: str, defaults: dict[str, int]) -> None:
+    """connections.yml and pipelines/bench.yml for one table, into the local services."""
+    (work / "pipelines").mkdir(exist_ok=True)
+    (work / "connections.yml").write_text(yaml.safe_dump({
+        "sources": {"mysql": {"host": "127.0.0.1", "user": "root"}},
+        "targets": {"pg": {"type": "postgres", **{k: v for k, v in PG.items() if k != "dbname"},
+                           "database": PG["dbname"], "schema": target_schema}},
+        "s3": {"bucket": "ferry-bench", "endpoint_url": s3_url, "access_key_id": "x",
+               "secret_access_key": "x"}}))
+    (work / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump({
+        "source": "mysql", "target": "pg", "defaults": defaults, "tables": {table: {}}}))
+
+
 def peak_rss_mb(workers: list[Worker]) -> float:
     peak = 0
     for w in workers:
@@ -146,17 +159,8 @@ def main() -> int:
     moto = MotoServer(work)
     workers: list[Worker] = []
     try:
-        (work / "pipelines").mkdir()
-        (work / "connections.yml").write_text(yaml.safe_dump({
-            "sources": {"mysql": {"host": "127.0.0.1", "user": "root"}},
-            "targets": {"pg": {"type": "postgres", **{k: v for k, v in PG.items() if k != "dbname"},
-                               "database": PG["dbname"], "schema": target_schema}},
-            "s3": {"bucket": "ferry-bench", "endpoint_url": moto.url, "access_key_id": "x",
-                   "secret_access_key": "x"}}))
-        (work / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump({
-            "source": "mysql", "target": "pg",
-            "defaults": {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows},
-            "tables": {args.table: {}}}))
+        write_config(work, moto.url, target_schema, args.table,
+                     {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows})
         env = dict(os.environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
                    CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
         client = redis.Redis.from_url(REDIS_URL)

@@ -20,9 +20,8 @@ import common  # noqa: F401  (mysql.connector before pyarrow)
 import mysql.connector
 import psycopg
 import redis
-import yaml
 
-from bench.bench_sync import PG, PIPELINE, REDIS_URL, peak_rss_mb, synced
+from bench.bench_sync import PG, PIPELINE, REDIS_URL, peak_rss_mb, synced, write_config
 from common import naming
 from common.config import S3Config
 from common.store import Store, make_client
@@ -57,15 +56,7 @@ def seed_wide() -> None:
 
 def run_case(table: str, work: Path, moto: MotoServer) -> dict[str, object]:
     target_schema = "ferry_bench_wide"
-    (work / "pipelines").mkdir(exist_ok=True)
-    (work / "connections.yml").write_text(yaml.safe_dump({
-        "sources": {"mysql": {"host": "127.0.0.1", "user": "root"}},
-        "targets": {"pg": {"type": "postgres", **{k: v for k, v in PG.items() if k != "dbname"},
-                           "database": PG["dbname"], "schema": target_schema}},
-        "s3": {"bucket": "ferry-bench", "endpoint_url": moto.url, "access_key_id": "x",
-               "secret_access_key": "x"}}))
-    (work / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump({
-        "source": "mysql", "target": "pg", "defaults": {"part_mb": PART_MB}, "tables": {table: {}}}))
+    write_config(work, moto.url, target_schema, table, {"part_mb": PART_MB})
     env = dict(os.environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
                CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
     client = redis.Redis.from_url(REDIS_URL)

@@ -352,6 +352,12 @@ def config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get("FERRY_CONFIG") or os.getcwd()).resolve()
 
 
+def outage_tolerance_s() -> float:
+    """How long a dependency (Redis, MySQL, S3, the warehouse) may be unreachable before a
+    run fails, and how long `--wait` rides out Redis: FERRY_OUTAGE_TOLERANCE_S, default 600."""
+    return float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600"))
+
+
 def redis_url() -> str:
     """Redis for state (and, by default, Celery): $FERRY_REDIS_URL."""
     return os.environ.get("FERRY_REDIS_URL", DEFAULT_REDIS_URL)

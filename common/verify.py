@@ -103,8 +103,6 @@ def _where(*clauses: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
 class Side:
     """One end of the copy: how it hashes rows, filters them and runs a query."""
 
-    name = ""
-
     def __init__(self, table_ref: str, columns: Sequence[ColumnSpec], key: Sequence[ColumnSpec],
                  filter_cols: Sequence[str], bound: Key | None, quote: Callable[[str], str]) -> None:
         self.table_ref = table_ref
@@ -170,11 +168,10 @@ class Side:
 
 
 class MySQLSide(Side):
-    name = "source"
-
     def __init__(self, conn: Any, table_key: str, columns: Sequence[ColumnSpec], key: Sequence[ColumnSpec],
                  filter_cols: Sequence[str], bound: Key | None) -> None:
         self.conn = conn
+        self.table_key = table_key
         super().__init__(source.qualified(table_key), columns, key, filter_cols, bound, quote_mysql)
 
     def column_ref(self, col: ColumnSpec) -> str:
@@ -198,37 +195,23 @@ class MySQLSide(Side):
     def sum_exprs(self, h: str) -> list[str]:
         return rowhash.mysql_sums(h)
 
-    def _key_at(self, lo: Key | None, hi: Key | None, offset: int, desc: bool) -> Key | None:
-        where, params = source.range_where(self.key_names, lo, hi)
-        order = ", ".join(quote_mysql(c) + (" DESC" if desc else "") for c in self.key_names)
-        rows = self.fetch(f"SELECT {', '.join(quote_mysql(c) for c in self.key_names)} FROM {self.table_ref}"
-                          f"{where} ORDER BY {order} LIMIT 1 OFFSET {int(offset)}", params)
-        return tuple(rows[0]) if rows else None
-
     def count(self, lo: Key | None, hi: Key | None) -> int:
         where, params = source.range_where(self.key_names, lo, hi)
         return int(self.fetch(f"SELECT COUNT(*) FROM {self.table_ref}{where}", params)[0][0])
 
     def split(self, lo: Key | None, hi: Key | None, parts: int) -> list[Part]:
-        """(lo, hi] in about `parts` ranges of equal row counts (the last keeps hi, open or not)."""
+        """(lo, hi] in about `parts` ranges of equal row counts, probed like a run's chunks
+        (source.plan_bounds); the last keeps hi, open or not."""
         total = self.count(lo, hi)
-        top = self._key_at(lo, hi, 0, desc=True)
+        top = source.key_at(self.conn, self.table_key, self.key_names, lo, hi, 0, desc=True)
         if total == 0 or top is None:
             return [Part(lo, hi)]
-        step = max(1, math.ceil(total / parts))
-        ranges, cur = [], lo
-        while True:
-            edge = self._key_at(cur, top, step - 1, False)
-            if edge is None or edge == top:
-                ranges.append(Part(cur, hi))
-                return ranges
-            ranges.append(Part(cur, edge))
-            cur = edge
+        ranges = source.plan_bounds(self.conn, self.table_key, self.key_names, lo,
+                                    max(1, math.ceil(total / parts)), top)
+        return [Part(a, b) for a, b in ranges[:-1]] + [Part(ranges[-1][0], hi)]
 
 
 class WarehouseSide(Side):
-    name = "target"
-
     def __init__(self, conn: Any, dialect: Dialect, schema: str, table: str, columns: Sequence[ColumnSpec],
                  key: Sequence[ColumnSpec], filter_cols: Sequence[str], bound: Key | None) -> None:
         self.conn = conn

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 import redis
 
+from common.config import outage_tolerance_s
 from common.errors import TransientError, redact
 from common.watermark import FINAL_STATUSES, TableState, state_lost_message
 
@@ -171,9 +172,3 @@ def report(pipeline: str, run_id: str, progress: list[Progress]) -> dict[str, An
               "succeeded" if statuses <= {"succeeded", "extracted"} else "running")
     return {"status": status, "pipeline": pipeline, "run_id": run_id,
             "table_metrics": {p.table: p.metrics() for p in progress}}
-
-
-def outage_tolerance_s() -> float:
-    """FERRY_OUTAGE_TOLERANCE_S (default 600): how long --wait rides out a Redis outage."""
-    import os
-    return float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600"))

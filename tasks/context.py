@@ -13,19 +13,13 @@ from celery import Task
 from celery.exceptions import Reject
 
 from common import naming
-from common.config import PipelineConfig, TableSettings, load_pipeline
+from common.config import PipelineConfig, TableSettings, load_pipeline, outage_tolerance_s
 from common.errors import StateError, TransientError, classify
 from common.watermark import TableState
 from workers import resources
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
-
-def outage_tolerance_s() -> float:
-    """How long a dependency (Redis, MySQL, S3, the warehouse) may be unreachable before a
-    run fails: FERRY_OUTAGE_TOLERANCE_S, default 600."""
-    return float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600"))
-
 
 BACKOFF_MAX_S = 60
 """The longest wait between two attempts; far below the visibility timeout, so a waiting
