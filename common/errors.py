@@ -24,6 +24,15 @@ class SchemaError(TerminalError):
     """The source table cannot be mapped; the message names table and column."""
 
 
+class RefusedError(TerminalError):
+    """The warehouse refused the data of a part (a value its column cannot take, a constraint,
+    a key that is not unique): retrying the same rows cannot help, other rows still load."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
 class StateError(TerminalError):
     """Redis state contradicts the request (unknown run, lock held by another run)."""
 
@@ -67,6 +76,34 @@ _S3_TRANSIENT_CODES = {
     "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
     "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed",
 }
+
+
+# SQLSTATE classes of a statement refused for its data: 22 data exception (a value out of
+# range, too long, invalid text), 23 integrity constraint violation (NOT NULL, CHECK, unique).
+_REFUSED_SQLSTATE_CLASSES = ("22", "23")
+# Redshift reports a COPY that failed on a value as an internal error (XX000) with this text;
+# the value's details are in SYS_LOAD_ERROR_DETAIL.
+_REDSHIFT_LOAD_FAILED = re.compile(r"Load into table '[^']*' failed|Spectrum Scan Error|Invalid digit|"
+                                   r"Overflow, |Numeric data overflow", re.IGNORECASE)
+_COLUMN_IN_MESSAGE = re.compile(r"""column ["']?([A-Za-z0-9_$]+)["']?""")
+
+
+def refusal(exc: BaseException) -> RefusedError | None:
+    """The warehouse's refusal of the data, if that is what `exc` is (None otherwise: a lost
+    connection, a permission, a bug). The column is named where the message names one."""
+    if isinstance(exc, RefusedError):
+        return exc
+    orig = getattr(exc, "orig", None) or exc
+    module = type(orig).__module__ or ""
+    if not module.startswith(("psycopg", "psycopg2")):
+        return None
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
+    text = str(orig).strip()
+    if not (state[:2] in _REFUSED_SQLSTATE_CLASSES or _REDSHIFT_LOAD_FAILED.search(text)):
+        return None
+    found = _COLUMN_IN_MESSAGE.search(text)
+    return RefusedError(redact(text.splitlines()[0] if text else type(orig).__name__),
+                        found.group(1) if found else None)
 
 
 def classify(exc: BaseException) -> BaseException:

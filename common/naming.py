@@ -152,6 +152,16 @@ def orphans_key(pipeline: str, table_key: str) -> str:
     return f"{_table_base(pipeline, table_key)}:orphans"
 
 
+def refused_key(pipeline: str, table_key: str) -> str:
+    """Hash: "run:chunk" -> JSON of a chunk whose parts the warehouse refused (they wait)."""
+    return f"{_table_base(pipeline, table_key)}:refused"
+
+
+def skipped_key(pipeline: str, table_key: str) -> str:
+    """Hash: "run:chunk" -> JSON of a refused chunk the operator gave up on (skip-range)."""
+    return f"{_table_base(pipeline, table_key)}:skipped"
+
+
 def faults_key(pipeline: str, table_key: str) -> str:
     """Hash: injected failures per chunk (tests only, see common/faults.py)."""
     return f"{_table_base(pipeline, table_key)}:faults"

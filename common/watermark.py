@@ -178,24 +178,27 @@ class TableState:
     def runs(self) -> list[str]:
         return [_s(r) for r in self.r.lrange(self.runs_key, 0, -1)]
 
-    def resumable_run(self) -> str | None:
-        """The latest run if it has a stored plan and ended unfinished (failed, or its
-        owner died): the next sync resumes it instead of planning a new one."""
+    def resumable_run(self, scan: int = 50) -> str | None:
+        """The run the next sync resumes instead of planning a new one: the newest unfinished
+        run (failed, or its owner died) with chunks still to extract. A run with every chunk
+        extracted is not resumed: its parts await load, and the next run's load takes them
+        along with the new rows (a load that failed never keeps new rows from being read).
+        Older runs count too: a load that found parts missing from S3 reopens their chunks."""
         runs = self.runs()
-        if not runs:
-            return None
-        run_id = runs[-1]
-        meta = self.run_meta(run_id)
-        if "chunks" not in meta or meta.get("kind") == "load":
-            return None
-        if meta.get("status") in ("succeeded", "extracted", "abandoned", "replanned", "cancelled"):
-            return None  # (a cancelled run is resumed only by `ferry retry`)
-        if meta.get("replan"):
-            # The source schema changed under it: its committed parts stay (they will be
-            # loaded with the columns they have), the rest is planned again.
-            self.r.hset(self._meta_key(run_id), "status", "replanned")
-            return None
-        return run_id
+        for i, run_id in enumerate(reversed(runs[-scan:])):
+            meta = self.run_meta(run_id)
+            if "chunks" not in meta or meta.get("kind") == "load":
+                continue
+            if meta.get("status") in ("succeeded", "extracted", "abandoned", "replanned", "cancelled"):
+                continue  # (a cancelled run is resumed only by `ferry retry`)
+            if i == 0 and meta.get("replan"):
+                # The source schema changed under it: its committed parts stay (they will be
+                # loaded with the columns they have), the rest is planned again.
+                self.r.hset(self._meta_key(run_id), "status", "replanned")
+                continue
+            if any(c.state == "pending" for c in self.chunks(run_id)):
+                return run_id
+        return None
 
     def abandon_unfinished(self) -> list[str]:
         """Abandon unfinished runs (after watermark set): no sync resumes them, their

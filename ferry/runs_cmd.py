@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from common import bounds
+from common.refused import Refusals
 from common.watermark import Chunk, TableState
 from ferry.console import fail, pipeline_config, redis_client, table_settings
 
@@ -46,6 +47,15 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
         fail(f"table {table} has no run {run_id!r} (latest: {', '.join(known[-5:])})")
     meta = st.run_meta(run_id)
     chunks = [_chunk_doc(c) for c in st.chunks(run_id)]
+    refusals = Refusals(st.r, pipeline, table)
+    fates = {**{r.chunk: ("refused", r) for r in refusals.waiting().values() if r.run_id == run_id},
+             **{r.chunk: ("skipped", r) for r in refusals.skipped() if r.run_id == run_id}}
+    for c in chunks:
+        if c["chunk"] in fates:
+            fate, r = fates[c["chunk"]]
+            c["state"] = fate
+            c["refused"] = {"error": r.error, "column": r.column, "times": r.times, "skipped_at": r.skipped_at,
+                            "reason": r.reason or None}
     doc = {"run_id": run_id, "table": table, "status": meta.get("status"), "session": int(meta.get("session", 1)),
            "error": meta.get("error") or None, "chunks": chunks}
     if as_json:
@@ -62,6 +72,15 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
         if c["error"]:
             when = f" (session {c['error_session']})" if c["error_session"] else ""
             click.echo(f"       error{when}: {c['error']}")
+        if c.get("refused"):
+            r = c["refused"]
+            column = f" (column {r['column']})" if r["column"] else ""
+            click.echo(f"       refused by the warehouse{column}, {r['times']} time(s): {r['error']}")
+            if c["state"] == "skipped":
+                click.echo("       skipped by the operator" + (f": {r['reason']}" if r["reason"] else ""))
+            else:
+                click.echo(f"       waits: each load tries it again; `ferry watermark skip-range -p {pipeline} "
+                           f"-t {table} --run {run_id} --chunk {c['chunk']} --yes` gives it up")
 
 
 def _unfinished(st: TableState) -> str | None:

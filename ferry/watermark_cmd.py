@@ -13,6 +13,7 @@ from common import bounds, naming
 from common.bounds import Key
 from common.config import PipelineConfig, TableSettings
 from common.errors import FerryError, LockedError
+from common.refused import Refusals
 from common.store import Store, make_client
 from common.types import TableSchema
 from common.watermark import TableState
@@ -61,6 +62,11 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
         "parts_awaiting_load": len(pending),
         "rows_awaiting_load": sum(p.rows for p in pending),
     }
+    refusals = Refusals(st.r, pipeline, table)
+    doc["rows_skipped"] = int(raw.get("rows_skipped", 0))
+    doc["refused_ranges"] = [r.describe(table) + f" (refused {r.times} time(s))" for r in refusals.waiting().values()]
+    doc["skipped_ranges"] = [f"run {r.run_id} chunk {r.chunk} ({r.lo}, {r.hi}]: {r.rows:,} rows skipped"
+                             + (f" ({r.reason})" if r.reason else "") for r in refusals.skipped()]
     runs = st.runs()
     if runs:
         last = runs[-1]
@@ -238,3 +244,40 @@ def rebuild_cmd(pipeline: str, table: str) -> None:
                f"{summary.rows_loaded}; {summary.parts_awaiting_load} part(s) await load")
     for note in summary.notes:
         click.echo(f"note: {note}")
+
+
+@watermark.command("skip-range")
+@click.option("-p", "--pipeline", required=True)
+@click.option("-t", "--table", required=True)
+@click.option("--run", "run_id", help="The run of the refused chunk (see `watermark get`, `runs show`).")
+@click.option("--chunk", type=int, help="The refused chunk's number.")
+@click.option("--reason", default="", help="Why it is given up (kept with the decision).")
+@click.option("--yes", is_flag=True, help="Confirm: its rows never reach the target.")
+def skip_range(pipeline: str, table: str, run_id: str | None, chunk: int | None, reason: str, yes: bool) -> None:
+    """Give up on a key range the warehouse refused: its parts stop waiting for a load and its
+    rows are counted skipped; the decision is kept in the table's state and on its run."""
+    _, _, st = _open(pipeline, table)
+    refusals = Refusals(st.r, pipeline, table)
+    waiting = refusals.waiting()
+    if not waiting:
+        fail(f"table {table} has no range refused by the warehouse; nothing was skipped")
+    listed = "; ".join(f"--run {r.run_id} --chunk {r.chunk}: ({r.lo}, {r.hi}], {r.rows:,} rows"
+                       for r in waiting.values())
+    if run_id is None or chunk is None:
+        fail(f"name the range with --run and --chunk; waiting: {listed}")
+    refusal = waiting.get((run_id, chunk))
+    if refusal is None:
+        fail(f"table {table}: run {run_id} chunk {chunk} is not a refused range; waiting: {listed}")
+    if not yes:
+        fail(f"this gives up {refusal.rows:,} rows of {table} (run {run_id} chunk {chunk}, key range "
+             f"({refusal.lo}, {refusal.hi}]): they never reach the target; add --yes to do it")
+    token = f"skip-range:{time.time():.6f}"
+    if not st.acquire_load_lock(token, 120):
+        fail(f"table {table}: a load is running; nothing was skipped (try again when it ends)", 1)
+    try:
+        refusals.skip(refusal, reason)
+    finally:
+        st.release_load_lock(token)
+    click.echo(f"{table}: run {run_id} chunk {chunk} skipped: {refusal.rows:,} rows of key range "
+               f"({refusal.lo}, {refusal.hi}] will not be loaded ({len(refusal.parts)} part(s) stay on S3 "
+               f"until `ferry s3clean`)")

@@ -5,15 +5,17 @@ A full-strategy table is instead rebuilt from its latest complete run and swappe
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
-from common import faults
+from common import bounds, faults, lost_parts
 from common.design import TableDesign
-from common.errors import StateError, TransientError
+from common.errors import RefusedError, StateError, TransientError
+from common.refused import Refusal, Refusals
 from common.warehouse import LoadRequest
 from common.watermark import PendingPart
 from tasks.celery import app
@@ -67,6 +69,66 @@ def _apply_design(ctx: TableContext, warehouse: Any, run_id: str, schema: Any) -
         ctx.state.record_schema_event(run_id, f"target: not applied: {change}")
 
 
+def _loaded(ctx: TableContext, pipeline: str, table: str) -> None:
+    # Tests end the process here: committed in the warehouse, not yet in Redis.
+    faults.maybe_fail(ctx.state.r, pipeline, table, "load")
+
+
+def _by_chunk(parts: list[PendingPart]) -> list[list[PendingPart]]:
+    return [list(g) for _, g in itertools.groupby(parts, key=lambda p: (p.run_id, p.chunk))]
+
+
+def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
+                    run_id: str) -> tuple[int, int, list[Refusal]]:
+    """Load the parts in one transaction; if the warehouse refuses their data, chunk by chunk
+    instead, so every chunk it takes is loaded and each one it refuses waits (recorded with
+    its range and the warehouse's message). Chunks refused by earlier loads are tried again,
+    each on its own, after the rest. Returns (parts, rows) counted and the new refusals."""
+    refusals = Refusals(ctx.state.r, ctx.cfg.name, ctx.table.key)
+    waiting = refusals.waiting()
+    fresh = [p for p in request.parts if (p.run_id, p.chunk) not in waiting]
+    again = [p for p in request.parts if (p.run_id, p.chunk) in waiting]
+    files = rows = 0
+    refused: list[Refusal] = []
+
+    def load(parts: list[PendingPart], n: int) -> None:
+        nonlocal files, rows
+        warehouse.load(replace(request, parts=parts, load_id=f"{request.load_id}-{n}"))
+        _loaded(ctx, request.pipeline, request.table)
+        f, r = ctx.state.commit_load(run_id, parts)
+        files, rows = files + f, rows + r
+
+    def refuse(group: list[PendingPart], exc: RefusedError) -> Refusal:
+        chunk = ctx.state.chunk(group[0].run_id, group[0].chunk)
+        lo, hi = (bounds.show(chunk.lo), bounds.show(chunk.hi)) if chunk else ("?", "?")
+        return refusals.record(group[0].run_id, group[0].chunk, lo, hi, group, exc)
+
+    groups: list[list[PendingPart]] = []
+    if fresh:
+        try:
+            load(fresh, 0)
+        except RefusedError as exc:
+            log.warning("table %s: the warehouse refused a load of %d parts (%s); loading chunk by chunk",
+                        request.table, len(fresh), exc)
+            groups = _by_chunk(fresh)
+    for n, group in enumerate(groups, start=1):
+        try:
+            load(group, n)
+        except RefusedError as exc:
+            refused.append(refuse(group, exc))
+            log.error("%s", refused[-1].describe(request.table))
+    for n, group in enumerate(_by_chunk(again), start=len(groups) + 1):
+        try:
+            load(group, n)
+            refusals.clear(group[0].run_id, group[0].chunk)
+            log.warning("table %s: chunk %d of run %s, refused before, is loaded now", request.table,
+                        group[0].chunk, group[0].run_id)
+        except RefusedError as exc:
+            still = refuse(group, exc)
+            log.warning("%s (refused %d times; it waits)", still.describe(request.table), still.times)
+    return files, rows, refused
+
+
 @app.task(name="ferry.load_run", base=FerryTask, bind=True, **RETRY)
 @translated
 def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str,
@@ -102,6 +164,7 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         ctx.state.set_status(status_load="running")
         parts = ctx.state.pending_parts()
         files = rows = 0
+        refused: list[Refusal] = []
         load = bool(parts)
         source_run: str | None = None
         if ctx.table.strategy == "full":
@@ -116,6 +179,13 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
             schema = ctx.state.schema()
             if schema is None:
                 raise StateError(f"table {table}: parts await load but no schema is recorded")
+            gone = lost_parts.missing(resources.store(ctx.cfg.s3), ctx.table_prefix, parts)
+            if gone:
+                reopened = lost_parts.reopen(ctx.state, gone)
+                cause = lost_parts.message(table, gone, reopened)
+                log.error("run %s: %s", run_id, cause)
+                ctx.state.finish_run(run_id, "failed", cause, session)
+                return {"run_id": run_id, "missing_parts": len(gone)}
             version = ctx.table.cursor if ctx.table.strategy == "timestamp" else None
             run_schemas = {r: s for r in {p.run_id for p in parts} if (s := ctx.state.run_schema(r))}
             request = LoadRequest(
@@ -130,13 +200,23 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                 for stmt in warehouse.evolve(ctx.table_target, schema):
                     ctx.state.record_schema_event(run_id, f"target: {stmt}")
                 _apply_design(ctx, warehouse, run_id, schema)
-            warehouse.load(request)
-            ctx.state.set_status(table_design=json.dumps(asdict(ctx.table.design)))
-            # Tests end the process here: committed in the warehouse, not yet in Redis.
-            faults.maybe_fail(ctx.state.r, pipeline, table, "load")
-            files, rows = ctx.state.commit_load(run_id, parts)
             if request.replace:
+                warehouse.load(request)
+                _loaded(ctx, pipeline, table)
+                files, rows = ctx.state.commit_load(run_id, parts)
                 ctx.state.set_status(full_run=source_run or run_id)
+            else:
+                files, rows, refused = _load_by_chunks(ctx, warehouse, request, run_id)
+            ctx.state.set_status(table_design=json.dumps(asdict(ctx.table.design)))
+            if refused:
+                cause = (refused[0].describe(table) + (f" (and {len(refused) - 1} more chunk(s))" if len(refused) > 1
+                                                       else "")
+                         + f"; every other part is loaded. The range waits: each later load tries it again "
+                           f"(fix the cause, then sync), or give it up with `ferry watermark skip-range -p "
+                           f"{pipeline} -t {table} --run {refused[0].run_id} --chunk {refused[0].chunk} --yes`")
+                log.error("run %s: %s", run_id, cause)
+                ctx.state.finish_run(run_id, "failed", cause, session)
+                return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows, "refused": len(refused)}
         ctx.state.finish_run(run_id, "succeeded", session=session)
     finally:
         ctx.state.release_load_lock(token)

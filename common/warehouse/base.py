@@ -10,9 +10,9 @@ from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection, Engine
 
-from common import naming, schema_change
+from common import errors, naming, schema_change
 from common.design import TableDesign
-from common.errors import SchemaError
+from common.errors import RefusedError, SchemaError
 from common.store import Store
 from common.types import TableSchema
 from common.warehouse import reload, sql
@@ -208,7 +208,25 @@ class Warehouse(ABC):
         ledger = naming.ledger_table_name(request.target_table)
         self.ensure_ledger(ledger)
         runs = sorted({p.run_id for p in request.parts})
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
+            try:
+                todo, skipped = self._load_in(conn, request, ledger, runs)
+            except BaseException as exc:
+                # A load cut short (a time limit inside COPY, a lost connection) can leave the
+                # connection mid-command: never hand it back to the pool for the retry.
+                conn.invalidate()
+                refused = errors.refusal(exc) if isinstance(exc, Exception) else None
+                if refused is not None and refused is not exc:
+                    raise refused from exc
+                raise
+        log.info("loaded %d parts (%d rows) of %s into %s.%s; %d already loaded",
+                 len(todo), sum(p.rows for p in todo), request.table, self.schema,
+                 request.target_table, len(skipped))
+        return LoadResult(loaded=tuple(todo), skipped=skipped)
+
+    def _load_in(self, conn: Connection, request: LoadRequest, ledger: str,
+                 runs: list[str]) -> tuple[list[PendingPart], tuple[PendingPart, ...]]:
+        with conn.begin():
             done: set[str] = set()
             if runs:
                 rows = conn.exec_driver_sql(sql.ledger_loaded(self.schema, ledger, runs),
@@ -224,10 +242,7 @@ class Warehouse(ABC):
                 self._merge(conn, request, todo)
             if todo:
                 self._write_ledger(conn, ledger, request, todo)
-        log.info("loaded %d parts (%d rows) of %s into %s.%s; %d already loaded",
-                 len(todo), sum(p.rows for p in todo), request.table, self.schema,
-                 request.target_table, len(skipped))
-        return LoadResult(loaded=tuple(todo), skipped=skipped)
+        return todo, skipped
 
     def _merge(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
         # Oldest run first, so a newer version of a row replaces an older one. Each run's
@@ -254,9 +269,9 @@ class Warehouse(ABC):
         row = first_row(conn, sql.duplicate_key(staging, key))
         if row is not None:
             shown = ", ".join(f"{k}={v!r}" for k, v in zip(key, row[:-1]))
-            raise SchemaError(f"table {request.table}: the key ({', '.join(request.schema.key)}) is not unique in "
+            raise RefusedError(f"table {request.table}: the key ({', '.join(request.schema.key)}) is not unique in "
                               f"the source: {shown} appears {row[-1]} times in run {run_id}; set primary_key to "
-                              f"columns that are unique (NOT NULL, one row each)")
+                              f"columns that are unique (NOT NULL, one row each)", column=", ".join(key))
 
     def _replace(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
         """Full reload, in the load's transaction (common/warehouse/reload.py)."""
