@@ -162,3 +162,38 @@ def test_state_lost_mid_run_is_said_and_rebuild_recovers_exactly(isolated: Pipe,
     totals = state.state()
     assert int(totals["rows_loaded"]) == 3_000, totals
     assert run_id in state.runs()
+
+
+def test_a_load_cut_by_its_soft_time_limit_retries_on_a_fresh_connection(isolated: Pipe, log_dir) -> None:
+    """The load blocks on a lock a DBA holds on the target until its soft time limit (9 s)
+    interrupts it inside the driver's wait; the lock goes; the retry loads on a fresh
+    connection (before: the pooled connection answered every retry with "another command is
+    already in progress", until the run failed)."""
+    import threading
+
+    import psycopg
+
+    from tests.conftest import PG_DSN
+    from tests.services import Worker, wait_for
+
+    pipe = isolated
+    _seed(pipe, "orders", 2_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    worker = Worker("softlimit", dict(pipe.env, FERRY_TASK_TIME_LIMIT_S="10"), log_dir, concurrency=1)
+    result: list = []
+    try:
+        assert pipe.sync("--wait").code == 0  # the target exists; the process's pool holds a connection
+        _seed(pipe, "orders", 500, append=True)
+        with psycopg.connect(PG_DSN) as dba:
+            dba.execute(f'LOCK TABLE "{pipe.db}".orders IN ACCESS EXCLUSIVE MODE')
+            runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", timeout_s=180)))
+            runner.start()
+            wait_for(lambda: b"interrupted by its time limit" in worker.log_path.read_bytes(), 60,
+                     "the load cut by its soft time limit")
+            dba.rollback()
+        runner.join(180)
+    finally:
+        worker.stop()
+    assert result and result[0].code == 0, result[0].stderr if result else "no result"
+    assert "another command is already in progress" not in worker.log_path.read_text()
+    assert pipe.assert_synced("orders") == 2_500

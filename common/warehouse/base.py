@@ -44,6 +44,19 @@ def first_row(conn: Connection, statement: str) -> tuple[Any, ...] | None:
         cursor.close()
 
 
+def _time_limit_in(exc: BaseException) -> str | None:
+    """The task time limit (Celery's soft limit) behind an error, if one interrupted the load:
+    the error that surfaces is often the rollback's ("another command is already in progress")."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if type(seen).__name__ in ("SoftTimeLimitExceeded", "TimeLimitExceeded"):
+            return "time limit (" + type(seen).__name__ + ")"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 @dataclass(frozen=True)
 class LoadRequest:
     """What one load merges: parts of a table into its target."""
@@ -214,7 +227,15 @@ class Warehouse(ABC):
             except BaseException as exc:
                 # A load cut short (a time limit inside COPY, a lost connection) can leave the
                 # connection mid-command: never hand it back to the pool for the retry.
-                conn.invalidate()
+                try:
+                    conn.invalidate()
+                except Exception:  # noqa: BLE001 - it is being thrown away anyway
+                    pass
+                cut = _time_limit_in(exc)
+                if cut is not None:
+                    raise errors.TransientError(
+                        f"the load of {request.table} was interrupted by its {cut}; its connection was "
+                        f"closed, the retry opens a fresh one") from exc
                 refused = errors.refusal(exc) if isinstance(exc, Exception) else None
                 if refused is not None and refused is not exc:
                     raise refused from exc
