@@ -81,8 +81,10 @@ _S3_TRANSIENT_CODES = {
 # SQLSTATE classes of a statement refused for its data: 22 data exception (a value out of
 # range, too long, invalid text), 23 integrity constraint violation (NOT NULL, CHECK, unique).
 _REFUSED_SQLSTATE_CLASSES = ("22", "23")
-# Redshift reports a COPY that failed on a value as an internal error (XX000) with this text;
-# the value's details are in SYS_LOAD_ERROR_DETAIL.
+# Redshift: "If the COPY encounters errors, an error message directs you to consult the
+# STL_LOAD_ERRORS table for details" (system-tables-for-troubleshooting-data-loads.html);
+# the message's exact text is not on any page: test_redshift_live.py::
+# test_a_refused_range_waits_on_redshift is the proof.
 _REDSHIFT_LOAD_FAILED = re.compile(r"Load into table '[^']*' failed|Spectrum Scan Error|Invalid digit|"
                                    r"Overflow, |Numeric data overflow", re.IGNORECASE)
 _COLUMN_IN_MESSAGE = re.compile(r"""column ["']?([A-Za-z0-9_$]+)["']?""")

@@ -125,3 +125,32 @@ def test_verify_agrees_on_redshift(live: dict) -> None:
                               f"{live['db']}.{table}"], env=live["env"], cwd=REPO, capture_output=True,
                              text=True, timeout=600)
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_refused_range_waits_on_redshift(live: dict) -> None:
+    """What no page says: that Redshift's refusal of a NULL into a NOT NULL column (during the
+    merge's INSERT) carries a SQLSTATE of class 23 or a text common/errors.refusal knows, so the
+    refused chunk waits and the others load (test_refused.py proves the rest on PostgreSQL)."""
+    from pathlib import Path
+
+    import boto3
+
+    config = Path(live["env"]["FERRY_CONFIG"])
+    pipeline = f"{live['pipeline']}-refused"
+    (config / "pipelines" / f"{pipeline}.yml").write_text(yaml.safe_dump({
+        "source": "mysql", "target": "rs", "target_schema": live["schema"],
+        "tables": {f"{live['db']}.notes": {"chunk_rows": 1}}}))
+    cur = live["mysql"].cursor()
+    cur.execute(f"CREATE TABLE `{live['db']}`.notes (id INT NOT NULL PRIMARY KEY, note VARCHAR(20))")
+    cur.execute(f"INSERT INTO `{live['db']}`.notes VALUES (1, 'a'), (2, NULL), (3, 'c')")
+    live["rs"].execute(f'CREATE SCHEMA IF NOT EXISTS "{live["schema"]}"')
+    live["rs"].execute(f'CREATE TABLE "{live["schema"]}".notes (id INTEGER NOT NULL, note VARCHAR(80) NOT NULL, '
+                       f'PRIMARY KEY (id))')
+    try:
+        out = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", pipeline, "--wait"], env=live["env"],
+                             cwd=REPO, capture_output=True, text=True, timeout=1800)
+        assert out.returncode == 1 and "the warehouse refused chunk 1 of run" in out.stderr, out.stderr
+        ids = {r[0] for r in live["rs"].execute(f'SELECT id FROM "{live["schema"]}".notes')}
+        assert ids == {1, 3}
+    finally:
+        boto3.resource("s3").Bucket(BUCKET).objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()

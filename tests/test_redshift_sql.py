@@ -208,3 +208,18 @@ def test_every_verify_query_parses(statement: str) -> None:
 def test_every_redshift_statement_parses(statement: str) -> None:
     # Parameters are bound by the driver: parse with a literal where each %s stands.
     sqlglot.parse_one(statement.replace("%s", "'x'").replace("%%", "%"), read="redshift")
+
+
+def test_redshift_load_failures_are_refusals_and_lost_connections_are_not() -> None:
+    """A COPY refused for its data "directs you to consult the STL_LOAD_ERRORS table"
+    (system-tables-for-troubleshooting-data-loads.html): that range waits, the rest loads. The
+    exact text is on no page: test_redshift_live.py::test_a_refused_range_waits_on_redshift."""
+    import psycopg2
+
+    from common.errors import RefusedError, refusal
+
+    refused = refusal(psycopg2.InternalError("Load into table 'notes' failed.  Check 'stl_load_errors' system "
+                                             "table for details.\n"))
+    assert isinstance(refused, RefusedError) and "Load into table 'notes' failed" in str(refused)
+    assert refusal(psycopg2.OperationalError("server closed the connection unexpectedly")) is None
+    assert refusal(psycopg2.ProgrammingError('permission denied for relation notes')) is None
