@@ -3,7 +3,8 @@
 Two tables, each synced by fresh workers (peak RSS is a per-process high-water mark):
 - bench.wide_blobs: 200 rows of a 1 MB LONGBLOB;
 - bench.wide_cols: 200 columns (VARCHAR(20)) x 30,000 rows.
-Reports the largest part, the workers' peak RSS next to the target (4 x part_mb + 200 MB)
+Reports the largest part, the peak RSS of the extract process and of the load process (one
+worker each) next to the target (4 x part_mb + 200 MB),
 and whether the target equals the source (row count and a checksum over every column).
 """
 from __future__ import annotations
@@ -66,7 +67,9 @@ def run_case(table: str, work: Path, moto: MotoServer) -> dict[str, object]:
     store = Store(make_client(S3Config(bucket="ferry-bench", endpoint_url=moto.url, access_key_id="x",
                                        secret_access_key="x")), "ferry-bench")
     store.ensure_bucket("us-east-1")
-    workers = [Worker(f"wide{i + 1}", env, work, concurrency=1) for i in range(2)]
+    # One worker reads (extract), the other plans and loads: each process's peak is its own.
+    workers = [Worker("wide-extract", env, work, concurrency=1, queues="extract"),
+               Worker("wide-load", env, work, concurrency=1, queues="plan,load")]
     try:
         t0 = time.time()
         proc = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", PIPELINE, "-t", table, "--wait"],
@@ -76,7 +79,8 @@ def run_case(table: str, work: Path, moto: MotoServer) -> dict[str, object]:
             return {"error": proc.stderr[-2000:]}
         parts = [size for key, size in store.list(f"ferry/{PIPELINE}/") if key.endswith(".parquet")]
         return {"wall_s": round(wall, 2), "parts": len(parts), "largest_part_mb": round(max(parts) / 2**20, 1),
-                "workers_peak_rss_mb": round(peak_rss_mb(workers), 1),
+                "extract_peak_rss_mb": round(peak_rss_mb(workers[:1]), 1),
+                "load_peak_rss_mb": round(peak_rss_mb(workers[1:]), 1),
                 "target_rss_mb": 4 * PART_MB + 200, "check": synced(table, target_schema, client)}
     finally:
         for w in workers:

@@ -1,10 +1,12 @@
 """Writing a chunk's record batches as Parquet parts (pyarrow, snappy) of bounded size."""
 from __future__ import annotations
 
+import os
 import queue
+import tempfile
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,7 +45,8 @@ class PartWriter:
         self.part_rows = part_rows
         self.metadata = metadata
         self.parts: list[Part] = []
-        self._sink: pa.BufferOutputStream | None = None
+        self._sink: pa.NativeFile | None = None
+        self._spool: Any = None
         self._writer: pq.ParquetWriter | None = None
         self._rows = 0
         self._pending: list[pa.RecordBatch] = []
@@ -62,6 +65,8 @@ class PartWriter:
             self._pending_bytes += head.nbytes
             full_rows = self.part_rows is not None and self._rows + self._pending_rows >= self.part_rows
             if full_rows or self._pending_rows >= ROW_GROUP_ROWS or self._pending_bytes >= self.row_group_bytes:
+                if self._sink is not None and self._sink.tell() + self._pending_bytes > self.part_bytes:
+                    self._flush()  # this row group would take the part past part_mb: start the next
                 self._write_row_group()
                 if full_rows or (self._sink is not None and self._sink.tell() >= self.part_bytes):
                     self._flush()
@@ -84,7 +89,11 @@ class PartWriter:
 
     def _open(self) -> None:
         if self._writer is None:
-            self._sink = pa.BufferOutputStream()
+            # The part is spooled to a local file, not held in memory: a part_mb part costs
+            # disk, and memory stays within a row group (and the upload streams from the file).
+            self._spool = tempfile.NamedTemporaryFile(prefix="ferry-part-", suffix=".parquet",
+                                                      dir=os.environ.get("FERRY_SPOOL_DIR") or None)
+            self._sink = pa.OSFile(self._spool.name, "wb")
             self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
             self._rows = 0
 
@@ -92,13 +101,26 @@ class PartWriter:
         if self._writer is None or self._sink is None:
             return
         self._writer.close()
-        body = self._sink.getvalue().to_pybytes()
+        self._sink.close()
+        size = os.path.getsize(self._spool.name)
         key = self.key_for(len(self.parts))
         meta = dict(self.metadata, part=str(len(self.parts)), rows=str(self._rows))
-        self.store.put(key, body, meta)
-        self.parts.append(Part(key=key, rows=self._rows, bytes=len(body)))
+        with open(self._spool.name, "rb") as body:
+            self.store.put(key, body, meta)
+        self._spool.close()  # (deletes the file)
+        self.parts.append(Part(key=key, rows=self._rows, bytes=size))
         self._writer = self._sink = None
         self._rows = 0
+
+    def discard(self) -> None:
+        """Drop the unfinished part's local file (the read failed)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+                self._sink.close()  # type: ignore[union-attr]
+            finally:
+                self._spool.close()
+            self._writer = self._sink = None
 
 
 class BackgroundWriter:
@@ -153,4 +175,5 @@ class BackgroundWriter:
         self._abort = True
         self._queue.put(self._DONE)
         self._thread.join()
+        self.writer.discard()
 

@@ -13,6 +13,7 @@ BIGINT UNSIGNED as DECIMAL(20,0) loads into NUMERIC(20,0), not BIGINT (DESIGN, f
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,8 +69,8 @@ class _Sink:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
-    def put(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
-        self.objects[key] = body
+    def put(self, key: str, body: Any, metadata: dict[str, str] | None = None) -> None:
+        self.objects[key] = body if isinstance(body, bytes) else body.read()
 
 
 @pytest.mark.parametrize("source, expected", CONTRACT, ids=[c[0][1] for c in CONTRACT])

@@ -3,7 +3,9 @@ streams them into the staging table with COPY FROM STDIN."""
 from __future__ import annotations
 
 import io
-from typing import Iterator, Sequence
+import os
+import tempfile
+from typing import BinaryIO, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -27,11 +29,11 @@ CSV_BATCH_BYTES = 8 * 1024 * 1024
 """About this many bytes of a part are turned into CSV at a time (the load streams)."""
 
 
-def parquet_to_csv(data: bytes) -> Iterator[bytes]:
-    """A Parquet part as CSV rows in the part's column order (NULL unquoted, '' quoted), in
-    pieces of about CSV_BATCH_BYTES of values, so a part of wide rows is never held whole
-    as text."""
-    part = pq.ParquetFile(io.BytesIO(data))
+def parquet_to_csv(data: bytes | BinaryIO) -> Iterator[bytes]:
+    """A Parquet part (its bytes, or a file) as CSV rows in the part's column order (NULL
+    unquoted, '' quoted), in pieces of about CSV_BATCH_BYTES of values, so a part of wide
+    rows is never held whole as text."""
+    part = pq.ParquetFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     rows = max(part.metadata.num_rows, 1)
     size = sum(part.metadata.row_group(i).total_byte_size for i in range(part.metadata.num_row_groups))
     batch_rows = max(1, int(CSV_BATCH_BYTES / max(size / rows, 1)))
@@ -53,5 +55,9 @@ class PostgresWarehouse(Warehouse):
         cursor = conn.connection.driver_connection.cursor()
         with cursor.copy(sql.copy_csv_stdin(into, columns)) as copy:
             for part in parts:
-                for piece in parquet_to_csv(self.store.get(part.key)):
-                    copy.write(piece)
+                # Spooled to a local file, read a batch at a time: a part is never whole in memory.
+                with tempfile.TemporaryFile(prefix="ferry-load-", dir=os.environ.get("FERRY_SPOOL_DIR") or None) as f:
+                    self.store.download(part.key, f)
+                    f.seek(0)
+                    for piece in parquet_to_csv(f):
+                        copy.write(piece)
