@@ -11,6 +11,7 @@ import redis
 
 from common.config import outage_tolerance_s
 from common.errors import TransientError, redact
+from common.refused import Refusals
 from common.watermark import FINAL_STATUSES, TableState, state_lost_message
 
 FINAL = set(FINAL_STATUSES) | {"lost"}
@@ -35,6 +36,9 @@ class Progress:
     nul_removed: dict[str, int]
     started: float
     finished: float | None
+    refused: list[str]
+    """Ranges of the table the warehouse refused that still wait (any run's)."""
+    rows_skipped: int
 
     @classmethod
     def read(cls, state: TableState, run_id: str) -> "Progress":
@@ -54,7 +58,10 @@ class Progress:
                    truncated=json.loads(m.get("truncated") or "{}"),
                    nul_removed=json.loads(m.get("nul_removed") or "{}"),
                    started=float(m.get("queued_at", time.time())),
-                   finished=float(m["finished_at"]) if m.get("finished_at") else None)
+                   finished=float(m["finished_at"]) if m.get("finished_at") else None,
+                   refused=[f"run {r.run_id} chunk {r.chunk} ({r.lo}, {r.hi}]"
+                            for r in Refusals(state.r, state.pipeline, state.table).waiting().values()],
+                   rows_skipped=int(state.r.hget(state.state_key, "rows_skipped") or 0))
 
     @property
     def duration(self) -> float:
@@ -75,6 +82,8 @@ class Progress:
                 **({"null_cursor_rows": self.null_cursor_rows} if self.null_cursor_rows else {}),
                 **({"values_truncated": self.truncated} if self.truncated else {}),
                 **({"nul_characters_removed": self.nul_removed} if self.nul_removed else {}),
+                **({"refused_ranges_waiting": self.refused} if self.refused else {}),
+                **({"rows_skipped": self.rows_skipped} if self.rows_skipped else {}),
                 **({"error": self.error} if self.error else {})}
 
 
@@ -140,6 +149,9 @@ def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
     for p in progress:
         out.write(f"{'' if tty else _stamp() + ' '}summary {p.table}: run {p.run_id} {p.status}, rows extracted "
                   f"{p.rows:,}, rows loaded {p.rows_loaded:,}, {p.duration:,.1f} s\n")
+        if p.refused:
+            out.write(f"{'' if tty else _stamp() + ' '}summary {p.table}: {len(p.refused)} range(s) refused by the "
+                      f"warehouse wait ({'; '.join(p.refused[:3])}): `ferry watermark get` / `ferry runs show`\n")
     out.flush()
     return progress
 

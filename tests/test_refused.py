@@ -39,6 +39,9 @@ def test_a_refused_range_waits_while_the_rest_loads_then_loads_or_is_skipped(pip
     _notes(pipe, 6001, 7000)
     third = pipe.sync("--wait")
     assert third.code == 0, third.stderr
+    assert third.report["table_metrics"][table]["refused_ranges_waiting"] == [
+        f"run {second.report['run_id']} chunk 1 (4000, 5000]", f"run {second.report['run_id']} chunk 2 (5000, 6000]"]
+    assert "2 range(s) refused by the warehouse wait" in third.stderr
     assert {r[0] for r in pg.execute(f"SELECT id FROM {target} WHERE id > 6000")} == set(range(6001, 7001))
     shown = json.loads(pipe.ferry("runs", "show", "-p", pipe.name, "-t", table, second.report["run_id"],
                                   "--json").stdout)
@@ -65,6 +68,8 @@ def test_a_refused_range_waits_while_the_rest_loads_then_loads_or_is_skipped(pip
     pg.execute(f"ALTER TABLE {target} ALTER COLUMN note DROP NOT NULL")
     fourth = pipe.sync("--wait")
     assert fourth.code == 0, fourth.stderr
+    assert "refused_ranges_waiting" not in fourth.report["table_metrics"][table]
+    assert fourth.report["table_metrics"][table]["rows_skipped"] == 1000
     got = {r[0]: r[1] for r in pg.execute(f"SELECT id, note FROM {target}")}
     assert set(got) == set(range(1, 7001)) - set(range(5001, 6001)) and got[4500] is None
     doc = json.loads(pipe.ferry("watermark", "get", "-p", pipe.name, "-t", table, "--json").stdout)
