@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from common import bounds
 from common.config import PipelineConfig, config_dir, load_pipeline
 from common.errors import FerryError
+from common.refused import Refusals
 from common.watermark import FINAL_STATUSES, TableState
 
 LABELS = ["pipeline", "table"]
@@ -67,6 +68,8 @@ class FerryCollector:
                                      "Source clock minus the committed cursor (timestamp cursors)", labels=LABELS),
             "parts": GaugeMetricFamily("ferry_parts_awaiting_load", "Committed parts not yet loaded", labels=LABELS),
             "prows": GaugeMetricFamily("ferry_rows_awaiting_load", "Rows in parts not yet loaded", labels=LABELS),
+            "refused": GaugeMetricFamily("ferry_refused_ranges",
+                                         "Key ranges the warehouse refused that wait (ferry runs show)", labels=LABELS),
             "active": GaugeMetricFamily("ferry_run_active", "1 while a run holds the table's lock", labels=LABELS),
             "pending": GaugeMetricFamily("ferry_run_chunks_pending",
                                          "Chunks of the active run not committed yet", labels=LABELS),
@@ -78,6 +81,8 @@ class FerryCollector:
             "extracted": CounterMetricFamily("ferry_rows_extracted", "Rows extracted (committed chunks)",
                                              labels=LABELS),
             "loaded": CounterMetricFamily("ferry_rows_loaded", "Rows loaded into the target", labels=LABELS),
+            "skipped": CounterMetricFamily("ferry_rows_skipped", "Rows of refused ranges given up (skip-range)",
+                                           labels=LABELS),
             "runs": CounterMetricFamily("ferry_runs", "Runs by the final status they reached",
                                         labels=LABELS + ["status"]),
             "attempts": CounterMetricFamily("ferry_chunk_attempts", "Chunk attempts started", labels=LABELS),
@@ -108,6 +113,7 @@ class FerryCollector:
         pending = st.pending_parts()
         g["parts"].add_metric(labels, len(pending))
         g["prows"].add_metric(labels, sum(p.rows for p in pending))
+        g["refused"].add_metric(labels, len(Refusals(self.client, pipeline, key).waiting()))
         owner = st.lock_owner()
         g["active"].add_metric(labels, 1 if owner else 0)
         chunks = st.chunks(owner) if owner else []
@@ -119,6 +125,7 @@ class FerryCollector:
             g["progress"].add_metric(labels, round(now - last, 3))
         c["extracted"].add_metric(labels, int(state.get("rows_extracted", 0)))
         c["loaded"].add_metric(labels, int(state.get("rows_loaded", 0)))
+        c["skipped"].add_metric(labels, int(state.get("rows_skipped", 0)))
         for status in FINAL_STATUSES:
             c["runs"].add_metric(labels + [status], int(state.get(f"runs_{status}", 0)))
         c["attempts"].add_metric(labels, int(state.get("chunk_attempts", 0)))

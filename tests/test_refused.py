@@ -14,6 +14,19 @@ def _notes(pipe: Pipe, first: int, last: int, null_at: tuple[int, ...] = ()) -> 
     pipe.execute(f"INSERT INTO notes VALUES {rows}")
 
 
+def _gauge(pipe: Pipe, name: str, table: str) -> float:
+    """One table's sample of a metric, as `ferry metrics` serves it (same collector, same Redis)."""
+    import redis
+
+    from common.metrics import FerryCollector
+
+    for family in FerryCollector(redis.Redis.from_url(pipe.redis_url), pipe.config_dir).collect():
+        for sample in family.samples:
+            if sample.name in (name, f"{name}_total") and sample.labels.get("table") == table:
+                return sample.value
+    raise AssertionError(f"no {name} for {table}")
+
+
 def test_a_refused_range_waits_while_the_rest_loads_then_loads_or_is_skipped(pipe: Pipe, workers: list) -> None:
     pipe.execute("CREATE TABLE notes (id INT NOT NULL PRIMARY KEY, note VARCHAR(20))")
     _notes(pipe, 1, 3000)
@@ -42,6 +55,7 @@ def test_a_refused_range_waits_while_the_rest_loads_then_loads_or_is_skipped(pip
     assert third.report["table_metrics"][table]["refused_ranges_waiting"] == [
         f"run {second.report['run_id']} chunk 1 (4000, 5000]", f"run {second.report['run_id']} chunk 2 (5000, 6000]"]
     assert "2 range(s) refused by the warehouse wait" in third.stderr
+    assert _gauge(pipe, "ferry_refused_ranges", table) == 2  # (deploy/alerts.yml: FerryRangeRefused)
     assert {r[0] for r in pg.execute(f"SELECT id FROM {target} WHERE id > 6000")} == set(range(6001, 7001))
     shown = json.loads(pipe.ferry("runs", "show", "-p", pipe.name, "-t", table, second.report["run_id"],
                                   "--json").stdout)
@@ -77,6 +91,7 @@ def test_a_refused_range_waits_while_the_rest_loads_then_loads_or_is_skipped(pip
     assert doc["skipped_ranges"] == [f"run {run} chunk 2 (5000, 6000]: 1,000 rows skipped (bad import)"]
     assert doc["rows_extracted"] == doc["rows_loaded"] + doc["rows_skipped"] == 7000
     assert doc["parts_awaiting_load"] == 0
+    assert _gauge(pipe, "ferry_refused_ranges", table) == 0 and _gauge(pipe, "ferry_rows_skipped", table) == 1000
     shown = json.loads(pipe.ferry("runs", "show", "-p", pipe.name, "-t", table, run, "--json").stdout)
     assert [c["state"] for c in shown["chunks"]] == ["loaded", "loaded", "skipped"]
 
