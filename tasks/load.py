@@ -80,20 +80,23 @@ def _by_chunk(parts: list[PendingPart]) -> list[list[PendingPart]]:
 
 def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
                     run_id: str) -> tuple[int, int, list[Refusal]]:
-    """Load the parts in one transaction; if the warehouse refuses their data, chunk by chunk
-    instead, so every chunk it takes is loaded and each one it refuses waits (recorded with
-    its range and the warehouse's message). Chunks refused by earlier loads are tried again,
-    each on its own, after the rest. Returns (parts, rows) counted and the new refusals."""
+    """Load the parts in one transaction; if the warehouse refuses their data, in halves,
+    recursively (chunks stay whole and in order), so every chunk it takes is loaded in a few
+    transactions and each one it refuses waits, recorded with its range and the warehouse's
+    message. Chunks refused by earlier loads are tried again, each on its own, after the
+    rest. Returns (parts, rows) counted and the new refusals."""
     refusals = Refusals(ctx.state.r, ctx.cfg.name, ctx.table.key)
     waiting = refusals.waiting()
-    fresh = [p for p in request.parts if (p.run_id, p.chunk) not in waiting]
-    again = [p for p in request.parts if (p.run_id, p.chunk) in waiting]
-    files = rows = 0
+    fresh = _by_chunk([p for p in request.parts if (p.run_id, p.chunk) not in waiting])
+    again = _by_chunk([p for p in request.parts if (p.run_id, p.chunk) in waiting])
+    files = rows = loads = 0
     refused: list[Refusal] = []
 
-    def load(parts: list[PendingPart], n: int) -> None:
-        nonlocal files, rows
-        warehouse.load(replace(request, parts=parts, load_id=f"{request.load_id}-{n}"))
+    def load(groups: list[list[PendingPart]]) -> None:
+        nonlocal files, rows, loads
+        parts = [p for g in groups for p in g]
+        loads += 1
+        warehouse.load(replace(request, parts=parts, load_id=f"{request.load_id}-{loads}"))
         _loaded(ctx, request.pipeline, request.table)
         f, r = ctx.state.commit_load(run_id, parts)
         files, rows = files + f, rows + r
@@ -103,23 +106,26 @@ def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
         lo, hi = (bounds.show(chunk.lo), bounds.show(chunk.hi)) if chunk else ("?", "?")
         return refusals.record(group[0].run_id, group[0].chunk, lo, hi, group, exc)
 
-    groups: list[list[PendingPart]] = []
+    def settle(groups: list[list[PendingPart]]) -> None:
+        try:
+            load(groups)
+        except RefusedError as exc:
+            if len(groups) == 1:
+                refused.append(refuse(groups[0], exc))
+                log.error("%s", refused[-1].describe(request.table))
+                return
+            if len(groups) == len(fresh):
+                log.warning("table %s: the warehouse refused a load of %d chunks (%s); loading them in halves "
+                            "to find the range", request.table, len(groups), exc)
+            half = len(groups) // 2
+            settle(groups[:half])
+            settle(groups[half:])
+
     if fresh:
+        settle(fresh)
+    for group in again:
         try:
-            load(fresh, 0)
-        except RefusedError as exc:
-            log.warning("table %s: the warehouse refused a load of %d parts (%s); loading chunk by chunk",
-                        request.table, len(fresh), exc)
-            groups = _by_chunk(fresh)
-    for n, group in enumerate(groups, start=1):
-        try:
-            load(group, n)
-        except RefusedError as exc:
-            refused.append(refuse(group, exc))
-            log.error("%s", refused[-1].describe(request.table))
-    for n, group in enumerate(_by_chunk(again), start=len(groups) + 1):
-        try:
-            load(group, n)
+            load([group])
             refusals.clear(group[0].run_id, group[0].chunk)
             log.warning("table %s: chunk %d of run %s, refused before, is loaded now", request.table,
                         group[0].chunk, group[0].run_id)
