@@ -10,12 +10,22 @@ from kombu import Exchange, Queue
 
 from common.config import redis_url
 
+
+
+def _soft(hard: int) -> int:
+    return max(hard - 60, int(hard * 0.9))
+
+
 task_time_limit = int(os.environ.get("FERRY_TASK_TIME_LIMIT_S", "3600"))
-task_soft_time_limit = max(task_time_limit - 60, int(task_time_limit * 0.9))
-_visibility = int(os.environ.get("FERRY_VISIBILITY_TIMEOUT_S", str(task_time_limit + 600)))
-if _visibility <= task_time_limit:
-    raise ValueError(f"FERRY_VISIBILITY_TIMEOUT_S ({_visibility}) must exceed "
-                     f"FERRY_TASK_TIME_LIMIT_S ({task_time_limit})")
+task_soft_time_limit = _soft(task_time_limit)
+# The load has a limit of its own: bounded loads (load_max_mb) keep each transaction well inside it.
+_load_limit = int(os.environ.get("FERRY_LOAD_TIME_LIMIT_S", str(task_time_limit)))
+task_annotations = {"ferry.load_run": {"time_limit": _load_limit, "soft_time_limit": _soft(_load_limit)}}
+_longest = max(task_time_limit, _load_limit)
+_visibility = int(os.environ.get("FERRY_VISIBILITY_TIMEOUT_S", str(_longest + 600)))
+if _visibility <= _longest:
+    raise ValueError(f"FERRY_VISIBILITY_TIMEOUT_S ({_visibility}) must exceed FERRY_TASK_TIME_LIMIT_S and "
+                     f"FERRY_LOAD_TIME_LIMIT_S ({task_time_limit}, {_load_limit})")
 
 # The table lock must outlive a dead worker's held messages: if it expired first, a new
 # sync would resume the run while those messages come back, and one chunk would run twice.

@@ -149,6 +149,9 @@ class TableDefaults(_Model):
     batch_mb: int = Field(16, gt=0)
     """...and at most about this many MB of raw values per batch: wide rows make smaller
     batches, so memory is bounded in bytes, not rows."""
+    load_max_mb: float = Field(4096, gt=0)
+    """A load transaction takes at most about this many MB of parts (whole chunks; a chunk
+    larger than this goes alone): a big run is loaded in several transactions."""
     tinyint1_as_bool: bool = True
     """Map TINYINT(1) to BOOLEAN (else SMALLINT)."""
     lag_s: int = Field(5, ge=0)
@@ -201,6 +204,7 @@ class TableConfig(_Model):
     part_rows: int | None = Field(None, gt=0)
     batch_rows: int | None = Field(None, gt=0)
     batch_mb: int | None = Field(None, gt=0)
+    load_max_mb: float | None = Field(None, gt=0)
     tinyint1_as_bool: bool | None = None
     lag_s: int | None = Field(None, ge=0)
     lookback_s: int | None = Field(None, ge=0)
@@ -293,6 +297,7 @@ class TableSettings:
     schedule: str | None = None
     """Normalised (common/schedule.py): 'cron:…', 'every:<seconds>', or None."""
     batch_mb: int = 16
+    load_max_mb: float = 4096
 
 
 @dataclass(frozen=True)
@@ -337,6 +342,7 @@ class PipelineConfig:
             part_rows=cfg.part_rows or d.part_rows,
             batch_rows=cfg.batch_rows or d.batch_rows,
             batch_mb=cfg.batch_mb or d.batch_mb,
+            load_max_mb=cfg.load_max_mb or d.load_max_mb,
             tinyint1_as_bool=d.tinyint1_as_bool if cfg.tinyint1_as_bool is None else cfg.tinyint1_as_bool,
             lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
             lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,

@@ -48,6 +48,12 @@ def retries_for(tolerance_s: float) -> int:
 RETRY = dict(max_retries=int(os.environ.get("FERRY_MAX_RETRIES") or retries_for(outage_tolerance_s())))
 
 
+def load_lock_wait_s() -> float:
+    """How long a load waits for another load of its table to end (FERRY_LOAD_LOCK_WAIT_S,
+    default an hour): a budget of its own, apart from the retries of transient errors."""
+    return float(os.environ.get("FERRY_LOAD_LOCK_WAIT_S", "3600"))
+
+
 def lock_ttl_s() -> int:
     """Table lock TTL; renewed at every chunk commit, so it bounds a silent stall, not a run."""
     return int(os.environ.get("FERRY_LOCK_TTL_S", "7200"))
@@ -91,7 +97,7 @@ def translated(fn: F) -> F:
             err = classify(exc)
             task = args[0] if args and isinstance(args[0], Task) else None
             if isinstance(err, TransientError) and task is not None and not task.request.called_directly \
-                    and task.request.retries < (task.max_retries or 0):
+                    and transient_retries(task) < (task.max_retries or 0):
                 publish_retry(task, err)
             if err is exc:
                 raise
@@ -99,15 +105,25 @@ def translated(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def lock_waits(task: Task) -> int:
+    """Retries this task spent waiting for a lock (they have a budget of their own)."""
+    return int((task.request.kwargs or {}).get("lock_waits") or 0)
+
+
+def transient_retries(task: Task) -> int:
+    """Retries this task spent on transient errors (its retries less its lock waits)."""
+    return task.request.retries - lock_waits(task)
+
+
 def publish_retry(task: Task, err: BaseException) -> None:
     """Schedule the task's retry; raises celery's Retry. If the broker cannot take the retry
     (Redis restarting), wait for it within the outage tolerance instead of letting Celery
     reject the message for good: the task keeps its message until the retry is published."""
     deadline = time.time() + outage_tolerance_s()
-    countdown = retry_countdown(task.request.retries)
+    countdown = retry_countdown(transient_retries(task))
     while True:
         try:
-            raise task.retry(exc=err, countdown=countdown)
+            raise task.retry(exc=err, countdown=countdown, max_retries=(task.max_retries or 0) + lock_waits(task))
         except Reject as rejected:
             if time.time() > deadline:
                 raise err from rejected

@@ -19,7 +19,8 @@ from common.refused import Refusal, Refusals
 from common.warehouse import LoadRequest
 from common.watermark import PendingPart
 from tasks.celery import app
-from tasks.context import RETRY, FerryTask, TableContext, lock_ttl_s, table_context, translated
+from tasks.context import (RETRY, FerryTask, TableContext, load_lock_wait_s, lock_ttl_s, table_context,
+                           translated)
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,21 @@ def _by_chunk(parts: list[PendingPart]) -> list[list[PendingPart]]:
     return [list(g) for _, g in itertools.groupby(parts, key=lambda p: (p.run_id, p.chunk))]
 
 
+def _bounded(groups: list[list[PendingPart]], limit_bytes: int) -> list[list[list[PendingPart]]]:
+    """Chunks (kept whole, in order) gathered into loads of at most limit_bytes of parts each;
+    a chunk larger than the limit is a load of its own."""
+    batches: list[list[list[PendingPart]]] = []
+    size = 0
+    for group in groups:
+        nbytes = sum(p.bytes for p in group)
+        if not batches or size + nbytes > limit_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(group)
+        size += nbytes
+    return batches
+
+
 def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
                     run_id: str) -> tuple[int, int, list[Refusal]]:
     """Load the parts in one transaction; if the warehouse refuses their data, in halves,
@@ -98,6 +114,7 @@ def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
         loads += 1
         warehouse.load(replace(request, parts=parts, load_id=f"{request.load_id}-{loads}"))
         _loaded(ctx, request.pipeline, request.table)
+        faults.maybe_fail(ctx.state.r, request.pipeline, request.table, f"load#{loads}")
         f, r = ctx.state.commit_load(run_id, parts)
         files, rows = files + f, rows + r
 
@@ -106,7 +123,7 @@ def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
         lo, hi = (bounds.show(chunk.lo), bounds.show(chunk.hi)) if chunk else ("?", "?")
         return refusals.record(group[0].run_id, group[0].chunk, lo, hi, group, exc)
 
-    def settle(groups: list[list[PendingPart]]) -> None:
+    def settle(groups: list[list[PendingPart]], top: bool = False) -> None:
         try:
             load(groups)
         except RefusedError as exc:
@@ -114,15 +131,15 @@ def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
                 refused.append(refuse(groups[0], exc))
                 log.error("%s", refused[-1].describe(request.table))
                 return
-            if len(groups) == len(fresh):
+            if top:
                 log.warning("table %s: the warehouse refused a load of %d chunks (%s); loading them in halves "
                             "to find the range", request.table, len(groups), exc)
             half = len(groups) // 2
             settle(groups[:half])
             settle(groups[half:])
 
-    if fresh:
-        settle(fresh)
+    for batch in _bounded(fresh, ctx.table.load_max_mb * 1024 * 1024):
+        settle(batch, top=True)
     for group in again:
         try:
             load([group])
@@ -139,8 +156,9 @@ def _load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest,
 @translated
 def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str,
              extract_only: bool = False, take_lock: bool = False,
-             session: int | None = None) -> dict[str, Any]:
-    """Chord body of a run, or (take_lock, from `ferry sync --load-only`) a load of its own."""
+             session: int | None = None, lock_waits: int = 0, lock_wait_since: float = 0.0) -> dict[str, Any]:
+    """Chord body of a run, or (take_lock, from `ferry sync --load-only`) a load of its own.
+    (lock_waits, lock_wait_since: how long this load has waited for the table's load lock.)"""
     ctx = table_context(pipeline, table)
     if session is not None and ctx.state.session(run_id) != session:
         log.info("run %s of %s: load of stale session %d skipped", run_id, table, session)
@@ -159,9 +177,15 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
     # The task id survives redelivery, so a load that died can take its own lock again.
     token = f"{run_id}:{self.request.id}"
     if not ctx.state.acquire_load_lock(token, lock_ttl_s()):
-        # One load per table: wait for the other one (up to an hour), not 5 quick retries.
-        raise self.retry(exc=TransientError(f"table {table}: another load is running"),
-                         countdown=10, max_retries=360)
+        # One load per table: wait for the other one, on a budget of its own (the retries of
+        # transient errors are not spent on it).
+        since = lock_wait_since or time.time()
+        if time.time() - since > load_lock_wait_s():
+            raise TransientError(f"table {table}: another load held the table's load lock for more than "
+                                 f"{load_lock_wait_s():.0f} s (FERRY_LOAD_LOCK_WAIT_S)")
+        raise self.retry(exc=TransientError(f"table {table}: another load is running"), countdown=10,
+                         kwargs={**self.request.kwargs, "lock_waits": lock_waits + 1, "lock_wait_since": since},
+                         max_retries=self.request.retries + 1)
     try:
         ctx.state.set_run_fields(run_id, status="loading", load_started_at=f"{time.time():.3f}",
                                  zero_dates=json.dumps(_counted(results, "zero_dates")),

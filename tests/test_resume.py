@@ -134,3 +134,40 @@ def test_attempts_are_counted_per_session(isolated: Pipe, log_dir: Path) -> None
     assert third.code == 0, third.stderr
     assert third.report["table_metrics"][pipe.table("orders")]["session"] == 3
     assert pipe.assert_synced("orders") == 2_000
+
+
+def test_a_run_loads_in_bounded_transactions_and_a_kill_between_two_loses_nothing(
+        isolated: Pipe, log_dir: Path) -> None:
+    """load_max_mb of about two chunks' parts: five chunks load in three transactions, each with
+    its ledger rows; the load process dies right after the second commits in the warehouse
+    (before Redis hears of it); the redelivered load counts the first two once, loads the
+    third, and the target is exact."""
+    import psycopg
+
+    from tests.conftest import PG_DSN
+
+    pipe = isolated
+    _seed(pipe, "orders", 5_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    worker = Worker("bounded", pipe.env, log_dir, concurrency=2)
+    try:
+        extracted = pipe.sync("--wait", "--extract-only")
+        assert extracted.code == 0, extracted.stderr
+        sizes = [c.bytes for c in state.chunks(extracted.report["run_id"])]
+        assert len(sizes) == 5
+        pipe.write({"orders": {}}, chunk_rows=1000, load_max_mb=(max(sizes) * 2.5) / 2**20)
+        faults.inject(state.r, pipe.name, pipe.table("orders"), "load#2", 1, "exit")
+        loaded = pipe.sync("--wait", timeout_s=150)
+    finally:
+        worker.stop()
+    assert loaded.code == 0, loaded.stderr
+    log = Path(worker.log_path).read_text()
+    assert log.count("loaded 2 parts") >= 2 and "loaded 1 parts" in log, log[-3000:]
+    with psycopg.connect(PG_DSN) as pg:
+        loads = pg.execute(f'SELECT load_id, COUNT(*), SUM(part_rows) FROM "{pipe.db}".orders__ferry_ledger '
+                           f'GROUP BY load_id ORDER BY load_id').fetchall()
+    assert [n for _, n, _ in loads] == [2, 2, 1] and sum(r for _, _, r in loads) == 5_000, loads
+    totals = state.state()
+    assert totals["rows_loaded"] == totals["rows_extracted"] == "5000"
+    assert pipe.assert_synced("orders") == 5_000
