@@ -197,3 +197,34 @@ def test_a_load_cut_by_its_soft_time_limit_retries_on_a_fresh_connection(isolate
     assert result and result[0].code == 0, result[0].stderr if result else "no result"
     assert "another command is already in progress" not in worker.log_path.read_text()
     assert pipe.assert_synced("orders") == 2_500
+
+
+def test_waiting_for_the_load_lock_does_not_spend_the_transient_retries(isolated: Pipe, log_dir) -> None:
+    """Another load holds the table's load lock for a while (a wait of 10 s at least); then
+    the load meets a transient error. With one transient retry allowed, it still retries and
+    the run succeeds: the lock waits have a budget of their own (FERRY_LOAD_LOCK_WAIT_S); before,
+    the wait had used up the retry."""
+    import threading
+    import time
+
+    from tests.services import Worker, wait_for
+
+    pipe = isolated
+    _seed(pipe, "orders", 1_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), "load", 1, "transient")
+    worker = Worker("lockwait", dict(pipe.env, FERRY_MAX_RETRIES="1"), log_dir, concurrency=1)
+    state.r.set(state.load_lock_key, "another-load", ex=8)
+    result: list = []
+    try:
+        runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", timeout_s=120)))
+        runner.start()
+        wait_for(lambda: "another load is running" in worker.log_path.read_text(), 60, "a lock wait")
+        runner.join(120)
+    finally:
+        worker.stop()
+    assert result and result[0].code == 0, result[0].stderr if result else "no result"
+    log = worker.log_path.read_text()
+    assert "injected transient failure at load" in log
+    assert pipe.assert_synced("orders") == 1_000
