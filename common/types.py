@@ -1,14 +1,16 @@
 """The type map: MySQL column -> Arrow/Parquet type -> warehouse type (DESIGN.md, Types)."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from common.errors import SchemaError
 from common.naming import column_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAX_DECIMAL_PRECISION = 38
 MAX_VARCHAR = 65535
@@ -26,10 +28,16 @@ _TEXT = {"tinytext", "text", "mediumtext", "longtext", "json"}
 # JSON travels as Parquet text through a VARCHAR staging column, then JSON_PARSE into SUPER.
 JSON_STAGING_BYTES = MAX_VARCHAR
 _BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": 16_777_215, "longblob": MAX_VARBYTE}
-_ARROW = {"int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
-          "bool": pa.bool_(), "float32": pa.float32(), "float64": pa.float64(),
-          "timestamp[us]": pa.timestamp("us"), "date32": pa.date32(),
-          "string": pa.string(), "binary": pa.binary()}
+
+
+@functools.cache
+def _arrow(name: str) -> "pa.DataType":
+    """The Arrow type of a type-map name (pyarrow is imported on first use: the CLI's
+    commands that never touch Arrow start faster)."""
+    import pyarrow as pa
+    return {"int8": pa.int8, "int16": pa.int16, "int32": pa.int32, "int64": pa.int64, "bool": pa.bool_,
+            "float32": pa.float32, "float64": pa.float64, "timestamp[us]": lambda: pa.timestamp("us"),
+            "date32": pa.date32, "string": pa.string, "binary": pa.binary}[name]()
 
 
 @dataclass(frozen=True)
@@ -58,10 +66,11 @@ class ColumnSpec:
         m = re.fullmatch(r"(VARCHAR|VARBYTE)\((\d+)\)", self.target)
         return int(m.group(2)) if m else None
 
-    def arrow_type(self) -> pa.DataType:
+    def arrow_type(self) -> "pa.DataType":
         if self.arrow.startswith("decimal"):
+            import pyarrow as pa
             return pa.decimal128(self.precision, self.scale)
-        return _ARROW[self.arrow]
+        return _arrow(self.arrow)
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,9 @@ class TableSchema:
     columns: tuple[ColumnSpec, ...]
     key: tuple[str, ...]
 
-    def arrow_schema(self) -> pa.Schema:
+    def arrow_schema(self) -> "pa.Schema":
         # Every field is optional: a NOT NULL DATETIME can still hold a zero date -> NULL.
+        import pyarrow as pa
         return pa.schema([pa.field(c.name, c.arrow_type()) for c in self.columns])
 
     def column(self, source: str) -> ColumnSpec:

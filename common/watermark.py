@@ -11,15 +11,17 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import redis
 
 from common import bounds, naming
 from common.bounds import Key
 from common.errors import LockedError, StateError
-from common.parquet import Part
 from common.types import TableSchema
+
+if TYPE_CHECKING:
+    from common.parquet import Part
 
 log = logging.getLogger(__name__)
 _LUA = Path(__file__).with_name("lua")

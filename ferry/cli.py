@@ -1,27 +1,41 @@
 """The `ferry` command: the group, `ferry worker`, and the commands of the other ferry/ modules."""
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
 import click
 
 from common.config import config_dir
-from ferry.beat_cmd import beat
-from ferry.check_cmd import check, connections
-from ferry.flower_cmd import flower
-from ferry.health_cmd import health
-from ferry.metrics_cmd import metrics
-from ferry.pipelines_cmd import pipelines
-from ferry.runs_cmd import cancel, retry, runs
-from ferry.s3clean_cmd import s3clean
-from ferry.status_cmd import status
-from ferry.sync_cmd import sync
-from ferry.verify_cmd import verify_table
-from ferry.watermark_cmd import watermark
+
+# Each command's module is imported only when that command runs (or help lists them all):
+# `ferry sync` does not pay for Flower, Prometheus or the verify queries.
+COMMANDS = {
+    "sync": "ferry.sync_cmd:sync", "watermark": "ferry.watermark_cmd:watermark",
+    "check": "ferry.check_cmd:check", "connections": "ferry.check_cmd:connections",
+    "runs": "ferry.runs_cmd:runs", "cancel": "ferry.runs_cmd:cancel", "retry": "ferry.runs_cmd:retry",
+    "s3clean": "ferry.s3clean_cmd:s3clean", "status": "ferry.status_cmd:status",
+    "pipelines": "ferry.pipelines_cmd:pipelines", "verify": "ferry.verify_cmd:verify_table",
+    "flower": "ferry.flower_cmd:flower", "metrics": "ferry.metrics_cmd:metrics", "beat": "ferry.beat_cmd:beat",
+    "health": "ferry.health_cmd:health",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            module, attr = COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="ferry", prog_name="ferry")
 @click.option("--config", "config", type=click.Path(file_okay=False, path_type=Path),
               help="Config directory (default: $FERRY_CONFIG, else the current directory).")
@@ -52,23 +66,6 @@ def worker(concurrency: int | None, queues: str, hostname: str | None, loglevel:
     if hostname:
         argv += ["--hostname", hostname]
     app.worker_main(argv)
-
-
-cli.add_command(sync)
-cli.add_command(watermark)
-cli.add_command(check)
-cli.add_command(connections)
-cli.add_command(runs)
-cli.add_command(cancel)
-cli.add_command(retry)
-cli.add_command(s3clean)
-cli.add_command(status)
-cli.add_command(pipelines)
-cli.add_command(verify_table)
-cli.add_command(flower)
-cli.add_command(metrics)
-cli.add_command(beat)
-cli.add_command(health)
 
 
 def main() -> None:
