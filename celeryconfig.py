@@ -74,6 +74,7 @@ task_routes = {
     "ferry.plan_table": {"queue": "plan"},
     "ferry.extract_chunk": {"queue": "extract"},
     "ferry.load_run": {"queue": "load"},
+    "ferry.load_early": {"queue": "load"},
     "ferry.run_failed": {"queue": "plan"},
     "ferry.keep_run_alive": {"queue": "plan"},
     "ferry.scheduled_sync": {"queue": "plan"},

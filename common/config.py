@@ -152,6 +152,9 @@ class TableDefaults(_Model):
     load_max_mb: float = Field(4096, gt=0)
     """A load transaction takes at most about this many MB of parts (whole chunks; a chunk
     larger than this goes alone): a big run is loaded in several transactions."""
+    load_every_mb: float | None = Field(None, gt=0)
+    """Start an early load, while extraction goes on, once this many MB of committed parts
+    await load (default: load_max_mb)."""
     tinyint1_as_bool: bool = True
     """Map TINYINT(1) to BOOLEAN (else SMALLINT)."""
     lag_s: int = Field(5, ge=0)
@@ -205,6 +208,7 @@ class TableConfig(_Model):
     batch_rows: int | None = Field(None, gt=0)
     batch_mb: int | None = Field(None, gt=0)
     load_max_mb: float | None = Field(None, gt=0)
+    load_every_mb: float | None = Field(None, gt=0)
     tinyint1_as_bool: bool | None = None
     lag_s: int | None = Field(None, ge=0)
     lookback_s: int | None = Field(None, ge=0)
@@ -298,6 +302,7 @@ class TableSettings:
     """Normalised (common/schedule.py): 'cron:…', 'every:<seconds>', or None."""
     batch_mb: int = 16
     load_max_mb: float = 4096
+    load_every_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -343,6 +348,7 @@ class PipelineConfig:
             batch_rows=cfg.batch_rows or d.batch_rows,
             batch_mb=cfg.batch_mb or d.batch_mb,
             load_max_mb=cfg.load_max_mb or d.load_max_mb,
+            load_every_mb=cfg.load_every_mb or d.load_every_mb,
             tinyint1_as_bool=d.tinyint1_as_bool if cfg.tinyint1_as_bool is None else cfg.tinyint1_as_bool,
             lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
             lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,

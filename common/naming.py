@@ -162,6 +162,11 @@ def skipped_key(pipeline: str, table_key: str) -> str:
     return f"{_table_base(pipeline, table_key)}:skipped"
 
 
+def early_load_key(pipeline: str, table_key: str) -> str:
+    """String (with a TTL): set while an early load of the table is queued or running."""
+    return f"{_table_base(pipeline, table_key)}:early_load"
+
+
 def faults_key(pipeline: str, table_key: str) -> str:
     """Hash: injected failures per chunk (tests only, see common/faults.py)."""
     return f"{_table_base(pipeline, table_key)}:faults"

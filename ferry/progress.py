@@ -72,8 +72,9 @@ class Progress:
         bar_w = 20
         filled = int(bar_w * self.chunks_done / self.chunks) if self.chunks else 0
         bar = "#" * filled + "-" * (bar_w - filled)
+        loaded = f", {self.rows_loaded:,} loaded" if self.rows_loaded else ""
         return (f"{self.table} [{bar}] chunks {self.chunks_done}/{self.chunks} "
-                f"rows {self.rows:,} ({rate:,.0f} rows/s) {self.status}")
+                f"rows {self.rows:,} ({rate:,.0f} rows/s{loaded}) {self.status}")
 
     def metrics(self) -> dict[str, Any]:
         return {"status": self.status, "rows_processed": self.rows, "files_created": self.files,

@@ -19,6 +19,7 @@ from common.types import TableSchema
 from common.watermark import Attempt, Chunk, Commit
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
+from tasks.load import maybe_load_early
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,10 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
              "seconds %.1f attempt %d (%s)", pipeline, table, run_id, number, bounds.show(chunk.lo),
              bounds.show(chunk.hi), sum(p.rows for p in parts), sum(p.bytes for p in parts),
              time.time() - (chunk.started_at or time.time()), attempts, attempt_id)
+    try:
+        maybe_load_early(ctx, run_id, session)
+    except Exception as exc:  # noqa: BLE001 - the chunk is committed; the run's load takes the parts anyway
+        log.warning("run %s of %s: no early load started: %s", run_id, table, describe(exc))
     if stats.zero_dates:
         log.warning("table %s chunk %d: zero dates set to NULL: %s", table, number, stats.zero_dates)
     if stats.nul_removed:

@@ -46,6 +46,7 @@ def dispatch(pipeline: str, table: str, run_id: str, session: int, chunks: list[
     body = load_run.s(pipeline, table, run_id, extract_only=extract_only, session=session).set(
         **shown(pipeline, table, run_id, session=session, chunks=len(chunks), extract_only=extract_only)
     ).on_error(errback)
+    table_context(pipeline, table).state.set_run_fields(run_id, extract_only="1" if extract_only else "")
     if not chunks:
         load_run.apply_async(args=([], pipeline, table, run_id),
                              kwargs={"extract_only": extract_only, "session": session}, link_error=errback,
