@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import common  # noqa: F401  (mysql.connector before pyarrow)
 import mysql.connector
@@ -35,7 +36,7 @@ from demo.seed import seed
 from tests import compare
 from tests.services import MotoServer, Worker
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 PG = dict(host="127.0.0.1", port=5432, dbname="test", user="postgres")
 PIPELINE = "bench"
 
@@ -90,7 +91,7 @@ def single_process(table: str, batch_rows: int) -> dict[str, float]:
             w.write_batch(b)
     out = {"rows": sum(b.num_rows for b in batches), "fetch_s": fetch, "convert_s": convert,
            "read_to_arrow_s": read, "parquet_s": time.perf_counter() - t,
-           "parquet_mb": sink.tell() / 1e6}
+           "parquet_mb": sink.tell() / 1e6, "plain_copy_s": plain_copy(schema, sink.getvalue())}
     try:
         import connectorx as cx
         t = time.perf_counter()
@@ -100,6 +101,27 @@ def single_process(table: str, batch_rows: int) -> dict[str, float]:
     except ImportError:
         pass
     return out
+
+
+def plain_copy(schema: Any, parquet: bytes) -> float:
+    """The load stage's reference: a plain PostgreSQL COPY of the same rows (the same CSV the
+    stand-in streams) into an empty table with the same columns and primary key."""
+    from common.warehouse import sql
+    from common.warehouse.postgres import parquet_to_csv
+
+    columns = ", ".join(f"{naming.quote_ident(c.name)} {sql.column_type(c, sql.POSTGRES)}" for c in schema.columns)
+    key = ", ".join(naming.quote_ident(schema.column(k).name) for k in schema.key)
+    with psycopg.connect(**PG, autocommit=True) as pg:
+        pg.execute("DROP TABLE IF EXISTS ferry_bench_plain_copy")
+        pg.execute(f"CREATE TABLE ferry_bench_plain_copy ({columns}, PRIMARY KEY ({key}))")
+        pieces = list(parquet_to_csv(parquet))
+        t = time.perf_counter()
+        with pg.cursor().copy("COPY ferry_bench_plain_copy FROM STDIN (FORMAT csv)") as copy:
+            for piece in pieces:
+                copy.write(piece)
+        elapsed = time.perf_counter() - t
+        pg.execute("DROP TABLE ferry_bench_plain_copy")
+    return elapsed
 
 
 def write_config(work: Path, s3_url: str, target_schema: str, table: str, defaults: dict[str, int]) -> None:
@@ -185,14 +207,21 @@ def main() -> int:
         run_id = report["run_id"]
         meta = state.run_meta(run_id)
         chunks = state.chunks(run_id)
+        queued = float(meta["queued_at"])
         extract_s = max(c.committed_at or 0 for c in chunks) - float(meta["planned_at"])
         load_s = float(meta["finished_at"]) - float(meta["load_started_at"])
         result["sync"] = {
             "wall_s": round(wall, 2), "rows_per_s": round(args.rows / wall),
+            "plan_s": round(float(meta["planned_at"]) - float(meta.get("started_at") or queued), 2),
+            "first_chunk_started_s": round(min(c.started_at or 1e18 for c in chunks) - queued, 2),
             "extract_s": round(extract_s, 2), "extract_rows_per_s": round(args.rows / extract_s),
             "load_s": round(load_s, 2), "load_rows_per_s": round(args.rows / load_s),
             "chunks": len(chunks), "parts": sum(len(c.parts) for c in chunks),
-            "workers_peak_rss_mb": round(peak_rss_mb(workers), 1)}
+            "workers_peak_rss_mb": [round(peak_rss_mb([w]), 1) for w in workers]}
+        t0 = time.time()
+        again = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", PIPELINE, "-t", args.table, "--wait"],
+                               env=env, capture_output=True, text=True)
+        result["sync"]["no_change_sync_s"] = round(time.time() - t0, 2) if again.returncode == 0 else None
         result["check"] = synced(args.table, target_schema, client)
     finally:
         for w in workers:
@@ -201,6 +230,11 @@ def main() -> int:
     sp = result["single_process"]
     sp_fmt = {k: round(v, 2) if isinstance(v, float) else v for k, v in sp.items()}  # type: ignore[union-attr]
     result["single_process"] = sp_fmt
+    if "connectorx_s" in sp:  # type: ignore[operator]
+        sp_fmt["read_vs_connectorx"] = round(sp["connectorx_s"] / sp["read_to_arrow_s"], 2)  # type: ignore[index]
+        # The two reference stages back to back, over ferry's whole sync (1.0: as fast).
+        result["whole_sync_ratio"] = round(
+            (sp["connectorx_s"] + sp["plain_copy_s"]) / result["sync"]["wall_s"], 2)  # type: ignore[index]
     print(json.dumps(result, indent=2))
     return 0 if result["check"]["match"] else 1  # type: ignore[index]
 
