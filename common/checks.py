@@ -30,17 +30,11 @@ def check_source_table(conn: Any, table: TableSettings) -> TableCheck:
     try:
         schema = source.read_schema(conn, table)
         cursor.validate(table, schema)
+        cursor.require_cursor_index(conn, table, schema)
         design.check_design(table.key, table.design, schema)
     except FerryError as exc:
         result.problems += str(exc).splitlines()
         return result
-    if table.strategy == "timestamp" and table.cursor:
-        if not source.indexes_leading_with(conn, table, table.cursor):
-            result.notes.append(
-                f"table {table.key}: no index starts with the cursor {table.cursor!r}; every plan probe "
-                f"scans the table (CREATE INDEX ix_{table.name}_{table.cursor} ON "
-                f"{source.qualified(table.key)} ({naming.quote_mysql(table.cursor)}, "
-                f"{', '.join(naming.quote_mysql(k) for k in schema.key)}))")
     result.notes.append(f"{len(schema.columns)} columns, keyset ({', '.join(cursor.keyset(table, schema))})")
     return result
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Sequence
 
-from common import source, zones
+from common import naming, source, zones
 from common.bounds import Key
 from common.config import TableSettings
 from common.errors import SchemaError
@@ -69,6 +69,20 @@ def validate(table: TableSettings, schema: TableSchema) -> None:
         if table.cursor in schema.key:
             raise SchemaError(f"table {table.key}: cursor {table.cursor!r} is part of the key; use "
                               f"the id strategy")
+
+
+def require_cursor_index(conn: Any, table: TableSettings, schema: TableSchema) -> None:
+    """A timestamp cursor needs an index that starts with it: every plan probe and every
+    chunk's read seeks by (cursor, key); without one each probe scans the whole table, so a
+    big table would wait minutes before its first read. SchemaError says which index to create."""
+    if table.strategy != "timestamp" or not table.cursor:
+        return
+    if source.indexes_leading_with(conn, table, table.cursor):
+        return
+    columns = [table.cursor, *(k for k in schema.key if k != table.cursor)]
+    raise SchemaError(f"table {table.key}: no index starts with the cursor {table.cursor!r}; planning would scan "
+                      f"the table once per chunk. Create one: CREATE INDEX ix_{table.name}_{table.cursor} ON "
+                      f"{source.qualified(table.key)} ({', '.join(naming.quote_mysql(c) for c in columns)})")
 
 
 def _validate_keyless(table: TableSettings, schema: TableSchema) -> None:

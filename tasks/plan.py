@@ -62,6 +62,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
     conn = resources.mysql(ctx.cfg.source)
     schema = source.read_schema(conn, ctx.table)
     cursor.validate(ctx.table, schema)
+    cursor.require_cursor_index(conn, ctx.table, schema)
     design.check_design(ctx.table.key, ctx.table.design, schema)
     recorded = ctx.state.schema()
     if recorded is not None:

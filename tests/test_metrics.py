@@ -47,7 +47,7 @@ def test_metrics_match_the_state_during_and_after_a_run(pipe: Pipe, workers: lis
     refused = pipe.ferry("metrics", "--port", str(free_port()))
     assert refused.returncode == 2 and "FERRY_METRICS_BASIC_AUTH" in refused.stderr
     _seed(pipe, "orders", 3_000)
-    pipe.execute("CREATE TABLE events (id INT NOT NULL PRIMARY KEY, at DATETIME(6) NOT NULL)",
+    pipe.execute("CREATE TABLE events (id INT NOT NULL PRIMARY KEY, at DATETIME(6) NOT NULL, KEY (at))",
                  "INSERT INTO events VALUES (1, NOW(6) - INTERVAL 120 SECOND), (2, NOW(6) - INTERVAL 60 SECOND)")
     pipe.write({"orders": {}, "events": {"strategy": "timestamp", "cursor": "at", "lag_s": 0, "lookback_s": 0}},
                chunk_rows=1000)

@@ -11,7 +11,8 @@ from tests.conftest import Pipe
 DDL = """CREATE TABLE items (
   id INT NOT NULL PRIMARY KEY,
   name VARCHAR(40),
-  updated_at DATETIME(6) NULL
+  updated_at DATETIME(6) NULL,
+  KEY (updated_at, id)
 )"""
 
 

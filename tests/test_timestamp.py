@@ -14,7 +14,8 @@ DDL = """CREATE TABLE items (
   id INT NOT NULL PRIMARY KEY,
   name VARCHAR(40),
   price DECIMAL(10,2),
-  updated_at DATETIME(6) NULL
+  updated_at DATETIME(6) NULL,
+  KEY (updated_at, id)
 )"""
 
 

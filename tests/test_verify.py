@@ -125,7 +125,7 @@ def test_timestamp_table_and_parts_awaiting_load(pipe: Pipe, workers: list) -> N
     """A timestamp table is compared up to its cursor (updated_at, id); rows extracted but
     awaiting load are not compared until they are loaded."""
     pipe.execute("CREATE TABLE events (id INT NOT NULL PRIMARY KEY, kind VARCHAR(10),"
-                 " updated_at DATETIME(6) NOT NULL)")
+                 " updated_at DATETIME(6) NOT NULL, KEY (updated_at))")
     pipe.mysql().cursor().executemany("INSERT INTO events VALUES (%s, %s, %s)",
                                       [(i, f"k{i % 3}", f"2024-03-01 10:{i // 60 % 60:02d}:{i % 60:02d}")
                                        for i in range(1, 1201)])

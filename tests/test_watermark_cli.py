@@ -41,7 +41,7 @@ def test_set_id_cursor_then_sync_reads_after_it(pipe: Pipe, workers: list) -> No
 
 
 def test_set_timestamp_keeps_the_id_part_and_the_reverse(pipe: Pipe, workers: list) -> None:
-    pipe.execute("CREATE TABLE ev (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)",
+    pipe.execute("CREATE TABLE ev (id INT PRIMARY KEY, at DATETIME(6) NOT NULL, KEY (at, id))",
                  "INSERT INTO ev VALUES (1, '2024-01-01 10:00:00.000001'), (2, '2024-01-02 10:00:00')")
     pipe.write({"ev": {"strategy": "timestamp", "cursor": "at", "lag_s": 0, "lookback_s": 0}})
     assert pipe.sync("--wait").code == 0
@@ -152,7 +152,7 @@ def test_rebuild_keeps_a_cursor_set_by_hand(pipe: Pipe, workers: list) -> None:
 
 
 def test_limit_with_a_lookback_still_moves_forward(pipe: Pipe, workers: list) -> None:
-    pipe.execute("CREATE TABLE ev (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)",
+    pipe.execute("CREATE TABLE ev (id INT PRIMARY KEY, at DATETIME(6) NOT NULL, KEY (at, id))",
                  "INSERT INTO ev SELECT seq, '2024-01-01' + INTERVAL seq * 100000 MICROSECOND FROM seq_1_to_1000")
     pipe.write({"ev": {"strategy": "timestamp", "cursor": "at", "lag_s": 0, "lookback_s": 300}},
                chunk_rows=100)
