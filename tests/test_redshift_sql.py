@@ -86,6 +86,9 @@ def _every_redshift_statement() -> list[str]:
         sql.create_staging("orders__stage_abc123", COLS, sql.REDSHIFT),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/ferry/p/shop.Order%20Lines/manifests/m.json", role),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/m.json", keys),
+        # A first load copies straight into the target it just created (same COPY, r_COPY.html).
+        sql.copy_parquet(sql.table_ref("ana", "orders"), "s3://bucket/m.json", role),
+        sql.duplicate_key(sql.table_ref("ana", "orders"), ["id"], quoted=True),
         *sql.merge("ana", "orders", "orders__stage_abc123", names, ["id"], exprs=sql.insert_exprs(COLS, sql.REDSHIFT)),
         *sql.merge("ana", "orders", "orders__stage_abc123", names, ["id"], "created at",
                    sql.insert_exprs(COLS, sql.REDSHIFT)),
@@ -120,6 +123,9 @@ def test_a_duplicate_key_is_looked_for_in_staging() -> None:
     such as count (*) > 1", https://docs.aws.amazon.com/redshift/latest/dg/c_Aggregate_Functions.html."""
     assert sql.duplicate_key("st", ["id", "shop"]) == \
         'SELECT "id", "shop", COUNT(*) FROM "st" GROUP BY "id", "shop" HAVING COUNT(*) > 1 LIMIT 1'
+    # ... and in a target a first load copied straight into (no staging table)
+    assert sql.duplicate_key('"ana"."orders"', ["id"], quoted=True) == \
+        'SELECT "id", COUNT(*) FROM "ana"."orders" GROUP BY "id" HAVING COUNT(*) > 1 LIMIT 1'
 
 
 def test_a_full_reload_carries_grants_comments_and_owner_over() -> None:

@@ -134,12 +134,14 @@ class Warehouse(ABC):
                     raise
 
     def ensure_table(self, conn: Connection, target: str, schema: TableSchema,
-                     design: TableDesign | None = None) -> None:
+                     design: TableDesign | None = None) -> bool:
         """Create the target from the mapping if it does not exist (evolve() adapted an
-        existing one before the load's transaction)."""
-        if not self._exists(conn, sql.table_exists(self.schema, target)):
-            run_statement(conn, sql.create_table(self.schema, target, schema.columns,
-                                                 schema.key_targets, self.dialect, design))
+        existing one before the load's transaction); True if it was created here."""
+        if self._exists(conn, sql.table_exists(self.schema, target)):
+            return False
+        run_statement(conn, sql.create_table(self.schema, target, schema.columns,
+                                             schema.key_targets, self.dialect, design))
+        return True
 
     def redesign(self, target: str, old: TableDesign, new: TableDesign,
                  schema: TableSchema) -> tuple[list[str], list[str]]:
@@ -259,8 +261,11 @@ class Warehouse(ABC):
                 if todo or not request.parts:
                     self._replace(conn, request, todo)
             elif todo:
-                self.ensure_table(conn, request.target_table, request.schema, request.design)
-                self._merge(conn, request, todo)
+                created = self.ensure_table(conn, request.target_table, request.schema, request.design)
+                if created and self._copies_straight(request, todo):
+                    self._copy_straight(conn, request, todo)
+                else:
+                    self._merge(conn, request, todo)
             if todo:
                 self._write_ledger(conn, ledger, request, todo)
         return todo, skipped
@@ -283,11 +288,43 @@ class Warehouse(ABC):
                 run_statement(conn, stmt)
             run_statement(conn, sql.drop_staging(staging))
 
-    def _refuse_duplicate_keys(self, conn: Connection, request: LoadRequest, staging: str, run_id: str) -> None:
+    @staticmethod
+    def _copies_straight(request: LoadRequest, parts: Sequence[PendingPart]) -> bool:
+        """A first load (the target created in this transaction, so empty, its columns in the
+        mapping's order) needs no staging and no merge: unless versions of a row must be
+        chosen (a timestamp cursor: a row updated while the run reads can be read twice),
+        JSON must be parsed on the way in, or parts were written with another mapping."""
+        return (request.version_column is None and all(c.kind != "json" for c in request.schema.columns)
+                and all(request.schema_of(p.run_id) == request.schema for p in parts))
+
+    def _copy_straight(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
+        target = sql.table_ref(self.schema, request.target_table)
+        if self.dialect.name == "postgres":
+            # The stand-in enforces the primary key (Redshift does not): a key that is not
+            # unique stops the COPY itself; back to the savepoint, and the staged merge names it.
+            nested = conn.begin_nested()
+            try:
+                self.stage(conn, target, request.schema, request, parts)
+                nested.commit()
+            except Exception as exc:
+                nested.rollback()
+                if getattr(getattr(exc, "orig", exc), "sqlstate", "") != "23505":
+                    raise
+                self._merge(conn, request, parts)
+                return
+        else:
+            self.stage(conn, target, request.schema, request, parts)
+        if not request.append:
+            self._refuse_duplicate_keys(conn, request, target, parts[0].run_id, quoted=True)
+        log.info("first load of %s: %d parts copied straight into %s (no staging, no merge)",
+                 request.table, len(parts), target)
+
+    def _refuse_duplicate_keys(self, conn: Connection, request: LoadRequest, staging: str, run_id: str,
+                               quoted: bool = False) -> None:
         """A key staged twice by one run means the key is not unique in the source (a
         primary_key override that is not): the merge would keep both rows, so say so."""
         key = request.schema.key_targets
-        row = first_row(conn, sql.duplicate_key(staging, key))
+        row = first_row(conn, sql.duplicate_key(staging, key, quoted))
         if row is not None:
             shown = ", ".join(f"{k}={v!r}" for k, v in zip(key, row[:-1]))
             raise RefusedError(f"table {request.table}: the key ({', '.join(request.schema.key)}) is not unique in "

@@ -7,7 +7,7 @@ from typing import Sequence
 from sqlalchemy.engine import Connection, Engine
 
 from common import naming
-from common.errors import TerminalError, TransientError, classify, redact
+from common.errors import RefusedError, TerminalError, TransientError, classify, redact, refusal
 from common.store import Store
 from common.types import TableSchema
 from common.warehouse import sql
@@ -40,6 +40,9 @@ class RedshiftWarehouse(Warehouse):
         except Exception as exc:
             # The driver's message quotes the SQL, keys included: re-raise it redacted and
             # without the original attached, so no traceback or result carries them.
+            refused = refusal(exc)
+            if refused is not None:  # the data: this range waits, the others load
+                raise RefusedError(redact(str(refused)), refused.column) from None
             cls = TransientError if isinstance(classify(exc), TransientError) else TerminalError
             raise cls(redact(f"warehouse: {exc}")) from None
 

@@ -214,11 +214,12 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
             f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {absent})"]
 
 
-def duplicate_key(staging: str, key: Sequence[str]) -> str:
+def duplicate_key(staging: str, key: Sequence[str], quoted: bool = False) -> str:
     """One key that more than one staged row has, with its count (none: no row). Without a
-    version column a run stages each key once, unless the key is not unique in the source."""
+    version column a run stages each key once, unless the key is not unique in the source.
+    (quoted: `staging` is already a table reference, e.g. a target a first load copied into.)"""
     keys = ", ".join(quote_ident(k) for k in key)
-    return (f"SELECT {keys}, COUNT(*) FROM {quote_ident(staging)} GROUP BY {keys}"
+    return (f"SELECT {keys}, COUNT(*) FROM {staging if quoted else quote_ident(staging)} GROUP BY {keys}"
             f" HAVING COUNT(*) > 1 LIMIT 1")
 
 
