@@ -1,5 +1,7 @@
-"""Stage 3: load. Merge every committed part that no load contains yet into the target in
-one warehouse transaction (with its ledger rows), then count the parts as loaded.
+"""Stage 3: load. The run's load (the chord's body) merges every committed part that no
+load contains yet into the target, in transactions of at most load_max_mb (each with its
+ledger rows, each counted as loaded when it commits), and ends the run. Early loads do the
+same with the chunks committed so far while the run still extracts (load_every_mb).
 
 A full-strategy table is instead rebuilt from its latest complete run and swapped in.
 """
@@ -12,7 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from common import lost_parts, naming
-from common.errors import TransientError
+from common.errors import TerminalError, TransientError
 from common.refused import Refusals
 from common.watermark import FINAL_STATUSES, PendingPart
 from tasks.celery import app
@@ -127,8 +129,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         # transient errors are not spent on it).
         since = lock_wait_since or time.time()
         if time.time() - since > load_lock_wait_s():
-            raise TransientError(f"table {table}: another load held the table's load lock for more than "
-                                 f"{load_lock_wait_s():.0f} s (FERRY_LOAD_LOCK_WAIT_S)")
+            raise TerminalError(f"table {table}: another load held the table's load lock for more than "
+                                f"{load_lock_wait_s():.0f} s (FERRY_LOAD_LOCK_WAIT_S)")
         raise self.retry(exc=TransientError(f"table {table}: another load is running"), countdown=2,
                          kwargs={**self.request.kwargs, "lock_waits": lock_waits + 1, "lock_wait_since": since},
                          max_retries=self.request.retries + 1)
