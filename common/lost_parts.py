@@ -4,16 +4,12 @@ failing on the same missing file."""
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Sequence
 
 from common import naming
 from common.store import Store
 from common.watermark import PendingPart, TableState
-
-_REOPEN = (Path(__file__).with_name("lua") / "reopen_chunks.lua").read_text()
 
 
 def missing(store: Store, table_prefix: str, parts: Sequence[PendingPart]) -> list[PendingPart]:
@@ -31,18 +27,13 @@ def missing(store: Store, table_prefix: str, parts: Sequence[PendingPart]) -> li
 def reopen(state: TableState, gone: Sequence[PendingPart]) -> dict[str, list[int]]:
     """Put the chunks of the missing parts back to pending (see reopen_chunks.lua), run by run;
     returns run -> chunk numbers reopened."""
-    script = state.r.register_script(_REOPEN)
     chunks: dict[str, set[int]] = defaultdict(set)
     for p in gone:
         chunks[p.run_id].add(p.chunk)
-    keys = json.dumps([p.key for p in gone])
+    keys = [p.key for p in gone]
     done: dict[str, list[int]] = {}
     for run_id, numbers in sorted(chunks.items()):
-        n = script(keys=[naming.run_meta_key(state.pipeline, state.table, run_id),
-                         naming.run_chunks_key(state.pipeline, state.table, run_id),
-                         state.state_key, state.pending_key, state.orphans_key],
-                   args=[json.dumps(sorted(numbers)), keys, run_id, f"{time.time():.3f}"])
-        if int(n):
+        if state.reopen_chunks(run_id, sorted(numbers), keys):
             done[run_id] = sorted(numbers)
             state.set_run_fields(run_id, reopened=json.dumps(sorted(numbers)))
     return done

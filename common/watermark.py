@@ -37,7 +37,7 @@ def _script(name: str) -> str:
 
 _SCRIPTS = {name: _script(name) for name in
             ("store_plan", "begin_attempt", "commit_chunk", "chunk_error", "commit_load",
-             "finish_run", "release_lock", "renew_lock", "abandon_run")}
+             "finish_run", "release_lock", "renew_lock", "abandon_run", "reopen_chunks")}
 
 
 class Commit(enum.IntEnum):
@@ -371,6 +371,14 @@ class TableState:
         payload = json.dumps([{"key": p.key, "k": index[p.run_id], "chunk": p.chunk} for p in parts])
         files, rows = self._scripts["commit_load"](keys=keys, args=[payload, int(time.time())])
         return int(files), int(rows)
+
+    def reopen_chunks(self, run_id: str, numbers: Sequence[int], missing: Sequence[str]) -> int:
+        """Put committed chunks whose parts are gone from S3 back to pending (reopen_chunks.lua);
+        returns how many were reopened."""
+        return int(self._scripts["reopen_chunks"](
+            keys=[self._meta_key(run_id), self._chunks_key(run_id), self.state_key, self.pending_key,
+                  self.orphans_key],
+            args=[json.dumps(sorted(numbers)), json.dumps(list(missing)), run_id, f"{time.time():.3f}"]))
 
     def discard_parts(self, keys: Sequence[str]) -> int:
         """Drop parts from "awaiting load" without counting them loaded (a full reload

@@ -252,3 +252,25 @@ def test_read_slots_are_leases_a_dead_holder_cannot_keep(state: TableState) -> N
         assert set(state.r.zrange(key, 0, -1)) == {b"c"}
     finally:
         state.r.delete(key)
+
+
+def test_reopening_chunks_whose_parts_are_lost_moves_totals_and_cursor_back(state: TableState) -> None:
+    """reopen_chunks.lua: chunk 1 of three committed ones lost a part: it is pending again
+    without parts, its rows leave the totals, its other part is an orphan, the cursor goes
+    back to its lower bound; committing it again moves the cursor to the end, counted once."""
+    _plan(state, "r1", 3)
+    for n in range(3):
+        assert _commit(state, "r1", n, [60, 40]) is Commit.COMMITTED
+    assert state.cursor() == (300,) and state.state()["rows_extracted"] == "300"
+    lost = _parts("r1", 1, [60, 40])[0].key
+    state.set_status(cursor_run="r1")
+    assert state.reopen_chunks("r1", [1], [lost]) == 1
+    chunk = state.chunk("r1", 1)
+    assert chunk is not None and chunk.state == "pending" and chunk.parts == () and chunk.rows == 0
+    assert state.state()["rows_extracted"] == "200" and state.run_meta("r1")["rows_extracted"] == "200"
+    assert {p.chunk for p in state.pending_parts()} == {0, 2}
+    assert list(state.orphans()) == [_parts("r1", 1, [60, 40])[1].key]  # the part still on S3
+    assert state.cursor() == (100,), "the cursor never stands past a hole"
+    assert state.reopen_chunks("r1", [1], [lost]) == 0  # twice: nothing more
+    assert _commit(state, "r1", 1, [100]) is Commit.COMMITTED
+    assert state.cursor() == (300,) and state.state()["rows_extracted"] == "300"

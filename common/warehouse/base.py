@@ -299,7 +299,7 @@ class Warehouse(ABC):
 
     def _copy_straight(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
         target = sql.table_ref(self.schema, request.target_table)
-        if self.dialect.name == "postgres":
+        if self.dialect.enforces_keys:
             # The stand-in enforces the primary key (Redshift does not): a key that is not
             # unique stops the COPY itself; back to the savepoint, and the staged merge names it.
             nested = conn.begin_nested()
