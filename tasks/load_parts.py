@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import secrets
 import time
 from dataclasses import replace
 from typing import Any, Sequence
@@ -34,7 +35,9 @@ def prepare(ctx: TableContext, run_id: str, parts: Sequence[PendingPart]) -> tup
     run_schemas = {r: s for r in {p.run_id for p in parts} if (s := ctx.state.run_schema(r))}
     request = LoadRequest(
         pipeline=ctx.cfg.name, table=table, target_table=ctx.table_target, schema=schema,
-        parts=tuple(parts), load_id=f"{run_id}-{int(time.time())}", table_prefix=ctx.table_prefix,
+        # Unique per execution: a redelivered load in the same second must not reuse the ids.
+        parts=tuple(parts), load_id=f"{run_id}-{int(time.time())}-{secrets.token_hex(3)}",
+        table_prefix=ctx.table_prefix,
         version_column=schema.column(version).name if version else None,
         replace=ctx.table.strategy == "full", append=ctx.table.load == "append", design=ctx.table.design,
         full_reload=ctx.table.full_reload, run_schemas=run_schemas)

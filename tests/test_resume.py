@@ -167,7 +167,7 @@ def test_a_run_loads_in_bounded_transactions_and_a_kill_between_two_loses_nothin
     with psycopg.connect(PG_DSN) as pg:
         loads = pg.execute(f'SELECT load_id, COUNT(*), SUM(part_rows) FROM "{pipe.db}".orders__ferry_ledger '
                            f'GROUP BY load_id ORDER BY load_id').fetchall()
-    assert [n for _, n, _ in loads] == [2, 2, 1] and sum(r for _, _, r in loads) == 5_000, loads
+    assert sorted(n for _, n, _ in loads) == [1, 2, 2] and sum(r for _, _, r in loads) == 5_000, loads
     totals = state.state()
     assert totals["rows_loaded"] == totals["rows_extracted"] == "5000"
     assert pipe.assert_synced("orders") == 5_000
