@@ -110,6 +110,7 @@ def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
     last_state: dict[str, str] = {}
     last_line_at: dict[str, float] = {}
     outage_since: float | None = None
+    began = time.time()
     while True:
         try:
             progress = [Progress.read(s, run_id) for s, run_id in runs]
@@ -146,7 +147,8 @@ def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
             break
         if deadline is not None and time.time() > deadline:
             break
-        time.sleep(interval_s)
+        # Short runs (nothing new) end within a second: poll fast at first.
+        time.sleep(interval_s if time.time() - began > 2 else min(interval_s, 0.05))
     for p in progress:
         out.write(f"{'' if tty else _stamp() + ' '}summary {p.table}: run {p.run_id} {p.status}, rows extracted "
                   f"{p.rows:,}, rows loaded {p.rows_loaded:,}, {p.duration:,.1f} s\n")

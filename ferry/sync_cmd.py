@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -109,7 +110,10 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
     from ferry.progress import Progress, report, wait as follow, warn_unconsumed
 
     if wait and runs:
-        warn_unconsumed({"load"} if load_only else {"plan", "extract", "load"})
+        # Asking the workers takes seconds (a broadcast waits for replies): beside the wait,
+        # never before it, so a sync with nothing new ends as soon as its run does.
+        threading.Thread(target=warn_unconsumed, args=({"load"} if load_only else {"plan", "extract", "load"},),
+                         name="ferry-queue-check", daemon=True).start()
     try:
         progress = follow(runs, timeout_s) if wait and runs else [Progress.read(s, r) for s, r in runs]
     except TransientError as exc:  # Redis gone for longer than the outage tolerance
