@@ -32,7 +32,9 @@ demo: venv services
 bench: venv services
 	$(PY) -m pip install -q -r bench/requirements.txt
 	$(PY) -m bench.bench_sync --rows $${BENCH_ROWS:-1000000}
+	$(PY) -m bench.bench_sync --sync-only --rows $${BENCH_RSS_ROWS:-4000000} --table bench.orders_4m
 	$(PY) -m bench.bench_wide
+	$(PY) -m bench.bench_plan
 
 flower: venv
 	$(VENV)/bin/ferry flower

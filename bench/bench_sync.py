@@ -169,12 +169,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     ap.add_argument("--batch-rows", type=int, default=50_000)
+    ap.add_argument("--sync-only", action="store_true",
+                    help="Skip the single-process read (a run that only measures the sync, e.g. memory at 4M rows).")
     args = ap.parse_args()
 
     ensure_table(args.table, args.rows)
     result: dict[str, object] = {"rows": args.rows, "workers": args.workers,
                                  "concurrency": args.concurrency, "chunk_rows": args.chunk_rows}
-    result["single_process"] = single_process(args.table, args.batch_rows)
+    result["single_process"] = {} if args.sync_only else single_process(args.table, args.batch_rows)
 
     work = Path(tempfile.mkdtemp(prefix="ferry-bench-"))
     target_schema = "ferry_bench"
