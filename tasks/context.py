@@ -16,6 +16,7 @@ from common import naming
 from common.config import PipelineConfig, TableSettings, load_pipeline, outage_tolerance_s
 from common.errors import StateError, TransientError, classify
 from common.watermark import TableState
+from tasks.labels import shown  # noqa: F401  (re-exported: the tasks' modules take it from here)
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,6 @@ def publish_retry(task: Task, err: BaseException) -> None:
             log.warning("retry of %s[%s] not published yet (broker unreachable: %s); trying again",
                         task.name, task.request.id, rejected.reason)
             time.sleep(2)
-
-
-def shown(pipeline: str, table: str, run_id: str, **more: Any) -> dict[str, str]:
-    """apply_async options that make a task read well in Flower: its visible arguments are
-    pipeline, table and run, then `more`, labelled (a load's chord results never show).
-    Task arguments are names and ids only, so nothing secret can show either way."""
-    extra = "".join(f", {k}={v!r}" for k, v in more.items())
-    return {"argsrepr": f"(pipeline={pipeline!r}, table={table!r}, run={run_id!r}{extra})", "kwargsrepr": "{}"}
 
 
 def describe(exc: BaseException) -> str:

@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 
 from common.watermark import TableState
-from tasks.context import shown
+from tasks.celery import app
+from tasks.labels import shown
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,8 @@ class Launched:
 def launch(st: TableState, pipeline: str, new_run: str, limit: int | None = None,
            extract_only: bool = False, load_only: bool = False, **fields: str) -> Launched:
     """Queue the table's run: its unfinished run resumed in a new session, else `new_run`
-    (a --load-only run loads what awaits load). Nothing is queued while a run holds the lock."""
-    from tasks.failed import run_failed
-    from tasks.load import load_run
-    from tasks.plan import plan_table
+    (a --load-only run loads what awaits load). Nothing is queued while a run holds the lock.
+    Tasks are sent by name: the CLI does not import the stages (Arrow, S3, SQLAlchemy)."""
 
     owner = st.lock_owner()
     if owner:
@@ -39,15 +38,14 @@ def launch(st: TableState, pipeline: str, new_run: str, limit: int | None = None
         meta["kind"] = "load"
     session = st.begin_session(run_id, **meta)
     if load_only:
-        load_run.apply_async(args=([], pipeline, st.table, run_id),
-                             kwargs={"take_lock": True, "session": session},
-                             link_error=run_failed.s(pipeline, st.table, run_id, session).set(
-                                 **shown(pipeline, st.table, run_id, session=session)),
-                             **shown(pipeline, st.table, run_id, session=session, load_only=True))
+        errback = app.signature("ferry.run_failed", args=(pipeline, st.table, run_id, session),
+                                **shown(pipeline, st.table, run_id, session=session))
+        app.send_task("ferry.load_run", args=([], pipeline, st.table, run_id),
+                      kwargs={"take_lock": True, "session": session}, link_error=errback,
+                      **shown(pipeline, st.table, run_id, session=session, load_only=True))
     else:
-        plan_table.apply_async(args=[pipeline, st.table, run_id, limit, extract_only],
-                               kwargs={"session": session},
-                               **shown(pipeline, st.table, run_id, session=session, limit=limit,
-                                       extract_only=extract_only))
+        app.send_task("ferry.plan_table", args=[pipeline, st.table, run_id, limit, extract_only],
+                      kwargs={"session": session},
+                      **shown(pipeline, st.table, run_id, session=session, limit=limit, extract_only=extract_only))
     left = sum(1 for c in st.chunks(run_id) if c.state == "pending") if resumed else 0
     return Launched(st.table, run_id, session, resumed=bool(resumed), chunks_left=left)

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from common import source, tunnel
 from common.errors import classify
 from common.config import PipelineConfig, S3Config, SourceConfig, redis_url
-from common.store import Store, make_client
-from common.warehouse import Warehouse, make_engine, make_warehouse
+
+if TYPE_CHECKING:  # imported where used: the CLI's checks need MySQL, not boto3 or SQLAlchemy
+    from common.store import Store
+    from common.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,9 @@ def drop_mysql(conn: Any) -> None:
         pass
 
 
-def store(cfg: S3Config) -> Store:
+def store(cfg: S3Config) -> "Store":
+    from common.store import Store, make_client
+
     _check_fork()
     key = (cfg.endpoint_url, cfg.region, cfg.access_key_id, cfg.secret_access_key)
     if key not in _s3:
@@ -106,7 +110,9 @@ def redis_client() -> redis.Redis:
     return _redis[url]
 
 
-def warehouse(cfg: PipelineConfig) -> Warehouse:
+def warehouse(cfg: PipelineConfig) -> "Warehouse":
+    from common.warehouse import make_engine, make_warehouse
+
     _check_fork()
     t = cfg.target
     key = (t.type, t.host, t.port, t.database, t.user, t.password)
