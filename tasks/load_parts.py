@@ -100,11 +100,13 @@ def _bounded(groups: list[list[PendingPart]], limit_bytes: int) -> list[list[lis
 
 def load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest, run_id: str,
                    retry_waiting: bool = True) -> tuple[int, int, list[Refusal]]:
-    """Load the parts in one transaction; if the warehouse refuses their data, in halves,
-    recursively (chunks stay whole and in order), so every chunk it takes is loaded in a few
-    transactions and each one it refuses waits, recorded with its range and the warehouse's
-    message. Chunks refused by earlier loads are tried again, each on its own, after the
-    rest. Returns (parts, rows) counted and the new refusals."""
+    """Load the parts in transactions of at most load_max_mb (whole chunks, in order), each
+    counted as loaded when it commits; if the warehouse refuses a transaction's data, its
+    chunks go again in halves, recursively, so every chunk it takes is loaded and each one it
+    refuses waits, recorded with its range and the warehouse's message. Chunks refused by
+    earlier loads are tried again, each on its own, after the rest (unless retry_waiting is
+    False: an early load leaves them to the run's load). Returns (parts, rows) counted and
+    the new refusals."""
     refusals = Refusals(ctx.state.r, ctx.cfg.name, ctx.table.key)
     waiting = refusals.waiting()
     fresh = _by_chunk([p for p in request.parts if (p.run_id, p.chunk) not in waiting])
