@@ -43,6 +43,7 @@ def _run_doc(st: TableState, run_id: str) -> dict[str, Any]:
     seconds = (finished or time.time()) - started
     return {"run_id": run_id, "status": meta.get("status"), "chunks": len(chunks), "chunks_done": done,
             "chunks_failed": failed, "chunks_pending": len(chunks) - done, "rows": rows,
+            "rows_loaded": int(meta.get("rows_loaded") or 0),
             "rows_per_s": round(rows / seconds) if seconds > 0 else 0, "seconds": round(seconds, 1),
             "last_progress_s_ago": round(time.time() - last, 1),
             "finished_at": finished, "error": meta.get("error") or None}
@@ -134,7 +135,7 @@ def _print(doc: dict[str, Any]) -> None:
                 a = t["active_run"]
                 click.echo(f"    active {a['run_id']}: {a.get('status')}, chunks {a.get('chunks_done', '?')}/"
                            f"{a.get('chunks', '?')} ({a.get('chunks_failed', 0)} failed), rows {a.get('rows', 0):,} "
-                           f"({a.get('rows_per_s', 0):,}/s), last progress {a.get('last_progress_s_ago', '?')} s ago"
+                           f"({a.get('rows_per_s', 0):,}/s, {a.get('rows_loaded', 0):,} loaded), last progress {a.get('last_progress_s_ago', '?')} s ago"
                            + (" STALE" if a.get("stale") else ""))
             if "last_run" in t:
                 r = t["last_run"]
