@@ -63,9 +63,11 @@ def table_token(table_key: str) -> str:
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """A sortable, unique run id: r<UTC time>-<random>."""
+    """A sortable, unique run id: r<UTC time to the millisecond>-<random>. Runs of one table
+    are ordered by id (a full reload never swaps in an older snapshot), and two runs can start
+    within one second; ids of the older form, without milliseconds, still sort before newer."""
     now = now or datetime.now(timezone.utc)
-    return f"r{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return f"r{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
 def check_run_id(run_id: str) -> str:
