@@ -11,7 +11,6 @@ from kombu import Exchange, Queue
 from common.config import redis_url
 
 
-
 def _soft(hard: int) -> int:
     return max(hard - 60, int(hard * 0.9))
 

@@ -161,6 +161,23 @@ def synced(table: str, target_schema: str, client: redis.Redis) -> dict[str, obj
             "target_sha256": dst[1], "match": src == dst}
 
 
+def fresh_run(work: Path, moto: MotoServer, target_schema: str, table: str,
+              defaults: dict[str, Any]) -> tuple[dict[str, str], redis.Redis, Store]:
+    """A clean start for one benchmark sync: its config, an empty Redis database, no target
+    schema, the bucket; returns the workers' environment, the Redis client and the store."""
+    write_config(work, moto.url, target_schema, table, defaults)
+    env = dict(os.environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
+               CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    with psycopg.connect(**PG, autocommit=True) as pg:
+        pg.execute(f"DROP SCHEMA IF EXISTS {naming.quote_ident(target_schema)} CASCADE")
+    store = Store(make_client(S3Config(bucket="ferry-bench", endpoint_url=moto.url, access_key_id="x",
+                                       secret_access_key="x")), "ferry-bench")
+    store.ensure_bucket("us-east-1")
+    return env, client, store
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -183,16 +200,8 @@ def main() -> int:
     moto = MotoServer(work)
     workers: list[Worker] = []
     try:
-        write_config(work, moto.url, target_schema, args.table,
-                     {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows})
-        env = dict(os.environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
-                   CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
-        client = redis.Redis.from_url(REDIS_URL)
-        client.flushdb()
-        with psycopg.connect(**PG, autocommit=True) as pg:
-            pg.execute(f"DROP SCHEMA IF EXISTS {naming.quote_ident(target_schema)} CASCADE")
-        Store(make_client(S3Config(bucket="ferry-bench", endpoint_url=moto.url, access_key_id="x",
-                                   secret_access_key="x")), "ferry-bench").ensure_bucket("us-east-1")
+        env, client, _ = fresh_run(work, moto, target_schema, args.table,
+                                   {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows})
         workers = [Worker(f"bench{i + 1}", env, work, concurrency=args.concurrency)
                    for i in range(args.workers)]
         report_path = work / "report.json"

@@ -19,13 +19,8 @@ from pathlib import Path
 
 import common  # noqa: F401  (mysql.connector before pyarrow)
 import mysql.connector
-import psycopg
-import redis
 
-from bench.bench_sync import PG, PIPELINE, REDIS_URL, peak_rss_mb, synced, write_config
-from common import naming
-from common.config import S3Config
-from common.store import Store, make_client
+from bench.bench_sync import PIPELINE, fresh_run, peak_rss_mb, synced
 from tests.services import MotoServer, Worker
 
 PART_MB = 64
@@ -57,16 +52,7 @@ def seed_wide() -> None:
 
 def run_case(table: str, work: Path, moto: MotoServer) -> dict[str, object]:
     target_schema = "ferry_bench_wide"
-    write_config(work, moto.url, target_schema, table, {"part_mb": PART_MB})
-    env = dict(os.environ, FERRY_CONFIG=str(work), FERRY_REDIS_URL=REDIS_URL,
-               CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL)
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    with psycopg.connect(**PG, autocommit=True) as pg:
-        pg.execute(f"DROP SCHEMA IF EXISTS {naming.quote_ident(target_schema)} CASCADE")
-    store = Store(make_client(S3Config(bucket="ferry-bench", endpoint_url=moto.url, access_key_id="x",
-                                       secret_access_key="x")), "ferry-bench")
-    store.ensure_bucket("us-east-1")
+    env, client, store = fresh_run(work, moto, target_schema, table, {"part_mb": PART_MB})
     # One worker reads (extract), the other plans and loads: each process's peak is its own.
     workers = [Worker("wide-extract", env, work, concurrency=1, queues="extract"),
                Worker("wide-load", env, work, concurrency=1, queues="plan,load")]

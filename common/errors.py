@@ -97,7 +97,7 @@ def refusal(exc: BaseException) -> RefusedError | None:
         return exc
     orig = getattr(exc, "orig", None) or exc
     module = type(orig).__module__ or ""
-    if not module.startswith(("psycopg", "psycopg2")):
+    if not module.startswith("psycopg"):  # (psycopg 3 and psycopg2)
         return None
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
     text = str(orig).strip()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import redis
@@ -90,8 +90,7 @@ class Refusals:
     def skip(self, refusal: Refusal, reason: str) -> Refusal:
         """Give up on a refused chunk: its parts leave "awaiting load" without being counted
         loaded (counted skipped instead), and the decision is kept on the table and its run."""
-        done = Refusal(**{**asdict(refusal), "parts": refusal.parts, "skipped_at": round(time.time(), 3),
-                          "reason": reason})
+        done = replace(refusal, skipped_at=round(time.time(), 3), reason=reason)
         pending = naming.pending_parts_key(self.pipeline, self.table)
         state = naming.table_state_key(self.pipeline, self.table)
         meta = naming.run_meta_key(self.pipeline, self.table, refusal.run_id)

@@ -186,9 +186,14 @@ class TableState:
         extracted is not resumed: its parts await load, and the next run's load takes them
         along with the new rows (a load that failed never keeps new rows from being read).
         Older runs count too: a load that found parts missing from S3 reopens their chunks."""
-        runs = self.runs()
-        for i, run_id in enumerate(reversed(runs[-scan:])):
-            meta = self.run_meta(run_id)
+        recent = list(reversed(self.runs()[-scan:]))
+        # Four fields of each run in one round trip (every sync asks; a run's meta holds its schema).
+        fields = ("chunks", "kind", "status", "replan")
+        with self.r.pipeline(transaction=False) as p:
+            for run_id in recent:
+                p.hmget(self._meta_key(run_id), fields)
+            metas = [{f: _s(v) for f, v in zip(fields, values) if v is not None} for values in p.execute()]
+        for i, (run_id, meta) in enumerate(zip(recent, metas)):
             if "chunks" not in meta or meta.get("kind") == "load":
                 continue
             if meta.get("status") in ("succeeded", "extracted", "abandoned", "replanned", "cancelled"):

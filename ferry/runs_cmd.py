@@ -134,7 +134,7 @@ def retry(pipeline: str, tables: tuple[str, ...]) -> None:
             todo.append((st, run_id))
     if not todo:
         fail(f"nothing to retry in pipeline {pipeline}" + (f" for {', '.join(tables)}" if tables else ""))
-    from tasks.context import shown
+    from tasks.labels import shown
     from tasks.plan import plan_table
 
     for st, run_id in todo:

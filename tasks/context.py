@@ -16,7 +16,6 @@ from common import naming
 from common.config import PipelineConfig, TableSettings, load_pipeline, outage_tolerance_s
 from common.errors import StateError, TransientError, classify
 from common.watermark import TableState
-from tasks.labels import shown  # noqa: F401  (re-exported: the tasks' modules take it from here)
 from workers import resources
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ import logging
 from typing import Any
 
 from tasks.celery import app
-from tasks.context import FerryTask, lock_ttl_s, shown, table_context
+from tasks.context import FerryTask, lock_ttl_s, table_context
+from tasks.labels import shown
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,9 @@ from common.refused import Refusals
 from common.watermark import FINAL_STATUSES, PendingPart
 from tasks.celery import app
 from tasks import load_parts
-from tasks.context import (RETRY, FerryTask, TableContext, load_lock_wait_s, lock_ttl_s, shown,
-                           table_context, translated)
+from tasks.labels import shown
+from tasks.context import (RETRY, FerryTask, TableContext, load_lock_wait_s, lock_ttl_s, table_context,
+                           translated)
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,9 @@ def maybe_load_early(ctx: TableContext, run_id: str, session: int) -> bool:
     """After a chunk commits: start an early load (while extraction goes on) once at least
     load_every_mb of committed parts await load, unless one is queued or running already.
     Not for full reloads (swapped in whole) nor --extract-only runs."""
-    if ctx.table.strategy == "full" or ctx.state.run_meta(run_id).get("extract_only") == "1":
+    # (one field, not the run's whole meta: this runs after every chunk commit)
+    meta_key = naming.run_meta_key(ctx.cfg.name, ctx.table.key, run_id)
+    if ctx.table.strategy == "full" or ctx.state.r.hget(meta_key, "extract_only") == b"1":
         return False
     waiting = Refusals(ctx.state.r, ctx.cfg.name, ctx.table.key).waiting()
     ready = sum(p.bytes for p in ctx.state.pending_parts() if (p.run_id, p.chunk) not in waiting)

@@ -16,9 +16,10 @@ from common import bounds, cursor, design, faults, naming, schema_change, source
 from common.errors import LockedError, StateError
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
-from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s, shown,
+from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s,
                            table_context, translated)
 from tasks import keepalive
+from tasks.labels import shown
 from tasks.extract import extract_chunk
 from tasks.failed import run_failed
 from tasks.load import load_run
@@ -46,7 +47,6 @@ def dispatch(pipeline: str, table: str, run_id: str, session: int, chunks: list[
     body = load_run.s(pipeline, table, run_id, extract_only=extract_only, session=session).set(
         **shown(pipeline, table, run_id, session=session, chunks=len(chunks), extract_only=extract_only)
     ).on_error(errback)
-    table_context(pipeline, table).state.set_run_fields(run_id, extract_only="1" if extract_only else "")
     if not chunks:
         load_run.apply_async(args=([], pipeline, table, run_id),
                              kwargs={"extract_only": extract_only, "session": session}, link_error=errback,
@@ -144,5 +144,6 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
     # right here the run waits for its lock's TTL, then the next sync resumes it.
     if not ctx.state.claim_dispatch(run_id, session):
         return {"run_id": run_id, "session": session, "skipped": True}
+    ctx.state.set_run_fields(run_id, extract_only="1" if extract_only else "")  # (early loads skip such runs)
     dispatch(pipeline, table, run_id, session, todo, extract_only)
     return {"run_id": run_id, "session": session, "chunks": len(todo)}

@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import redis
@@ -17,33 +17,75 @@ from tests.services import Worker, free_port, wait_for
 from tests.test_sync import _seed
 
 
-class PrivateRedis:
-    """A redis-server of this test's own, with its append-only file in `workdir`."""
+class PrivateServer:
+    """A server process of this test's own on a free port: started until it answers, stopped
+    with SIGTERM (a clean shutdown: Redis flushes its append-only file, MariaDB drops every
+    client connection)."""
 
-    def __init__(self, workdir: Path) -> None:
+    what = "server"
+    stop_wait_s = 30
+
+    def __init__(self) -> None:
         self.port = free_port()
-        self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
-        self.start()
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def up(self) -> bool:
+        raise NotImplementedError
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                                      "--dir", str(self.workdir)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._up, 30, "the private redis-server")
+        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.up, 60, f"the private {self.what}")
 
-    def _up(self) -> bool:
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(self.stop_wait_s)
+
+
+def _sync_through_a_restart(pipe: Pipe, server: PrivateServer, down_s: float, worker: Worker) -> Any:
+    """`sync --wait` of orders; once two chunks are committed the server stops for down_s
+    and starts again; the sync must end on its own with exit 0. Returns its result."""
+    state = pipe.state("orders")
+    result: list = []
+    try:
+        runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", timeout_s=240)))
+        runner.start()
+        wait_for(lambda: bool(state.runs()) and sum(c.state != "pending" for c in state.chunks(state.runs()[-1])) >= 2,
+                 60, "two chunks committed")
+        server.stop()
+        time.sleep(down_s)
+        server.start()
+        runner.join(240)
+        assert result, "the sync did not end"
+        assert result[0].code == 0, result[0].stderr
+    finally:
+        worker.stop()
+    return result[0]
+
+
+class PrivateRedis(PrivateServer):
+    """A redis-server of this test's own, with its append-only file in `workdir`."""
+
+    what = "redis-server"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def argv(self) -> list[str]:
+        return ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
+                "--appendfsync", "always", "--save", "", "--dir", str(self.workdir)]
+
+    def up(self) -> bool:
         try:
             return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
         except redis.RedisError:
             return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: redis flushes its append-only file and exits
-            self.proc.wait(30)
 
 
 @pytest.fixture
@@ -67,22 +109,8 @@ def test_a_redis_restart_mid_run_is_ridden_out(private_redis: PrivateRedis, isol
     table = pipe.table("orders")
     state = pipe.state("orders")
     faults.inject(state.r, pipe.name, table, 2, 1, "sleep", 6)
-    worker = Worker("outage", env, log_dir, concurrency=2)
-    result: list = []
-    try:
-        runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", timeout_s=240)))
-        runner.start()
-        wait_for(lambda: bool(state.runs()) and sum(c.state != "pending" for c in state.chunks(state.runs()[-1])) >= 2,
-                 60, "two chunks committed")
-        private.stop()
-        time.sleep(3)
-        private.start()
-        runner.join(240)
-        assert result, "the sync did not end"
-        assert result[0].code == 0, result[0].stderr
-        assert "waiting for Redis" in result[0].stderr and "Traceback" not in result[0].stderr
-    finally:
-        worker.stop()
+    result = _sync_through_a_restart(pipe, private, 3, Worker("outage", env, log_dir, concurrency=2))
+    assert "waiting for Redis" in result.stderr and "Traceback" not in result.stderr
     assert pipe.assert_synced("orders") == 4_000
     totals = state.state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "4000"
@@ -165,28 +193,28 @@ def test_postgres_down_during_the_load_is_ridden_out(private_postgres: PrivatePo
     assert n == 3_000
 
 
-class PrivateMariaDB:
+class PrivateMariaDB(PrivateServer):
     """A MariaDB server of this test's own (its own data directory and port, no grant tables)."""
 
+    what = "MariaDB"
+    stop_wait_s = 60
+
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
+        super().__init__()
         self.data = workdir / "mariadb"
-        self.proc: subprocess.Popen | None = None
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.data}", "--user=root",
                         "--auth-root-authentication-method=normal", "--skip-test-db"],
                        check=True, capture_output=True, timeout=180)
         self.start()
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["mariadbd", "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
-             "--bind-address=127.0.0.1", f"--socket={self.data}/sock", f"--pid-file={self.data}/pid",
-             "--user=root", "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
-             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-             f"--log-error={self.data}/error.log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._up, 60, "the private MariaDB")
+    def argv(self) -> list[str]:
+        return ["mariadbd", "--no-defaults", f"--datadir={self.data}", f"--port={self.port}",
+                "--bind-address=127.0.0.1", f"--socket={self.data}/sock", f"--pid-file={self.data}/pid",
+                "--user=root", "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
+                "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
+                f"--log-error={self.data}/error.log"]
 
-    def _up(self) -> bool:
+    def up(self) -> bool:
         import mysql.connector
 
         try:
@@ -194,11 +222,6 @@ class PrivateMariaDB:
             return True
         except mysql.connector.Error:
             return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: a clean shutdown, every client connection dropped
-            self.proc.wait(60)
 
 
 @pytest.fixture
@@ -226,20 +249,7 @@ def test_a_mariadb_restart_mid_run_is_ridden_out(private_mariadb: PrivateMariaDB
     state = pipe.state("orders")
     faults.inject(state.r, pipe.name, pipe.table("orders"), 2, 1, "sleep", 4)
     worker = Worker("srcdown", pipe.env, log_dir, concurrency=2)
-    result: list = []
-    try:
-        runner = threading.Thread(target=lambda: result.append(pipe.sync("--wait", timeout_s=240)))
-        runner.start()
-        wait_for(lambda: bool(state.runs()) and sum(c.state != "pending" for c in state.chunks(state.runs()[-1])) >= 2,
-                 60, "two chunks committed")
-        server.stop()
-        time.sleep(25)
-        server.start()
-        runner.join(240)
-        assert result, "the sync did not end"
-        assert result[0].code == 0, result[0].stderr
-    finally:
-        worker.stop()
+    _sync_through_a_restart(pipe, server, 25, worker)
     log = worker.log_path.read_text()
     assert "MySQL" in log and "retry" in log, "a chunk met the restart and retried"
     src = mysql.connector.connect(host="127.0.0.1", port=server.port, user="root", database=pipe.db)

@@ -21,9 +21,9 @@ class Dialect:
     temp_table_suffix: str = ""
     """Appended to CREATE TEMP TABLE (PostgreSQL drops it at commit)."""
     caps: Capabilities = field(default_factory=Capabilities)
+    """Which column changes the warehouse makes in place."""
     enforces_keys: bool = False
     """A PRIMARY KEY is enforced (PostgreSQL), not only declared (Redshift)."""
-    """Which column changes the warehouse makes in place."""
     grants_query: str = ""
     """(grantee, privilege, grantee kind) of every grant on a table (params: schema, table)."""
     json_staging_type: str = "VARCHAR(65535)"
@@ -46,7 +46,8 @@ REDSHIFT = Dialect(name="redshift", caps=Capabilities(widen_numbers=False, widen
                                 " WHERE namespace_name = %s AND relation_name = %s")
 # JSON into SUPER: JSON_PARSE (https://docs.aws.amazon.com/redshift/latest/dg/JSON_PARSE.html).
 POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JSONB"},
-                   temp_table_suffix=" ON COMMIT DROP", enforces_keys=True, json_staging_type="TEXT", json_parse="({})::jsonb",
+                   temp_table_suffix=" ON COMMIT DROP", enforces_keys=True, json_staging_type="TEXT",
+                   json_parse="({})::jsonb",
                    hex_bytes="ENCODE({}, 'hex')", hex_int="('x' || {})::bit(28)::bigint",
                    grants_query="SELECT grantee, privilege_type, 'user' FROM information_schema.table_privileges"
                                 " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user")
