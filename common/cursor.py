@@ -41,6 +41,10 @@ class RunPlan:
     ceiling: Key | None
     ranges: list[tuple[Key | None, Key]]
     advance_from: int
+    hi: Key | None = None
+    """The run's fixed upper key (None: nothing to read)."""
+    done: bool = True
+    """False when `ranges` stop short of hi: the rest is planned by next_ranges()."""
 
 
 def keyset(table: TableSettings, schema: TableSchema) -> tuple[str, ...]:
@@ -170,13 +174,17 @@ def _last_key(conn: Any, table_key: str, keys: Sequence[str], start: Key | None,
 
 
 def plan_run(conn: Any, table: TableSettings, schema: TableSchema, committed: Key | None,
-             datetime_zone: str | None, limit: int | None) -> RunPlan:
+             datetime_zone: str | None, limit: int | None, deadline: float | None = None) -> RunPlan:
     """Split the run into chunks of about chunk_rows rows by probing the key index.
 
     With a lookback, the window behind the committed cursor and the rows after it are
     planned separately, so a chunk boundary falls exactly on the committed cursor. A
     --limit counts rows after the committed cursor (not after the lookback, or a limited
-    run would re-read the same rows forever)."""
+    run would re-read the same rows forever).
+
+    With a deadline (time.monotonic()), the chunks after the cursor are planned only until
+    then (at least one): the run's upper key is fixed first, so the rest is planned later by
+    next_ranges() while the first chunks are read (done=False)."""
     keys = keyset(table, schema)
     lo, ceiling = _lower_bound(conn, table, schema, committed, datetime_zone)
     start = None if table.strategy == "full" else committed
@@ -184,7 +192,17 @@ def plan_run(conn: Any, table: TableSettings, schema: TableSchema, committed: Ke
     if lo != start and start is not None:
         behind = source.plan_bounds(conn, table.key, keys, lo, table.chunk_rows, start)
     hi = _last_key(conn, table.key, keys, start, ceiling, limit)
-    ahead = source.plan_bounds(conn, table.key, keys, start, table.chunk_rows, hi) if hi else []
+    ahead: list[tuple[Key | None, Key]] = []
+    done = True
+    if hi is not None:
+        ahead, done = source.next_bounds(conn, table.key, keys, start, table.chunk_rows, hi, deadline)
     ranges = behind + ahead
     advance_from = len(ranges) if table.strategy == "full" else len(behind)
-    return RunPlan(lo=lo, ceiling=ceiling, ranges=ranges, advance_from=advance_from)
+    return RunPlan(lo=lo, ceiling=ceiling, ranges=ranges, advance_from=advance_from,
+                   hi=hi if hi is not None else (behind[-1][1] if behind else None), done=done)
+
+
+def next_ranges(conn: Any, table: TableSettings, schema: TableSchema, after: Key, hi: Key,
+                deadline: float | None) -> tuple[list[tuple[Key | None, Key]], bool]:
+    """The next chunks of a run whose plan stopped at `after` (see plan_run), up to its upper key."""
+    return source.next_bounds(conn, table.key, keyset(table, schema), after, table.chunk_rows, hi, deadline)

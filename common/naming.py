@@ -139,6 +139,11 @@ def run_session_key(pipeline: str, table_key: str, run_id: str, session: int) ->
     return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:session:{int(session)}"
 
 
+def run_segments_key(pipeline: str, table_key: str, run_id: str, session: int) -> str:
+    """Hash: one session's dispatched segments (id -> JSON {token, chunks, sent, counts})."""
+    return f"{run_session_key(pipeline, table_key, run_id, session)}:segments"
+
+
 def run_attempts_key(pipeline: str, table_key: str, run_id: str) -> str:
     """Hash: chunk number -> attempts started."""
     return f"{_table_base(pipeline, table_key)}:run:{check_run_id(run_id)}:attempts"

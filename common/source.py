@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timezone
 from itertools import islice
 from typing import Any, Callable, Iterator, Sequence
@@ -213,15 +214,26 @@ def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
     bound run_hi, found by probing the key index (no MIN/MAX stride)."""
     if run_hi is None or key_at(conn, table_key, cols, lo, run_hi, 0) is None:
         return []
-    bounds: list[tuple[Key | None, Key]] = []
+    return next_bounds(conn, table_key, cols, lo, chunk_rows, run_hi)[0]
+
+
+def next_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, chunk_rows: int,
+                run_hi: Key, deadline: float | None = None) -> tuple[list[tuple[Key | None, Key]], bool]:
+    """The next chunk ranges after lo, up to run_hi: all of them, or (with a deadline, a
+    time.monotonic() value) those found by then, at least one. Returns (ranges, done): done
+    when the last range ends at run_hi. The ranges tile (lo, run_hi] without gap or overlap
+    whatever rows are written or deleted meanwhile: every key falls in exactly one."""
+    found: list[tuple[Key | None, Key]] = []
     cur = lo
     while True:
         edge = key_at(conn, table_key, cols, cur, run_hi, chunk_rows - 1)
         if edge is None or edge == run_hi:
-            bounds.append((cur, run_hi))
-            return bounds
-        bounds.append((cur, edge))
+            found.append((cur, run_hi))
+            return found, True
+        found.append((cur, edge))
         cur = edge
+        if deadline is not None and time.monotonic() >= deadline:
+            return found, False
 
 
 def indexes_leading_with(conn: Any, table: TableSettings, column: str) -> list[str]:

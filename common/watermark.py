@@ -37,7 +37,8 @@ def _script(name: str) -> str:
 
 _SCRIPTS = {name: _script(name) for name in
             ("store_plan", "begin_attempt", "commit_chunk", "chunk_error", "commit_load",
-             "finish_run", "release_lock", "renew_lock", "abandon_run", "reopen_chunks")}
+             "finish_run", "release_lock", "renew_lock", "abandon_run", "reopen_chunks", "append_plan",
+             "segment_done", "segment_sent")}
 
 
 class Commit(enum.IntEnum):
@@ -170,9 +171,61 @@ class TableState:
             tx.execute()
         return session
 
-    def claim_dispatch(self, run_id: str, session: int) -> bool:
-        """True once per session: the plan task that gets it starts the chord."""
-        return bool(self.r.hsetnx(self._meta_key(run_id), f"dispatched:{session}", f"{time.time():.3f}"))
+    def _segments_key(self, run_id: str, session: int) -> str:
+        return naming.run_segments_key(self.pipeline, self.table, run_id, session)
+
+    def claim_segment(self, run_id: str, session: int, segment: str, chunks: Sequence[int],
+                      token: str) -> list[int] | None:
+        """Claim the dispatch of chunks as a segment of the session (once per segment id):
+        the chunks to send, or None if the segment was sent already or another task claimed
+        it. The claiming task (token: its id survives redelivery) sends a claim it made but
+        did not mark sent (segment_sent) once more: it may have died in between."""
+        key = self._segments_key(run_id, session)
+        self.r.hsetnx(key, segment, json.dumps({"token": token, "chunks": list(chunks), "sent": False}))
+        entry = json.loads(self.r.hget(key, segment) or "{}")
+        if entry.get("token") != token or entry.get("sent"):
+            return None
+        return [int(n) for n in entry.get("chunks") or []]
+
+    def unsent_segments(self, run_id: str, session: int, token: str) -> dict[str, list[int]]:
+        """Segments this token claimed but did not mark sent (a plan task that died between)."""
+        raw = self.r.hgetall(self._segments_key(run_id, session))
+        found = {}
+        for seg, value in raw.items():
+            entry = json.loads(value)
+            if entry.get("token") == token and not entry.get("sent"):
+                found[_s(seg)] = [int(n) for n in entry.get("chunks") or []]
+        return found
+
+    def segment_sent(self, run_id: str, session: int, segment: str, token: str) -> None:
+        self._scripts["segment_sent"](keys=[self._segments_key(run_id, session)], args=[segment, token])
+
+    def append_plan(self, run_id: str, session: int, expected_from: str,
+                    ranges: Sequence[tuple[Key | None, Key]], done: bool, token: str) -> int | None:
+        """Append a run's next planned chunks and claim their dispatch as one segment
+        (append_plan.lua); the segment's id (its first chunk number), or None when the
+        session no longer owns the run or planning moved on without this caller."""
+        chunks = [{"lo": bounds.encode(lo), "hi": bounds.encode(hi), "state": "pending"} for lo, hi in ranges]
+        code = int(self._scripts["append_plan"](
+            keys=[self.lock_key, self._meta_key(run_id), self._chunks_key(run_id),
+                  self._segments_key(run_id, session)],
+            args=[run_id, session, expected_from, json.dumps(chunks), "1" if done else "",
+                  bounds.encode(ranges[-1][1]), token, _FINALS_JSON, f"{time.time():.3f}"]))
+        return code if code >= 0 else None
+
+    def segment_done(self, run_id: str, session: int, segment: str, counts: dict[str, Any],
+                     task_id: str, failed: str = "") -> int:
+        """Record a segment's finished chord (what it counted, or its failure); 1 when this
+        task is the run's last and ends it, 0 when not, -1 for an unknown segment, -2 for a
+        stale session (segment_done.lua)."""
+        return int(self._scripts["segment_done"](
+            keys=[self._meta_key(run_id), self._segments_key(run_id, session)],
+            args=[segment, json.dumps(counts), session, task_id, failed]))
+
+    def segments(self, run_id: str, session: int) -> dict[str, dict[str, Any]]:
+        """The session's segments: id -> {token, chunks, sent, counts (once finished), failed}."""
+        raw = self.r.hgetall(self._segments_key(run_id, session))
+        return {_s(k): json.loads(v) for k, v in raw.items()}
 
     def session_totals(self, run_id: str, session: int | None = None) -> dict[str, str]:
         return {_s(k): _s(v) for k, v in self.r.hgetall(self._session_key(run_id, session)).items()}
@@ -433,7 +486,8 @@ class TableState:
             session = int(meta.get("session") or 1)
             keys = [self._meta_key(run_id), self._chunks_key(run_id),
                     naming.run_attempts_key(self.pipeline, self.table, run_id),
-                    *(self._session_key(run_id, n) for n in range(1, session + 1))]
+                    *(self._session_key(run_id, n) for n in range(1, session + 1)),
+                    *(self._segments_key(run_id, n) for n in range(1, session + 1))]
             orphans = [k for k, info in noted.items() if info.get("run") == run_id]
             with self.r.pipeline(transaction=True) as tx:
                 tx.lrem(self.runs_key, 1, run_id)

@@ -39,6 +39,8 @@ class Progress:
     refused: list[str]
     """Ranges of the table the warehouse refused that still wait (any run's)."""
     rows_skipped: int
+    planning: bool = False
+    """The plan is still being probed: more chunks will come (chunks counts those known)."""
 
     @classmethod
     def read(cls, state: TableState, run_id: str) -> "Progress":
@@ -61,7 +63,8 @@ class Progress:
                    finished=float(m["finished_at"]) if m.get("finished_at") else None,
                    refused=[f"run {r.run_id} chunk {r.chunk} ({r.lo}, {r.hi}]"
                             for r in Refusals(state.r, state.pipeline, state.table).waiting().values()],
-                   rows_skipped=int(state.r.hget(state.state_key, "rows_skipped") or 0))
+                   rows_skipped=int(state.r.hget(state.state_key, "rows_skipped") or 0),
+                   planning=m.get("planning") == "1" and m.get("status") not in FINAL)
 
     @property
     def duration(self) -> float:
@@ -73,7 +76,8 @@ class Progress:
         filled = int(bar_w * self.chunks_done / self.chunks) if self.chunks else 0
         bar = "#" * filled + "-" * (bar_w - filled)
         loaded = f", {self.rows_loaded:,} loaded" if self.rows_loaded else ""
-        return (f"{self.table} [{bar}] chunks {self.chunks_done}/{self.chunks} "
+        more = "+ (still planning)" if self.planning else ""
+        return (f"{self.table} [{bar}] chunks {self.chunks_done}/{self.chunks}{more} "
                 f"rows {self.rows:,} ({rate:,.0f} rows/s{loaded}) {self.status}")
 
     def metrics(self) -> dict[str, Any]:
@@ -89,7 +93,7 @@ class Progress:
 
 
 def _eta(p: Progress) -> str:
-    if p.status in FINAL or not p.chunks_done or p.chunks_done >= p.chunks:
+    if p.status in FINAL or p.planning or not p.chunks_done or p.chunks_done >= p.chunks:
         return ""
     left = (p.chunks - p.chunks_done) * p.duration / p.chunks_done
     return f" ETA {left:,.0f}s"

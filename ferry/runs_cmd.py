@@ -57,12 +57,16 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
             c["refused"] = {"error": r.error, "column": r.column, "times": r.times, "skipped_at": r.skipped_at,
                             "reason": r.reason or None}
     doc = {"run_id": run_id, "table": table, "status": meta.get("status"), "session": int(meta.get("session", 1)),
-           "error": meta.get("error") or None, "chunks": chunks}
+           "error": meta.get("error") or None, "chunks": chunks,
+           # A plan still being probed (or cut short: the resumed run finishes it) up to this key.
+           "planned_up_to": meta.get("plan_from") if meta.get("planning") == "1" else None}
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
+    planned = (f" (planned up to {doc['planned_up_to']} of {meta.get('hi')}: more chunks follow)"
+               if doc["planned_up_to"] else "")
     click.echo(f"run {run_id} of {table}: {doc['status']}, session {doc['session']}, {len(chunks)} chunk(s)"
-               + (f"; error: {doc['error']}" if doc["error"] else ""))
+               + planned + (f"; error: {doc['error']}" if doc["error"] else ""))
     click.echo(f"{'chunk':>5}  {'range':<30} {'state':<8} {'rows':>10} {'bytes':>12} {'att':>3} {'s':>7}  worker")
     for c in chunks:
         span = f"({c['lo']}, {c['hi']}]"

@@ -27,8 +27,11 @@ from workers import resources
 log = logging.getLogger(__name__)
 
 
+_COUNTS = ("zero_dates", "truncated", "nul_removed")
+
+
 def _counted(results: list[Any], what: str) -> dict[str, int]:
-    """Per-column counts the chunks reported (zero dates, truncated values), added up."""
+    """Per-column counts the chunks (or segments) reported (zero dates, truncated values), added up."""
     total: dict[str, int] = {}
     for r in results or []:
         for col, n in ((r or {}).get(what) or {}).items():
@@ -107,13 +110,30 @@ def load_early(self: Any, pipeline: str, table: str, run_id: str, session: int) 
 @translated
 def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str,
              extract_only: bool = False, take_lock: bool = False,
-             session: int | None = None, lock_waits: int = 0, lock_wait_since: float = 0.0) -> dict[str, Any]:
-    """Chord body of a run, or (take_lock, from `ferry sync --load-only`) a load of its own.
+             session: int | None = None, lock_waits: int = 0, lock_wait_since: float = 0.0,
+             segment: str | None = None) -> dict[str, Any]:
+    """Chord body of a run's segment, or (take_lock, from `ferry sync --load-only`) a load of
+    its own. Only the last segment's body to finish, once the plan is complete, loads and ends
+    the run; the others record what their chunks counted and return.
     (lock_waits, lock_wait_since: how long this load has waited for the table's load lock.)"""
     ctx = table_context(pipeline, table)
     if session is not None and ctx.state.session(run_id) != session:
         log.info("run %s of %s: load of stale session %d skipped", run_id, table, session)
         return {"run_id": run_id, "session": session, "stale": True}
+    counted = [{what: _counted(results, what) for what in _COUNTS}]
+    if segment is not None and session is not None:
+        last = ctx.state.segment_done(run_id, session, segment, counted[0], self.request.id or "")
+        if last != 1:
+            log.info("run %s of %s: segment %s extracted; %s", run_id, table, segment,
+                     "the run's last segment ends it" if last == 0 else "its session is over")
+            return {"run_id": run_id, "session": session, "segment": segment, "last": False}
+        segments = ctx.state.segments(run_id, session).values()
+        failed = [s["failed"] for s in segments if s.get("failed")]
+        if failed:  # a chunk of another segment failed for good: the run fails once all finished
+            ctx.state.finish_run(run_id, "failed", failed[0], session)
+            log.error("run %s of %s failed: %s", run_id, table, failed[0])
+            return {"run_id": run_id, "session": session, "failed": failed[0]}
+        counted = [s.get("counts") or {} for s in segments]
     missing = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
     if missing:
         # Only a miscounted chord gets here; the next sync resumes the missing chunks.
@@ -139,9 +159,7 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                          max_retries=self.request.retries + 1)
     try:
         ctx.state.set_run_fields(run_id, status="loading", load_started_at=f"{time.time():.3f}",
-                                 zero_dates=json.dumps(_counted(results, "zero_dates")),
-                                 truncated=json.dumps(_counted(results, "truncated")),
-                                 nul_removed=json.dumps(_counted(results, "nul_removed")))
+                                 **{what: json.dumps(_counted(counted, what)) for what in _COUNTS})
         ctx.state.set_status(status_load="running")
         parts = ctx.state.pending_parts()
         files = rows = 0

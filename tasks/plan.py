@@ -1,12 +1,21 @@
 """Stage 1: plan a run. Lock the table, read the cursor, fix the upper bound, split the
-range into chunks of about chunk_rows rows, store the plan, start the chord.
+range into chunks of about chunk_rows rows, store the plan, start the chords.
 
-A resumed run keeps its plan: only its chunks that are not committed are dispatched.
+Planning never waits for the whole table: the run's upper key is fixed first, then chunk
+bounds are probed for FERRY_PLAN_SEGMENT_S and those chunks are dispatched at once (a
+segment: a chord of their extracts, then a load); the same task goes on probing the rest in
+growing segments, each dispatched as soon as it is known. The plan stays exact: the chunks
+tile (lo, hi] whatever rows change meanwhile. Only the load of the last segment to finish,
+once the plan is complete, loads and ends the run (segment_done.lua).
+
+A resumed run keeps its plan: its chunks that are not committed are dispatched, and a plan
+left unfinished goes on from where it stopped.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -14,6 +23,7 @@ from celery import chord
 
 from common import bounds, cursor, design, faults, naming, schema_change, source
 from common.errors import LockedError, StateError
+from common.watermark import FINAL_STATUSES as FINAL
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
 from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s,
@@ -26,6 +36,11 @@ from tasks.load import load_run
 from workers import resources
 
 log = logging.getLogger(__name__)
+
+# Seconds of probing before the first chunks are dispatched; each later segment probes
+# twice as long as the one before, up to PLAN_SEGMENT_MAX_S.
+PLAN_SEGMENT_S = float(os.environ.get("FERRY_PLAN_SEGMENT_S", "0.5"))
+PLAN_SEGMENT_MAX_S = 8.0
 
 
 class PlanTask(FerryTask):
@@ -40,25 +55,32 @@ class PlanTask(FerryTask):
 
 
 def dispatch(pipeline: str, table: str, run_id: str, session: int, chunks: list[int],
-             extract_only: bool) -> None:
-    """Start the chord: extract the chunks, then load; a failure ends in run_failed. Every
-    message carries the session: a newer session of the run turns them into no-ops."""
-    errback = run_failed.s(pipeline, table, run_id, session).set(**shown(pipeline, table, run_id, session=session))
-    body = load_run.s(pipeline, table, run_id, extract_only=extract_only, session=session).set(
-        **shown(pipeline, table, run_id, session=session, chunks=len(chunks), extract_only=extract_only)
-    ).on_error(errback)
+             extract_only: bool, segment: str) -> None:
+    """Start one segment's chord: extract its chunks, then its load (which loads and ends
+    the run only if it is the last); a failure ends in run_failed. Every message carries the
+    session: a newer session of the run turns them into no-ops."""
+    errback = run_failed.s(pipeline, table, run_id, session, segment=segment).set(
+        **shown(pipeline, table, run_id, session=session))
+    kwargs = {"extract_only": extract_only, "session": session, "segment": segment}
+    labels = shown(pipeline, table, run_id, session=session, chunks=len(chunks), extract_only=extract_only,
+                   segment=segment)
     if not chunks:
-        load_run.apply_async(args=([], pipeline, table, run_id),
-                             kwargs={"extract_only": extract_only, "session": session}, link_error=errback,
-                             **shown(pipeline, table, run_id, session=session, chunks=0, extract_only=extract_only))
+        load_run.apply_async(args=([], pipeline, table, run_id), kwargs=kwargs, link_error=errback, **labels)
     else:
         chord([extract_chunk.s(pipeline, table, run_id, i, session).set(
-            **shown(pipeline, table, run_id, chunk=i, session=session)) for i in chunks])(body)
-    keepalive.start(pipeline, table, run_id, session)
+            **shown(pipeline, table, run_id, chunk=i, session=session)) for i in chunks])(
+            load_run.s(pipeline, table, run_id, **kwargs).set(**labels).on_error(errback))
 
 
-def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
-    """Read the schema, fix the run's range, probe chunk bounds, store the plan (S3, then Redis)."""
+def _send(ctx: TableContext, run_id: str, session: int, segment: str, chunks: list[int],
+          extract_only: bool, token: str) -> None:
+    dispatch(ctx.cfg.name, ctx.table.key, run_id, session, chunks, extract_only, segment)
+    ctx.state.segment_sent(run_id, session, segment, token)
+
+
+def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) -> int:
+    """Read the schema, fix the run's range, probe chunk bounds until the deadline, store the
+    plan (S3, then Redis); a plan not finished by then is marked `planning` (see _plan_rest)."""
     conn = resources.mysql(ctx.cfg.source)
     schema = source.read_schema(conn, ctx.table)
     cursor.validate(ctx.table, schema)
@@ -75,25 +97,28 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
             ctx.state.record_schema_event(run_id, f"source: {change}")
     ctx.state.save_schema(schema)
     plan = cursor.plan_run(conn, ctx.table, schema, ctx.state.cursor(), ctx.cfg.source.datetime_time_zone,
-                           limit)
+                           limit, deadline)
     ranges = plan.ranges
     null_rows = (source.count_null(conn, ctx.table.key, ctx.table.cursor)
                  if ctx.table.strategy == "timestamp" and ctx.table.cursor else 0)
     meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": "extracting",
             "strategy": ctx.table.strategy, "lo": bounds.encode(plan.lo),
-            "hi": bounds.encode(ranges[-1][1] if ranges else plan.lo),
+            "hi": bounds.encode(plan.hi if ranges else plan.lo),
             "ceiling": bounds.encode(plan.ceiling), "chunk_rows": str(ctx.table.chunk_rows),
             "advance_from": str(plan.advance_from), "schema": json.dumps(schema.to_json()),
             "limit": str(limit or ""), "null_cursor_rows": str(null_rows),
             "planned_at": f"{time.time():.3f}"}
+    if plan.done:
+        meta["planned_all_at"] = meta["planned_at"]
+    else:
+        meta.update(planning="1", plan_from=bounds.encode(ranges[-1][1]))
     # The plan goes to S3 before Redis: any run that can have committed chunks has its plan
     # there, so `watermark rebuild` sees it.
     store = resources.store(ctx.cfg.s3)
     plan_key = naming.plan_object_key(ctx.table_prefix, run_id)
-    store.put(plan_key, json.dumps({
-        **meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)), "schema": schema.to_json(),
-        "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}).encode(),
-        metadata=naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id), content_type="application/json")
+    _put_plan(ctx, run_id, {**meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)),
+                            "schema": schema.to_json(),
+                            "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]})
     faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, "plan")
     try:
         n = ctx.state.store_plan(run_id, ranges, meta)
@@ -103,10 +128,62 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None) -> int:
     if null_rows:
         log.warning("table %s: %d rows have a NULL cursor (%s) and are not copied",
                     ctx.table.key, null_rows, ctx.table.cursor)
-    log.info("run %s of %s: %d chunks in (%s, %s], %d of them behind the cursor", run_id, ctx.table.key,
-             n, bounds.show(plan.lo), bounds.show(ranges[-1][1]) if ranges else "-", plan.advance_from
-             if ctx.table.strategy != "full" else 0)
+    log.info("run %s of %s: %d chunks in (%s, %s]%s, %d of them behind the cursor", run_id, ctx.table.key,
+             n, bounds.show(plan.lo), bounds.show(ranges[-1][1]) if ranges else "-",
+             "" if plan.done else f" so far (the rest, up to {bounds.show(plan.hi)}, is planned while they run)",
+             plan.advance_from if ctx.table.strategy != "full" else 0)
     return n
+
+
+def _put_plan(ctx: TableContext, run_id: str, doc: dict[str, Any]) -> None:
+    resources.store(ctx.cfg.s3).put(
+        naming.plan_object_key(ctx.table_prefix, run_id), json.dumps(doc).encode(),
+        metadata=naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id), content_type="application/json")
+
+
+_PLAN_FIELDS = ("session", "status", "planning", "plan_from", "hi", "chunks")
+
+
+def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool, token: str) -> int:
+    """Probe the rest of a plan left unfinished, in growing segments, each stored (S3, then
+    Redis, with its dispatch claim) and dispatched as soon as it is known; stops when the plan
+    is complete, or when the run ends or another session or task takes over. Returns the
+    number of chunks added."""
+    added = 0
+    budget = PLAN_SEGMENT_S
+    doc: dict[str, Any] | None = None
+    conn = schema = None
+    while True:
+        meta = dict(zip(_PLAN_FIELDS, (None if v is None else v.decode() for v in ctx.state.r.hmget(
+            naming.run_meta_key(ctx.cfg.name, ctx.table.key, run_id), _PLAN_FIELDS))))
+        if meta["planning"] != "1" or int(meta["session"] or 1) != session or meta["status"] in FINAL:
+            return added
+        faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, "plan-more", session)
+        if doc is None:  # the S3 copy, cut to the chunks Redis has (a plan task may have died between)
+            doc = json.loads(resources.store(ctx.cfg.s3).get(naming.plan_object_key(ctx.table_prefix, run_id)))
+            doc["chunks"] = doc["chunks"][:int(meta["chunks"] or 0)]
+            conn = resources.mysql(ctx.cfg.source)
+            schema = ctx.state.run_schema(run_id)
+        assert meta["plan_from"] is not None and meta["hi"] is not None and schema is not None
+        budget = min(budget * 2, PLAN_SEGMENT_MAX_S)
+        ranges, done = cursor.next_ranges(conn, ctx.table, schema, bounds.decode(meta["plan_from"]),
+                                          bounds.decode(meta["hi"]), time.monotonic() + budget)
+        doc["chunks"] += [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]
+        if done:
+            doc.pop("planning", None)
+            doc.pop("plan_from", None)
+        else:
+            doc.update(planning="1", plan_from=bounds.encode(ranges[-1][1]))
+        _put_plan(ctx, run_id, doc)
+        first = ctx.state.append_plan(run_id, session, meta["plan_from"], ranges, done, token)
+        if first is None:
+            return added
+        added += len(ranges)
+        numbers = list(range(first, first + len(ranges)))
+        _send(ctx, run_id, session, str(first), numbers, extract_only, token)
+        log.info("run %s of %s: %d more chunks planned and dispatched (%s, %s]%s", run_id, ctx.table.key,
+                 len(ranges), bounds.show(ranges[0][0]), bounds.show(ranges[-1][1]),
+                 "; the plan is complete" if done else "")
 
 
 def _expire_old_runs(ctx: TableContext) -> None:
@@ -124,26 +201,36 @@ def _expire_old_runs(ctx: TableContext) -> None:
 @translated
 def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | None = None,
                extract_only: bool = False, session: int = 1) -> dict[str, Any]:
+    deadline = time.monotonic() + PLAN_SEGMENT_S
     ctx = table_context(pipeline, table)
     meta = ctx.state.run_meta(run_id)
-    current = int(meta.get("session", 1))
-    if current != session or f"dispatched:{session}" in meta:
-        # A newer session of this run superseded this one, or this one already started.
+    if int(meta.get("session", 1)) != session or meta.get("status") in FINAL:
+        # A newer session of this run superseded this one, or the run is over.
         return {"run_id": run_id, "session": session, "skipped": True}
     ctx.state.acquire_lock(run_id, lock_ttl_s())
     _expire_old_runs(ctx)
     if "chunks" not in meta:
         ctx.state.set_run_fields(run_id, status="planning", started_at=time.time())
-        _plan(ctx, run_id, limit)
-    else:
+        _plan(ctx, run_id, limit, deadline)
+    elif not meta.get(f"dispatched:{session}"):
         ctx.state.set_run_fields(run_id, status="extracting")
         ctx.state.set_status(status_extract="running", active_run=run_id)
-    todo = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
-    # Claimed before the chord starts, so a retried or redelivered plan task can never
-    # start a second chord (two attempts of one chunk at once). If this process dies
-    # right here the run waits for its lock's TTL, then the next sync resumes it.
-    if not ctx.state.claim_dispatch(run_id, session):
-        return {"run_id": run_id, "session": session, "skipped": True}
     ctx.state.set_run_fields(run_id, extract_only="1" if extract_only else "")  # (early loads skip such runs)
-    dispatch(pipeline, table, run_id, session, todo, extract_only)
-    return {"run_id": run_id, "session": session, "chunks": len(todo)}
+    # Each segment's dispatch is claimed before its chord starts, so a retried or redelivered
+    # plan task never starts a second chord for the same chunks (two attempts of one chunk
+    # at once); the task id survives redelivery, so a claim this task made and did not mark
+    # sent (it died in between) is sent by its next delivery.
+    token = self.request.id or f"{run_id}:{session}"
+    todo = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
+    sent = 0
+    first = ctx.state.claim_segment(run_id, session, "s", todo, token)
+    if first is not None:
+        ctx.state.set_run_fields(run_id, **{f"dispatched:{session}": f"{time.time():.3f}"})
+        _send(ctx, run_id, session, "s", first, extract_only, token)
+        keepalive.start(pipeline, table, run_id, session)
+        sent += len(first)
+    for segment, numbers in ctx.state.unsent_segments(run_id, session, token).items():
+        _send(ctx, run_id, session, segment, numbers, extract_only, token)
+        sent += len(numbers)
+    added = _plan_rest(ctx, run_id, session, extract_only, token)
+    return {"run_id": run_id, "session": session, "chunks": sent + added}
