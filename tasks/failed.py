@@ -30,15 +30,15 @@ def run_failed(request: Any, exc: BaseException, traceback: Any, pipeline: str, 
                 log.info("run %s of %s: error callback of stale session %d ignored", run_id, table, session)
                 return
             cause = ctx.state.run_meta(run_id).get("last_chunk_error") or describe(exc)
-            if segment is not None and session is not None:
-                entry = ctx.state.segments(run_id, session).get(segment, {})
-                if "counts" not in entry and ctx.state.segment_done(
-                        run_id, session, segment, {}, getattr(request, "id", None) or "", failed=cause) != 1:
+            if (segment is not None and session is not None
+                    and "counts" not in ctx.state.segments(run_id, session).get(segment, {})):
+                # A chunk of this segment failed (a segment whose load failed had recorded itself).
+                if ctx.state.segment_done(run_id, session, segment, {}, getattr(request, "id", None) or "",
+                                          failed=cause) != 1:
                     log.info("run %s of %s: segment %s failed (%s); the run fails when its last "
                              "segment finishes", run_id, table, segment, cause)
                     return
-                first = [s["failed"] for s in ctx.state.segments(run_id, session).values() if s.get("failed")]
-                cause = first[0] if first and "counts" not in entry else cause
+                cause = next(s["failed"] for s in ctx.state.segments(run_id, session).values() if s.get("failed"))
             ctx.state.finish_run(run_id, "failed", cause, session)  # re-checks the session atomically
             log.error("run %s of %s failed: %s", run_id, table, cause)
             return
