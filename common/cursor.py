@@ -45,6 +45,8 @@ class RunPlan:
     """The run's fixed upper key (None: nothing to read)."""
     done: bool = True
     """False when `ranges` stop short of hi: the rest is planned by next_ranges()."""
+    rows_left: int | None = None
+    """For an unfinished plan with a --limit: the rows its remaining chunks may hold."""
 
 
 def keyset(table: TableSettings, schema: TableSchema) -> tuple[str, ...]:
@@ -162,14 +164,9 @@ def _lower_bound(conn: Any, table: TableSettings, schema: TableSchema, committed
     return (start,), ceiling
 
 
-def _last_key(conn: Any, table_key: str, keys: Sequence[str], start: Key | None, ceiling: Key | None,
-              limit: int | None) -> Key | None:
-    """The run's fixed upper key: the limit-th key after start, else the last key up to the
-    ceiling; None if no key follows start."""
-    if limit is not None:
-        hi = source.key_at(conn, table_key, keys, start, ceiling, limit - 1)
-        if hi is not None:
-            return hi
+def _last_key(conn: Any, table_key: str, keys: Sequence[str], start: Key | None, ceiling: Key | None) -> Key | None:
+    """The last key after start up to the ceiling (the run's upper key without a --limit);
+    None if no key follows start."""
     return source.key_at(conn, table_key, keys, start, ceiling, 0, desc=True)
 
 
@@ -180,29 +177,35 @@ def plan_run(conn: Any, table: TableSettings, schema: TableSchema, committed: Ke
     With a lookback, the window behind the committed cursor and the rows after it are
     planned separately, so a chunk boundary falls exactly on the committed cursor. A
     --limit counts rows after the committed cursor (not after the lookback, or a limited
-    run would re-read the same rows forever).
+    run would re-read the same rows forever): the chunks after it stop at the limit-th key.
 
     With a deadline (time.monotonic()), the chunks after the cursor are planned only until
-    then (at least one): the run's upper key is fixed first, so the rest is planned later by
-    next_ranges() while the first chunks are read (done=False)."""
+    then (at least one), so a big table's first chunks are read while the rest is planned
+    by next_ranges() (done=False; `hi` is then the last key up to the ceiling, where the
+    plan ends unless a --limit (rows_left) stops it earlier)."""
     keys = keyset(table, schema)
     lo, ceiling = _lower_bound(conn, table, schema, committed, datetime_zone)
     start = None if table.strategy == "full" else committed
     behind: list[tuple[Key | None, Key]] = []
     if lo != start and start is not None:
         behind = source.plan_bounds(conn, table.key, keys, lo, table.chunk_rows, start)
-    hi = _last_key(conn, table.key, keys, start, ceiling, limit)
+    hi = _last_key(conn, table.key, keys, start, ceiling)
     ahead: list[tuple[Key | None, Key]] = []
     done = True
     if hi is not None:
-        ahead, done = source.next_bounds(conn, table.key, keys, start, table.chunk_rows, hi, deadline)
+        ahead, done = source.next_bounds(conn, table.key, keys, start, table.chunk_rows, hi, deadline, limit)
     ranges = behind + ahead
     advance_from = len(ranges) if table.strategy == "full" else len(behind)
+    if ranges and done:
+        hi = ranges[-1][1]
     return RunPlan(lo=lo, ceiling=ceiling, ranges=ranges, advance_from=advance_from,
-                   hi=hi if hi is not None else (behind[-1][1] if behind else None), done=done)
+                   hi=hi if hi is not None else (behind[-1][1] if behind else None), done=done,
+                   rows_left=None if limit is None or done else limit - table.chunk_rows * len(ahead))
 
 
 def next_ranges(conn: Any, table: TableSettings, schema: TableSchema, after: Key, hi: Key,
-                deadline: float | None) -> tuple[list[tuple[Key | None, Key]], bool]:
-    """The next chunks of a run whose plan stopped at `after` (see plan_run), up to its upper key."""
-    return source.next_bounds(conn, table.key, keyset(table, schema), after, table.chunk_rows, hi, deadline)
+                deadline: float | None, rows_left: int | None = None) -> tuple[list[tuple[Key | None, Key]], bool]:
+    """The next chunks of a run whose plan stopped at `after` (see plan_run), up to its upper
+    key or, for a --limit, its rows_left-th key."""
+    return source.next_bounds(conn, table.key, keyset(table, schema), after, table.chunk_rows, hi, deadline,
+                              rows_left)

@@ -218,20 +218,28 @@ def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
 
 
 def next_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, chunk_rows: int,
-                run_hi: Key, deadline: float | None = None) -> tuple[list[tuple[Key | None, Key]], bool]:
+                run_hi: Key, deadline: float | None = None,
+                rows_left: int | None = None) -> tuple[list[tuple[Key | None, Key]], bool]:
     """The next chunk ranges after lo, up to run_hi: all of them, or (with a deadline, a
-    time.monotonic() value) those found by then, at least one. Returns (ranges, done): done
-    when the last range ends at run_hi. The ranges tile (lo, run_hi] without gap or overlap
-    whatever rows are written or deleted meanwhile: every key falls in exactly one."""
+    time.monotonic() value) those found by then, at least one. With rows_left (a --limit),
+    the ranges stop after that many rows: the last one ends at the rows_left-th key. Returns
+    (ranges, done): done when the last range ends the plan. The ranges tile their span
+    without gap or overlap whatever rows are written or deleted meanwhile: every key falls
+    in exactly one."""
     found: list[tuple[Key | None, Key]] = []
     cur = lo
     while True:
-        edge = key_at(conn, table_key, cols, cur, run_hi, chunk_rows - 1)
+        last = rows_left is not None and rows_left <= chunk_rows
+        edge = key_at(conn, table_key, cols, cur, run_hi, (rows_left if last else chunk_rows) - 1)
         if edge is None or edge == run_hi:
             found.append((cur, run_hi))
             return found, True
         found.append((cur, edge))
+        if last:
+            return found, True
         cur = edge
+        if rows_left is not None:
+            rows_left -= chunk_rows
         if deadline is not None and time.monotonic() >= deadline:
             return found, False
 

@@ -201,7 +201,8 @@ class TableState:
         self._scripts["segment_sent"](keys=[self._segments_key(run_id, session)], args=[segment, token])
 
     def append_plan(self, run_id: str, session: int, expected_from: str,
-                    ranges: Sequence[tuple[Key | None, Key]], done: bool, token: str) -> int | None:
+                    ranges: Sequence[tuple[Key | None, Key]], done: bool, token: str,
+                    rows_left: int | None = None) -> int | None:
         """Append a run's next planned chunks and claim their dispatch as one segment
         (append_plan.lua); the segment's id (its first chunk number), or None when the
         session no longer owns the run or planning moved on without this caller."""
@@ -210,7 +211,8 @@ class TableState:
             keys=[self.lock_key, self._meta_key(run_id), self._chunks_key(run_id),
                   self._segments_key(run_id, session)],
             args=[run_id, session, expected_from, json.dumps(chunks), "1" if done else "",
-                  bounds.encode(ranges[-1][1]), token, _FINALS_JSON, f"{time.time():.3f}"]))
+                  bounds.encode(ranges[-1][1]), token, _FINALS_JSON, f"{time.time():.3f}",
+                  "" if rows_left is None else rows_left]))
         return code if code >= 0 else None
 
     def segment_done(self, run_id: str, session: int, segment: str, counts: dict[str, Any],

@@ -112,6 +112,8 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
         meta["planned_all_at"] = meta["planned_at"]
     else:
         meta.update(planning="1", plan_from=bounds.encode(ranges[-1][1]))
+        if plan.rows_left is not None:
+            meta["limit_left"] = str(plan.rows_left)
     # The plan goes to S3 before Redis: any run that can have committed chunks has its plan
     # there, so `watermark rebuild` sees it.
     store = resources.store(ctx.cfg.s3)
@@ -141,7 +143,7 @@ def _put_plan(ctx: TableContext, run_id: str, doc: dict[str, Any]) -> None:
         metadata=naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id), content_type="application/json")
 
 
-_PLAN_FIELDS = ("session", "status", "planning", "plan_from", "hi", "chunks")
+_PLAN_FIELDS = ("session", "status", "planning", "plan_from", "hi", "chunks", "limit_left")
 
 
 def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool, token: str) -> int:
@@ -166,16 +168,22 @@ def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool,
             schema = ctx.state.run_schema(run_id)
         assert meta["plan_from"] is not None and meta["hi"] is not None and schema is not None
         budget = min(budget * 2, PLAN_SEGMENT_MAX_S)
+        rows_left = int(meta["limit_left"]) if meta["limit_left"] else None
         ranges, done = cursor.next_ranges(conn, ctx.table, schema, bounds.decode(meta["plan_from"]),
-                                          bounds.decode(meta["hi"]), time.monotonic() + budget)
+                                          bounds.decode(meta["hi"]), time.monotonic() + budget, rows_left)
+        if rows_left is not None and not done:
+            rows_left -= ctx.table.chunk_rows * len(ranges)
         doc["chunks"] += [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]
+        for field in ("planning", "plan_from", "limit_left"):
+            doc.pop(field, None)
         if done:
-            doc.pop("planning", None)
-            doc.pop("plan_from", None)
+            doc["hi"] = bounds.encode(ranges[-1][1])
         else:
-            doc.update(planning="1", plan_from=bounds.encode(ranges[-1][1]))
+            doc.update(planning="1", plan_from=bounds.encode(ranges[-1][1]),
+                       **({"limit_left": str(rows_left)} if rows_left is not None else {}))
         _put_plan(ctx, run_id, doc)
-        first = ctx.state.append_plan(run_id, session, meta["plan_from"], ranges, done, token)
+        first = ctx.state.append_plan(run_id, session, meta["plan_from"], ranges, done, token,
+                                      None if done else rows_left)
         if first is None:
             return added
         added += len(ranges)

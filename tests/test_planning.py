@@ -32,8 +32,8 @@ def test_chunks_are_read_while_the_rest_of_the_table_is_planned(isolated: Pipe, 
     pipe.write({"orders": {}}, chunk_rows=500)
     state = pipe.state("orders")
     table = pipe.table("orders")
-    # Each later segment of the plan takes a second: planning lasts over ten seconds.
-    faults.inject(state.r, pipe.name, table, "plan-more", 20, "sleep", 1)
+    # Each later segment of the plan takes 0.6 s: planning lasts over six seconds.
+    faults.inject(state.r, pipe.name, table, "plan-more", 20, "sleep", 0.6)
     env = dict(pipe.env, FERRY_PLAN_SEGMENT_S="0")  # the first segment holds one chunk
     worker = Worker("segments", env, log_dir, concurrency=2)
     try:
@@ -113,4 +113,37 @@ def test_a_plan_cut_short_is_finished_by_the_resumed_run(isolated: Pipe, log_dir
     _assert_tiles(_plan_doc(pipe, "orders", run_id), chunks, meta)
     totals = state.state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "3000"
+    assert pipe.assert_synced("orders") == 3_000
+
+
+def test_a_limited_run_planned_in_segments_stops_at_its_limit(isolated: Pipe, log_dir: Path) -> None:
+    """--limit is counted as the plan goes on, segment after segment (its upper key is not
+    probed before the first chunk): the run reads exactly its first 1,700 rows, the next
+    one the rest."""
+    pipe = isolated
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=500)
+    state = pipe.state("orders")
+    table = pipe.table("orders")
+    worker = Worker("limited", dict(pipe.env, FERRY_PLAN_SEGMENT_S="0"), log_dir, concurrency=2)
+    try:
+        limited = pipe.sync("--wait", "--limit", "1700", timeout_s=120)
+        assert limited.code == 0, limited.stderr
+        run_id = limited.report["run_id"]
+        chunks = state.chunks(run_id)
+        assert [c.rows for c in chunks] == [500, 500, 500, 200]
+        assert len(state.segments(run_id, 1)) == 4  # one chunk per segment: planned in four steps
+        meta = state.run_meta(run_id)
+        _assert_tiles(_plan_doc(pipe, "orders", run_id), chunks, meta)
+        cur = pipe.mysql().cursor()
+        cur.execute(f"SELECT id FROM {table} ORDER BY id LIMIT 1700")
+        first_keys = [r[0] for r in cur.fetchall()]
+        assert state.cursor() == (first_keys[-1],) and bounds.decode(meta["hi"]) == (first_keys[-1],)
+        with pipe.pg() as pg:
+            loaded = [r[0] for r in pg.execute(f'SELECT id FROM "{pipe.db}".orders ORDER BY id').fetchall()]
+        assert loaded == first_keys
+        rest = pipe.sync("--wait", timeout_s=120)
+    finally:
+        worker.stop()
+    assert rest.code == 0 and rest.report["table_metrics"][table]["rows_processed"] == 1_300
     assert pipe.assert_synced("orders") == 3_000

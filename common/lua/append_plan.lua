@@ -13,6 +13,7 @@
 -- ARGV[7] claim token (the plan task's id)
 -- ARGV[8] final run statuses as a JSON array
 -- ARGV[9] now (unix seconds): planned_all_at, when these chunks end the plan
+-- ARGV[10] rows a --limit still allows after these chunks ('' without a limit)
 -- Returns: the first new chunk's number (the segment's id); -1 lock not owned; -2 stale
 --          session; -3 the run is over; -4 planning already moved past plan_from.
 -- Registering the segment in the same step as clearing `planning` means a segment's load
@@ -46,10 +47,14 @@ end
 local total = first + #chunks
 redis.call('HSET', meta_key, 'chunks', total)
 if done == '1' then
-  redis.call('HDEL', meta_key, 'planning', 'plan_from')
-  redis.call('HSET', meta_key, 'planned_all_at', ARGV[9])
+  -- The run ends where its last chunk does (before the table's last key, with a --limit).
+  redis.call('HDEL', meta_key, 'planning', 'plan_from', 'limit_left')
+  redis.call('HSET', meta_key, 'planned_all_at', ARGV[9], 'hi', chunks[#chunks].hi)
 else
   redis.call('HSET', meta_key, 'plan_from', next_from)
+  if ARGV[10] ~= '' then
+    redis.call('HSET', meta_key, 'limit_left', ARGV[10])
+  end
 end
 -- A full reload keeps no cursor: no chunk of it may move one.
 if redis.call('HGET', meta_key, 'strategy') == 'full' then
