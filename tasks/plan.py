@@ -231,12 +231,12 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
     token = self.request.id or f"{run_id}:{session}"
     todo = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
     sent = 0
-    first = ctx.state.claim_segment(run_id, session, "s", todo, token)
-    if first is not None:
+    claimed = ctx.state.claim_segment(run_id, session, "s", todo, token)
+    if claimed is not None:
         ctx.state.set_run_fields(run_id, **{f"dispatched:{session}": f"{time.time():.3f}"})
-        _send(ctx, run_id, session, "s", first, extract_only, token)
+        _send(ctx, run_id, session, "s", claimed, extract_only, token)
         keepalive.start(pipeline, table, run_id, session)
-        sent += len(first)
+        sent += len(claimed)
     for segment, numbers in ctx.state.unsent_segments(run_id, session, token).items():
         _send(ctx, run_id, session, segment, numbers, extract_only, token)
         sent += len(numbers)

@@ -58,6 +58,7 @@ def test_chunks_are_read_while_the_rest_of_the_table_is_planned(isolated: Pipe, 
     # Chunks were committed while later chunks were still unknown.
     assert read_while_planning, "no chunk was read before the plan was complete"
     assert min(total for _, total in read_while_planning) < 12
+    assert "+ (still planning)" in result[0].stderr  # what --wait showed meanwhile
     run_id = result[0].report["run_id"]
     chunks = state.chunks(run_id)
     assert len(chunks) == 12 and [c.rows for c in chunks] == [500] * 12
