@@ -1,11 +1,18 @@
 """Keep a live run's table lock: a small task that renews it and schedules itself again
 while the run's current session is not over, so a slow but healthy run (its chunks
-queued behind other tables' work) is never taken over by the next sync."""
+queued behind other tables' work) is never taken over by the next sync.
+
+It also ends a run whose every chunk is committed but whose segments' loads never all ran
+(a load message lost: a purged load queue, or a worker killed between storing a chunk's
+result and sending its segment's load): once the last commit is a renewal interval old, it
+records those segments as finished and sends one load, which loads and ends the run."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+from common import naming
 from tasks.celery import app
 from tasks.context import FerryTask, lock_ttl_s, table_context
 from tasks.labels import shown
@@ -25,12 +32,56 @@ def start(pipeline: str, table: str, run_id: str, session: int) -> None:
                                **shown(pipeline, table, run_id, session=session))
 
 
+def stalled_segments(state: Any, run_id: str, session: int, grace_s: float) -> list[str]:
+    """The session's segments whose load never ran although every chunk of the run is
+    committed, its plan complete, and its last commit older than grace_s; [] otherwise."""
+    fields = ("status", "planning", f"finalizer:{session}")
+    status, planning, finalizer = (None if v is None else v.decode() for v in state.r.hmget(
+        naming.run_meta_key(state.pipeline, state.table, run_id), fields))
+    if status != "extracting" or planning == "1" or finalizer:
+        return []
+    waiting = sorted(seg for seg, entry in state.segments(run_id, session).items() if "counts" not in entry)
+    chunks = state.chunks(run_id)
+    if not waiting or not chunks or any(c.state == "pending" for c in chunks):
+        return []
+    if time.time() - max(c.committed_at or 0 for c in chunks) < grace_s:
+        return []
+    return waiting
+
+
+def _rescue(state: Any, pipeline: str, table: str, run_id: str, session: int) -> None:
+    waiting = stalled_segments(state, run_id, session, interval_s())
+    if not waiting:
+        return
+    meta_key = naming.run_meta_key(pipeline, table, run_id)
+    sent = state.r.hget(meta_key, f"rescued:{session}")
+    if sent is not None and time.time() - float(sent) < 4 * interval_s():
+        return  # the load sent last time may still wait in a busy load queue
+    state.r.hset(meta_key, f"rescued:{session}", f"{time.time():.3f}")
+    # All but one are recorded finished here; the load sent for the last one finds itself
+    # the run's last segment and ends the run (a late load of any of them changes nothing).
+    for segment in waiting[:-1]:
+        state.segment_done(run_id, session, segment, {}, "keepalive")
+    extract_only = state.r.hget(meta_key, "extract_only") == b"1"
+    log.warning("run %s of %s: every chunk is committed but the load of segment(s) %s never ran (a lost "
+                "message); sending it again", run_id, table, ", ".join(waiting))
+    app.send_task("ferry.load_run", args=([], pipeline, table, run_id),
+                  kwargs={"extract_only": extract_only, "session": session, "segment": waiting[-1]},
+                  link_error=app.signature("ferry.run_failed", args=(pipeline, table, run_id, session),
+                                           kwargs={"segment": waiting[-1]}),
+                  **shown(pipeline, table, run_id, session=session, segment=waiting[-1], rescue=True))
+
+
 @app.task(name="ferry.keep_run_alive", base=FerryTask, ignore_result=True)
 def keep_run_alive(pipeline: str, table: str, run_id: str, session: int) -> dict[str, Any]:
     state = table_context(pipeline, table).state
     code = state.renew_lock(run_id, session, lock_ttl_s())
     if code == 1:
         start(pipeline, table, run_id, session)
+        try:
+            _rescue(state, pipeline, table, run_id, session)
+        except Exception as exc:  # noqa: BLE001 - the lock is renewed; the next renewal looks again
+            log.warning("run %s of %s: could not check for lost loads: %s", run_id, table, exc)
     elif code == -2:
         log.warning("run %s of %s: session %d no longer holds the table lock; not renewed",
                     run_id, table, session)

@@ -282,3 +282,39 @@ def test_purged_extract_queue_then_cancel_then_sync_is_exact(isolated: Pipe, log
     assert pipe.assert_synced("orders") == 3_000
     totals = st.state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "3000"  # nothing read twice
+
+
+def test_a_lost_load_message_is_sent_again_and_the_run_ends_exactly(isolated: Pipe, log_dir: Path) -> None:
+    """Every chunk committed, but the load that would end the run is lost (the load queue
+    purged while no worker consumed it): the keep-alive notices once the last commit is a
+    renewal interval old, sends the load again, and the run ends on its own, exact."""
+    from tests.services import Worker
+
+    pipe = isolated
+    # Renewals (and the check) every 2 s.
+    pipe.env = dict(pipe.env, FERRY_TASK_TIME_LIMIT_S="6", FERRY_VISIBILITY_TIMEOUT_S="8", FERRY_LOCK_TTL_S="10")
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    st = pipe.state("orders")
+    extractor = Worker("noload", pipe.env, log_dir, concurrency=2, queues="plan,extract")
+    loader = None
+    try:
+        assert pipe.ferry("sync", "-p", pipe.name).returncode == 0
+        wait_for(lambda: bool(st.runs()) and len(st.chunks(st.runs()[-1])) == 3
+                 and all(c.state == "done" for c in st.chunks(st.runs()[-1])), 60, "every chunk committed")
+        run_id = st.runs()[-1]
+        purge = subprocess.run([sys.executable, "-m", "celery", "-A", "tasks", "purge", "-f", "-Q", "load"],
+                               env=pipe.env, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert purge.returncode == 0 and "Purged 1 message" in purge.stdout, purge.stdout + purge.stderr
+        assert st.run_meta(run_id)["status"] == "extracting" and st.lock_owner() == run_id
+        loader = Worker("loader", pipe.env, log_dir, concurrency=1, queues="load")
+        wait_for(lambda: st.run_meta(run_id).get("status") == "succeeded", 60, "the run to end")
+    finally:
+        extractor.stop()
+        if loader:
+            loader.stop()
+    assert "never ran (a lost message)" in Path(extractor.log_path).read_text()
+    assert st.run_meta(run_id)["session"] == "1" and st.lock_owner() is None
+    totals = st.state()
+    assert totals["rows_extracted"] == totals["rows_loaded"] == "3000"
+    assert pipe.assert_synced("orders") == 3_000
