@@ -32,7 +32,7 @@ def start(pipeline: str, table: str, run_id: str, session: int) -> None:
                                **shown(pipeline, table, run_id, session=session))
 
 
-def stalled_segments(state: Any, run_id: str, session: int, grace_s: float) -> list[str]:
+def _stalled_segments(state: Any, run_id: str, session: int, grace_s: float) -> list[str]:
     """The session's segments whose load never ran although every chunk of the run is
     committed, its plan complete, and its last commit older than grace_s; [] otherwise."""
     fields = ("status", "planning", f"finalizer:{session}")
@@ -50,7 +50,7 @@ def stalled_segments(state: Any, run_id: str, session: int, grace_s: float) -> l
 
 
 def _rescue(state: Any, pipeline: str, table: str, run_id: str, session: int) -> None:
-    waiting = stalled_segments(state, run_id, session, interval_s())
+    waiting = _stalled_segments(state, run_id, session, interval_s())
     if not waiting:
         return
     meta_key = naming.run_meta_key(pipeline, table, run_id)

@@ -23,6 +23,7 @@ from celery import chord
 
 from common import bounds, cursor, design, faults, naming, schema_change, source
 from common.errors import LockedError, StateError
+from common.types import TableSchema
 from common.watermark import FINAL_STATUSES as FINAL
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
@@ -54,11 +55,12 @@ class PlanTask(FerryTask):
             ctx.state.finish_run(run_id, "failed", describe(exc), kwargs.get("session", 1))
 
 
-def dispatch(pipeline: str, table: str, run_id: str, session: int, chunks: list[int],
-             extract_only: bool, segment: str) -> None:
+def _send(ctx: TableContext, run_id: str, session: int, segment: str, chunks: list[int],
+          extract_only: bool, token: str) -> None:
     """Start one segment's chord: extract its chunks, then its load (which loads and ends
     the run only if it is the last); a failure ends in run_failed. Every message carries the
-    session: a newer session of the run turns them into no-ops."""
+    session: a newer session of the run turns them into no-ops. Then mark the claim sent."""
+    pipeline, table = ctx.cfg.name, ctx.table.key
     errback = run_failed.s(pipeline, table, run_id, session, segment=segment).set(
         **shown(pipeline, table, run_id, session=session))
     kwargs = {"extract_only": extract_only, "session": session, "segment": segment}
@@ -70,17 +72,13 @@ def dispatch(pipeline: str, table: str, run_id: str, session: int, chunks: list[
         chord([extract_chunk.s(pipeline, table, run_id, i, session).set(
             **shown(pipeline, table, run_id, chunk=i, session=session)) for i in chunks])(
             load_run.s(pipeline, table, run_id, **kwargs).set(**labels).on_error(errback))
-
-
-def _send(ctx: TableContext, run_id: str, session: int, segment: str, chunks: list[int],
-          extract_only: bool, token: str) -> None:
-    dispatch(ctx.cfg.name, ctx.table.key, run_id, session, chunks, extract_only, segment)
     ctx.state.segment_sent(run_id, session, segment, token)
 
 
-def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) -> int:
+def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) -> dict[str, Any]:
     """Read the schema, fix the run's range, probe chunk bounds until the deadline, store the
-    plan (S3, then Redis); a plan not finished by then is marked `planning` (see _plan_rest)."""
+    plan (S3, then Redis); a plan not finished by then is marked `planning` (see _plan_rest).
+    Returns the plan as written to S3."""
     conn = resources.mysql(ctx.cfg.source)
     schema = source.read_schema(conn, ctx.table)
     cursor.validate(ctx.table, schema)
@@ -118,9 +116,9 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
     # there, so `watermark rebuild` sees it.
     store = resources.store(ctx.cfg.s3)
     plan_key = naming.plan_object_key(ctx.table_prefix, run_id)
-    _put_plan(ctx, run_id, {**meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)),
-                            "schema": schema.to_json(),
-                            "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]})
+    doc = {**meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)), "schema": schema.to_json(),
+           "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}
+    _put_plan(ctx, run_id, doc)
     faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, "plan")
     try:
         n = ctx.state.store_plan(run_id, ranges, meta)
@@ -134,7 +132,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
              n, bounds.show(plan.lo), bounds.show(ranges[-1][1]) if ranges else "-",
              "" if plan.done else f" so far (the rest, up to {bounds.show(plan.hi)}, is planned while they run)",
              plan.advance_from if ctx.table.strategy != "full" else 0)
-    return n
+    return doc
 
 
 def _put_plan(ctx: TableContext, run_id: str, doc: dict[str, Any]) -> None:
@@ -146,14 +144,14 @@ def _put_plan(ctx: TableContext, run_id: str, doc: dict[str, Any]) -> None:
 _PLAN_FIELDS = ("session", "status", "planning", "plan_from", "hi", "chunks", "limit_left")
 
 
-def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool, token: str) -> int:
+def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool, token: str,
+               doc: dict[str, Any] | None) -> int:
     """Probe the rest of a plan left unfinished, in growing segments, each stored (S3, then
     Redis, with its dispatch claim) and dispatched as soon as it is known; stops when the plan
-    is complete, or when the run ends or another session or task takes over. Returns the
-    number of chunks added."""
+    is complete, or when the run ends or another session or task takes over. `doc` is the
+    plan just written by _plan (None: read S3's copy). Returns the number of chunks added."""
     added = 0
     budget = PLAN_SEGMENT_S
-    doc: dict[str, Any] | None = None
     conn = schema = None
     while True:
         meta = dict(zip(_PLAN_FIELDS, (None if v is None else v.decode() for v in ctx.state.r.hmget(
@@ -164,9 +162,9 @@ def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool,
         if doc is None:  # the S3 copy, cut to the chunks Redis has (a plan task may have died between)
             doc = json.loads(resources.store(ctx.cfg.s3).get(naming.plan_object_key(ctx.table_prefix, run_id)))
             doc["chunks"] = doc["chunks"][:int(meta["chunks"] or 0)]
-            conn = resources.mysql(ctx.cfg.source)
-            schema = ctx.state.run_schema(run_id)
-        assert meta["plan_from"] is not None and meta["hi"] is not None and schema is not None
+        if schema is None:
+            conn, schema = resources.mysql(ctx.cfg.source), TableSchema.from_json(doc["schema"])
+        assert meta["plan_from"] is not None and meta["hi"] is not None
         budget = min(budget * 2, PLAN_SEGMENT_MAX_S)
         rows_left = int(meta["limit_left"]) if meta["limit_left"] else None
         ranges, done = cursor.next_ranges(conn, ctx.table, schema, bounds.decode(meta["plan_from"]),
@@ -217,9 +215,10 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
         return {"run_id": run_id, "session": session, "skipped": True}
     ctx.state.acquire_lock(run_id, lock_ttl_s())
     _expire_old_runs(ctx)
+    doc = None
     if "chunks" not in meta:
         ctx.state.set_run_fields(run_id, status="planning", started_at=time.time())
-        _plan(ctx, run_id, limit, deadline)
+        doc = _plan(ctx, run_id, limit, deadline)
     elif not meta.get(f"dispatched:{session}"):
         ctx.state.set_run_fields(run_id, status="extracting")
         ctx.state.set_status(status_extract="running", active_run=run_id)
@@ -240,5 +239,5 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
     for segment, numbers in ctx.state.unsent_segments(run_id, session, token).items():
         _send(ctx, run_id, session, segment, numbers, extract_only, token)
         sent += len(numbers)
-    added = _plan_rest(ctx, run_id, session, extract_only, token)
+    added = _plan_rest(ctx, run_id, session, extract_only, token, doc)
     return {"run_id": run_id, "session": session, "chunks": sent + added}
