@@ -18,8 +18,13 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 services:
 	bash scripts/ensure_services.sh
 
+# Three test processes (pytest-xdist) on two cores: most of a test is waiting for workers,
+# services and timeouts. Each process has its own Redis databases, S3 server and workers
+# (tests/conftest.py); FERRY_TEST_PROCESSES=0 runs the suite in one process.
+FERRY_TEST_PROCESSES ?= 3
+
 test: venv services
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(FERRY_TEST_PROCESSES) --durations=10
 
 # The live smoke test against your own cluster (see tests/test_redshift_live.py for the
 # FERRY_REDSHIFT_TEST_* variables); skipped, with the reason, when they are not set.

@@ -8,7 +8,7 @@ import os
 
 from kombu import Exchange, Queue
 
-from common.config import redis_url
+from common.config.pipeline import redis_url
 
 
 def _soft(hard: int) -> int:

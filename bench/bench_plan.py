@@ -16,8 +16,8 @@ from pathlib import Path
 import common  # noqa: F401  (mysql.connector before pyarrow)
 
 from bench.bench_sync import PIPELINE, ensure_table, fresh_run
-from common import naming
-from common.watermark import TableState
+from common.model import naming
+from common.state.table import TableState
 from tests.services import MotoServer, Worker
 
 

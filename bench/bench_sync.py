@@ -27,11 +27,12 @@ import pyarrow.parquet as pq
 import redis
 import yaml
 
-from common import naming, source
-from common.config import S3Config, SourceConfig, TableSettings
-from common.convert import BatchStats, gc_paused, rows_to_batch
-from common.store import Store, make_client
-from common.watermark import TableState
+from common.model import naming
+from common.source import mysql as source
+from common.config.pipeline import S3Config, SourceConfig, TableSettings
+from common.source.convert import BatchStats, gc_paused, rows_to_batch
+from common.store.s3 import Store, make_client
+from common.state.table import TableState
 from demo.seed import seed
 from tests import compare
 from tests.services import MotoServer, Worker

@@ -8,9 +8,9 @@ import mysql.connector
 import psycopg
 import redis
 
-from common.config import load_pipeline, redis_url
-from common.naming import quote_ident, quote_mysql, target_table_name
-from common.watermark import TableState
+from common.config.pipeline import load_pipeline, redis_url
+from common.model.naming import quote_ident, quote_mysql, target_table_name
+from common.state.table import TableState
 from tests import compare
 
 

@@ -6,9 +6,9 @@ import common  # noqa: F401  (mysql.connector before pyarrow)
 import psycopg
 import redis
 
-from common import naming
-from common.config import load_pipeline, redis_url
-from common.store import Store, make_client
+from common.model import naming
+from common.config.pipeline import load_pipeline, redis_url
+from common.store.s3 import Store, make_client
 
 
 def main(pipeline: str = "demo") -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from common import schedule
-from common.config import config_dir
+from common.config import schedule
+from common.config.pipeline import config_dir
 from ferry.console import fail, pipeline_config
 
 

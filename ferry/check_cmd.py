@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from common import checks
-from common.config import PipelineConfig, SourceConfig, config_dir, load_connections
+from common.verify import checks
+from common.config.pipeline import PipelineConfig, SourceConfig, config_dir, load_connections
 from common.errors import FerryError
 from ferry.console import fail, pipeline_config, table_settings
 
@@ -73,7 +73,7 @@ def connections() -> None:
 def test(name: str | None) -> None:
     """Connect to each source and target (or only NAME); one line each, exit 1 if any fails."""
     from workers import resources
-    from common import source as source_mod
+    from common.source import mysql as source_mod
 
     try:
         conns = load_connections(config_dir())

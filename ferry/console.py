@@ -9,7 +9,7 @@ from typing import NoReturn
 import click
 import redis
 
-from common.config import PipelineConfig, TableSettings, load_pipeline, redis_url
+from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline, redis_url
 from common.errors import FerryError, redact
 
 

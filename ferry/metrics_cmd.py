@@ -60,7 +60,7 @@ def make_handler(registry: CollectorRegistry, credentials: list[str]) -> type[Ba
 def metrics(port: int, address: str, no_auth: bool) -> None:
     """Serve ferry's metrics for Prometheus at /metrics; basic auth from
     FERRY_METRICS_BASIC_AUTH=user:password."""
-    from common.metrics import FerryCollector
+    from common.state.metrics import FerryCollector
 
     credentials = basic_auth("FERRY_METRICS_BASIC_AUTH", no_auth)
     registry = CollectorRegistry(auto_describe=False)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import yaml
 
-from common.config import config_dir, load_pipeline
+from common.config.pipeline import config_dir, load_pipeline
 from common.errors import FerryError
 from ferry.console import fail, pipeline_config
 

@@ -9,10 +9,10 @@ from typing import Any, TextIO
 
 import redis
 
-from common.config import outage_tolerance_s
+from common.config.pipeline import outage_tolerance_s
 from common.errors import TransientError, redact
-from common.refused import Refusals
-from common.watermark import FINAL_STATUSES, TableState, state_lost_message
+from common.state.refused import Refusals
+from common.state.table import FINAL_STATUSES, TableState, state_lost_message
 
 FINAL = set(FINAL_STATUSES) | {"lost"}
 

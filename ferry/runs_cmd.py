@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from common import bounds
-from common.refused import Refusals
-from common.watermark import Chunk, TableState
+from common.model import bounds
+from common.state.refused import Refusals
+from common.state.table import Chunk, TableState
 from ferry.console import fail, pipeline_config, redis_client, table_settings
 
 

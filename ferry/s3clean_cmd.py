@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from common import naming, orphans
-from common.store import Store, make_client
-from common.watermark import TableState
+from common.model import naming
+from common.recovery import orphans
+from common.store.s3 import Store, make_client
+from common.state.table import TableState
 from ferry.console import fail, pipeline_config, redis_client, table_settings
 
 _AGE = re.compile(r"^(\d+)([smhd])$")

@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from common import bounds
-from common.config import config_dir, load_pipeline
+from common.model import bounds
+from common.config.pipeline import config_dir, load_pipeline
 from common.errors import FerryError
-from common.store import Store, make_client
-from common.watermark import TableState
+from common.store.s3 import Store, make_client
+from common.state.table import TableState
 from ferry.console import fail, redis_client
 
 QUEUES = ("plan", "extract", "load")

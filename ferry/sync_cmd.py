@@ -13,8 +13,8 @@ from typing import Any, NoReturn
 import click
 
 from common.errors import TransientError
-from common.naming import new_run_id
-from common.watermark import TableState
+from common.model.naming import new_run_id
+from common.state.table import TableState
 from ferry import console
 from ferry.check_cmd import refuse_failed_tables
 

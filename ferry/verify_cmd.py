@@ -7,10 +7,12 @@ import json
 
 import click
 
-from common import naming, source, verify
+from common.model import naming
+from common.source import mysql as source
+from common.verify import compare as verify
 from common.errors import FerryError
 from common.warehouse import sql
-from common.watermark import TableState
+from common.state.table import TableState
 from ferry.console import fail, pipeline_config, redis_client, table_settings
 
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
-from common import bounds, naming
-from common.bounds import Key
-from common.config import PipelineConfig, TableSettings
+from common.model import bounds, naming
+from common.model.bounds import Key
+from common.config.pipeline import PipelineConfig, TableSettings
 from common.errors import FerryError, LockedError
-from common.refused import Refusals
-from common.store import Store, make_client
-from common.types import TableSchema
-from common.watermark import TableState
+from common.state.refused import Refusals
+from common.store.s3 import Store, make_client
+from common.model.types import TableSchema
+from common.state.table import TableState
 from ferry.console import fail, pipeline_config, redis_client, table_settings
 
 
@@ -79,7 +79,7 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
                           "rows_loaded": int(session.get("rows_loaded", 0)),
                           "files_loaded": int(session.get("files_loaded", 0))}
     if show_files:
-        from common import orphans
+        from common.recovery import orphans
 
         doc["files_awaiting_load"] = [p.key for p in pending]
         doc["files_loaded_list"] = [key for run in runs for c in st.chunks(run)
@@ -120,7 +120,7 @@ def _schema(cfg: PipelineConfig, settings: TableSettings, st: TableState) -> Tab
     schema = st.schema()
     if schema is not None:
         return schema
-    from common import source
+    from common.source import mysql as source
     try:
         conn = source.connect(cfg.source)
         try:
@@ -228,7 +228,7 @@ def _own_objects(store: Store, prefix: str, pipeline: str, table: str) -> tuple[
 @click.option("-t", "--table", required=True)
 def rebuild_cmd(pipeline: str, table: str) -> None:
     """Restore cursor and totals after Redis lost them, from S3 and the warehouse ledger."""
-    from common.rebuild import rebuild
+    from common.recovery.rebuild import rebuild
     from workers import resources
 
     cfg, settings, st = _open(pipeline, table)

@@ -12,10 +12,10 @@ from typing import Any, Callable, TypeVar
 from celery import Task
 from celery.exceptions import Reject
 
-from common import naming
-from common.config import PipelineConfig, TableSettings, load_pipeline, outage_tolerance_s
+from common.model import naming
+from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline, outage_tolerance_s
 from common.errors import StateError, TransientError, classify
-from common.watermark import TableState
+from common.state.table import TableState
 from workers import resources
 
 log = logging.getLogger(__name__)

@@ -11,12 +11,15 @@ from typing import Any
 
 from celery.exceptions import Ignore
 
-from common import bounds, cursor, faults, naming, schema_change, slots, source
-from common.convert import BatchStats, gc_paused, rows_to_batch
+from common.model import bounds, naming, schema_change
+from common.plan import cursor
+from common.state import faults, slots
+from common.source import mysql as source
+from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import SchemaError, StateError, TerminalError, TransientError, classify
-from common.parquet import BackgroundWriter, Part, PartWriter
-from common.types import TableSchema
-from common.watermark import Attempt, Chunk, Commit
+from common.store.parquet import BackgroundWriter, Part, PartWriter
+from common.model.types import TableSchema
+from common.state.table import Attempt, Chunk, Commit
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
 from tasks.load import maybe_load_early

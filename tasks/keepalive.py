@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from common import naming
+from common.model import naming
 from tasks.celery import app
 from tasks.context import FerryTask, lock_ttl_s, table_context
 from tasks.labels import shown

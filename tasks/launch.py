@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from common.watermark import TableState
+from common.state.table import TableState
 from tasks.celery import app
 from tasks.labels import shown
 

@@ -13,10 +13,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from common import lost_parts, naming
+from common.recovery import lost_parts
+from common.model import naming
 from common.errors import TerminalError, TransientError
-from common.refused import Refusals
-from common.watermark import FINAL_STATUSES, PendingPart
+from common.state.refused import Refusals
+from common.state.table import FINAL_STATUSES, PendingPart
 from tasks.celery import app
 from tasks import load_parts
 from tasks.labels import shown

@@ -12,12 +12,13 @@ import time
 from dataclasses import replace
 from typing import Any, Sequence
 
-from common import bounds, faults
-from common.design import TableDesign
+from common.model import bounds
+from common.state import faults
+from common.config.design import TableDesign
 from common.errors import RefusedError, StateError
-from common.refused import Refusal, Refusals
+from common.state.refused import Refusal, Refusals
 from common.warehouse import LoadRequest
-from common.watermark import PendingPart
+from common.state.table import PendingPart
 from tasks.context import TableContext
 from workers import resources
 

@@ -21,10 +21,14 @@ from typing import Any
 
 from celery import chord
 
-from common import bounds, cursor, design, faults, naming, schema_change, source
+from common.model import bounds, naming, schema_change
+from common.plan import cursor
+from common.config import design
+from common.state import faults
+from common.source import mysql as source
 from common.errors import LockedError, StateError
-from common.types import TableSchema
-from common.watermark import FINAL_STATUSES as FINAL
+from common.model.types import TableSchema
+from common.state.table import FINAL_STATUSES as FINAL
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
 from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s,

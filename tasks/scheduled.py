@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from common.naming import new_run_id
+from common.model.naming import new_run_id
 from tasks.celery import app
 from tasks.context import FerryTask, table_context
 from tasks.launch import launch

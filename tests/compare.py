@@ -13,9 +13,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from common.naming import quote_ident, quote_mysql, split_table_key
-from common.source import select_expression
-from common.types import ColumnSpec, TableSchema
+from common.model.naming import quote_ident, quote_mysql, split_table_key
+from common.source.mysql import select_expression
+from common.model.types import ColumnSpec, TableSchema
 
 
 def _time_text(td: timedelta) -> str:

@@ -22,15 +22,22 @@ import pytest
 import redis
 import yaml
 
-from common import naming
-from common.config import S3Config
-from common.store import Store, make_client
-from common.types import TableSchema
-from common.watermark import TableState
+from common.model import naming
+from common.config.pipeline import S3Config
+from common.store.s3 import Store, make_client
+from common.model.types import TableSchema
+from common.state.table import TableState
 from tests import compare
 from tests.services import REPO, MotoServer, Sshd, Worker
 
-REDIS_URL = os.environ.get("FERRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Each test process (pytest-xdist runs several) has two Redis databases of its own: one
+# shared by its tests and workers, one for the tests that start and kill their own workers.
+# Serial runs use 13 and 14; xdist process gwN uses base + 2N and base + 2N + 1 (base 1,
+# FERRY_TEST_REDIS_DB_BASE to move them; 15 is the bench smoke test's).
+_XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")
+_DB = (int(os.environ.get("FERRY_TEST_REDIS_DB_BASE", "1")) + 2 * int(_XDIST[2:])) if _XDIST else 13
+_REDIS = os.environ.get("FERRY_TEST_REDIS", "redis://127.0.0.1:6379")
+REDIS_URL = os.environ.get("FERRY_TEST_REDIS_URL") or f"{_REDIS}/{_DB}"
 MYSQL = dict(host=os.environ.get("MYSQL_HOST", "127.0.0.1"), port=int(os.environ.get("MYSQL_PORT", "3306")),
              user=os.environ.get("MYSQL_USER", "root"), password=os.environ.get("MYSQL_PASSWORD", ""))
 PG_DSN = os.environ.get("FERRY_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
@@ -212,7 +219,7 @@ def pipe(ferry_env: dict[str, str], config_dir: Path, s3_store: Store) -> Iterat
 
 
 # Tests that start and kill their own workers get a broker of their own.
-ISOLATED_REDIS_URL = os.environ.get("FERRY_TEST_ISOLATED_REDIS_URL", REDIS_URL.rsplit("/", 1)[0] + "/14")
+ISOLATED_REDIS_URL = os.environ.get("FERRY_TEST_ISOLATED_REDIS_URL") or f"{_REDIS}/{_DB + 1}"
 
 
 @pytest.fixture

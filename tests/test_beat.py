@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import faults
+from common.state import faults
 from tests.conftest import Pipe
 from tests.services import REPO, Worker, wait_for
 from tests.test_sync import _seed

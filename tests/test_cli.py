@@ -7,7 +7,7 @@ import sys
 
 import redis
 
-from common import naming
+from common.model import naming
 from tests.conftest import REDIS_URL, Pipe
 from tests.services import REPO
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from common.types import ColumnSpec, TableSchema
+from common.model.types import ColumnSpec, TableSchema
 from tests.compare import assert_same_rows, canonical
 
 SCHEMA = TableSchema(table="s.t", key=("id",), columns=(

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from common import faults
+from common.state import faults
 from tests.conftest import Pipe
 from tests.test_sync import _seed
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from common import faults, naming
+from common.state import faults
+from common.model import naming
 from tests.conftest import Pipe
 from tests.test_sync import _seed
 

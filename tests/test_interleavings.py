@@ -11,9 +11,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from common import faults
+from common.state import faults
 from common.warehouse.redshift import manifest
-from common.watermark import PendingPart
+from common.state.table import PendingPart
 from tests.conftest import Pipe
 from tests.services import Worker, wait_for
 from tests.test_sync import _seed

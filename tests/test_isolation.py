@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from common import faults, naming
+from common.state import faults
+from common.model import naming
 from tests.conftest import Pipe
 from tests.services import wait_for
 from tests.test_sync import _seed
@@ -90,8 +91,8 @@ def test_rebuild_and_reset_leave_other_pipelines_objects_alone(pipe: Pipe, worke
 def test_objects_of_attempts_that_never_committed_are_listed_as_orphans(pipe: Pipe) -> None:
     """What a killed or superseded attempt left on S3 (it could note nothing in Redis) is
     found by listing: never-committed attempts of committed and of pending chunks."""
-    from common import orphans
-    from common.parquet import Part
+    from common.recovery import orphans
+    from common.store.parquet import Part
 
     state = pipe.state("orders")
     state.begin_session("r1")

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from common import faults
+from common.state import faults
 from tests.conftest import Pipe
 from tests.services import REPO, free_port, wait_for
 from tests.test_sync import _seed

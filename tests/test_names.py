@@ -2,7 +2,7 @@
 reserved words; and tables without a key, loaded with `load: append`."""
 from __future__ import annotations
 
-from common import naming
+from common.model import naming
 from tests.conftest import Pipe
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from common import faults, naming
+from common.state import faults
+from common.model import naming
 from tests.conftest import Pipe
 from tests.services import REPO, wait_for
 from tests.test_sync import _seed

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from common import faults
+from common.state import faults
 from tests.conftest import Pipe
 from tests.services import Worker, free_port, wait_for
 from tests.test_sync import _seed

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from common.parquet import PartWriter
-from common.types import TableSchema, map_column
+from common.store.parquet import PartWriter
+from common.model.types import TableSchema, map_column
 
 # (data_type, column_type, precision, scale, length) -> (physical, logical, Redshift column);
 # plain INT32/INT64 carry no logical annotation (a signed 32/64-bit integer).

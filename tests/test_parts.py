@@ -7,9 +7,9 @@ import secrets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common import naming
-from common.parquet import PartWriter
-from common.store import Store
+from common.model import naming
+from common.store.parquet import PartWriter
+from common.store.s3 import Store
 
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
 

@@ -7,7 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from common import bounds, faults
+from common.model import bounds
+from common.state import faults
 from tests.conftest import Pipe
 from tests.services import Worker, wait_for
 from tests.test_sync import _seed

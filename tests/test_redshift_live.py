@@ -93,7 +93,7 @@ def _sync(live: dict) -> subprocess.CompletedProcess:
 
 
 def test_every_type_a_percent_name_and_a_granted_full_reload(live: dict) -> None:
-    from common.watermark import TableState
+    from common.state.table import TableState
     import redis
 
     first = _sync(live)

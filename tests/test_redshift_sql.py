@@ -19,10 +19,10 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from common import rowhash
-from common.design import RedshiftKeys, SortKeySpec, TableDesign
-from common.verify import Part, WarehouseSide
-from common.types import map_column
+from common.verify import rowhash
+from common.config.design import RedshiftKeys, SortKeySpec, TableDesign
+from common.verify.compare import Part, WarehouseSide
+from common.model.types import map_column
 from common.warehouse import sql
 from common.warehouse.redshift import copy_credentials
 

@@ -18,7 +18,7 @@ def _gauge(pipe: Pipe, name: str, table: str) -> float:
     """One table's sample of a metric, as `ferry metrics` serves it (same collector, same Redis)."""
     import redis
 
-    from common.metrics import FerryCollector
+    from common.state.metrics import FerryCollector
 
     for family in FerryCollector(redis.Redis.from_url(pipe.redis_url), pipe.config_dir).collect():
         for sample in family.samples:

@@ -10,7 +10,8 @@ import signal
 import time
 from pathlib import Path
 
-from common import faults, naming
+from common.state import faults
+from common.model import naming
 from tests.conftest import Pipe
 from tests.services import Worker, wait_for
 from tests.test_sync import _seed

@@ -7,7 +7,8 @@ import time
 
 import psycopg
 
-from common import faults, naming
+from common.state import faults
+from common.model import naming
 from tests.conftest import PG_DSN, Pipe
 from tests.test_sync import _seed
 

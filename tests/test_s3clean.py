@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from common import naming
+from common.model import naming
 from tests.conftest import Pipe
 from tests.test_sync import _seed
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from common.errors import SchemaError
-from common.schema_change import Capabilities, diff, widening
-from common.types import TableSchema, default_literal, map_column
+from common.model.schema_change import Capabilities, diff, widening
+from common.model.types import TableSchema, default_literal, map_column
 from common.warehouse.sql import POSTGRES, REDSHIFT
 
 

@@ -52,7 +52,7 @@ def test_added_widened_and_dropped_columns_and_a_dba_column(pipe: Pipe, workers:
 
 
 def test_a_column_added_during_a_run_fails_it_and_the_next_run_plans_again(pipe: Pipe, workers: list) -> None:
-    from common import faults
+    from common.state import faults
 
     pipe.execute("CREATE TABLE evens (id INT NOT NULL PRIMARY KEY, v INT)",
                  "INSERT INTO evens SELECT seq * 2, seq FROM seq_1_to_3000")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from common import source
-from common.config import SourceConfig, TableSettings
+from common.source import mysql as source
+from common.config.pipeline import SourceConfig, TableSettings
 from common.errors import SchemaError, TransientError, classify
 from tests.conftest import MYSQL, Pipe
 

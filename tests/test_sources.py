@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import faults
+from common.state import faults
 from tests.conftest import MYSQL, Pipe
 from tests.services import Sshd, Worker, wait_for
 from tests.test_sync import _seed
@@ -137,8 +137,8 @@ def test_a_changed_bastion_host_key_is_refused_and_no_secret_is_printed(
 
 
 def test_session_limits_are_set_on_the_source_connection() -> None:
-    from common import source
-    from common.config import SourceConfig
+    from common.source import mysql as source
+    from common.config.pipeline import SourceConfig
 
     conn = source.connect(SourceConfig(host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
                                        password=MYSQL["password"], max_execution_time_ms=1500, read_timeout_s=7))

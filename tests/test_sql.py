@@ -1,7 +1,7 @@
 """Golden tests of the SQL ferry generates, for both warehouse dialects."""
 from __future__ import annotations
 
-from common.types import map_column
+from common.model.types import map_column
 from common.warehouse import sql
 from common.warehouse.redshift import copy_credentials
 

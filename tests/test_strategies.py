@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from common import faults, zones
+from common.state import faults
+from common.model import zones
 from tests.conftest import Pipe
 
 DDL = """CREATE TABLE items (

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from common.errors import SchemaError
-from common.types import map_column
+from common.model.types import map_column
 
 
 def col(data_type: str, column_type: str, precision=None, scale=None, length=None, name="c"):
@@ -38,7 +38,7 @@ def test_map(dtype: str, ctype: str, arrow: str, target: str) -> None:
 
 
 def test_json_as_varchar_keeps_it_text() -> None:
-    from common.types import map_column
+    from common.model.types import map_column
     info = {"column_name": "doc", "data_type": "longtext", "column_type": "longtext", "is_nullable": "YES",
             "numeric_precision": None, "numeric_scale": None, "character_maximum_length": None,
             "datetime_precision": None, "is_json": True}

@@ -7,10 +7,10 @@ from typing import Iterator
 import pytest
 import redis
 
-from common import naming
+from common.model import naming
 from common.errors import LockedError, StateError
-from common.parquet import Part
-from common.watermark import Attempt, Commit, TableState
+from common.store.parquet import Part
+from common.state.table import Attempt, Commit, TableState
 from tests.conftest import REDIS_URL
 
 TABLE = "shop.orders"
@@ -239,7 +239,7 @@ def test_abandoning_a_run_keeps_its_parts_from_any_load(state: TableState) -> No
 
 
 def test_read_slots_are_leases_a_dead_holder_cannot_keep(state: TableState) -> None:
-    from common import slots
+    from common.state import slots
 
     key = naming.source_slots_key(f"src-{secrets.token_hex(3)}")
     try:

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from common.bounds import parse_timestamp
-from common import naming
+from common.model.bounds import parse_timestamp
+from common.model import naming
 from tests.conftest import Pipe
 from tests.test_sync import _seed
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from common import source, tunnel
+from common.source import mysql as source, tunnel
 from common.errors import classify
-from common.config import PipelineConfig, S3Config, SourceConfig, redis_url
+from common.config.pipeline import PipelineConfig, S3Config, SourceConfig, redis_url
 
 if TYPE_CHECKING:  # imported where used: the CLI's checks need MySQL, not boto3 or SQLAlchemy
-    from common.store import Store
+    from common.store.s3 import Store
     from common.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def drop_mysql(conn: Any) -> None:
 
 
 def store(cfg: S3Config) -> "Store":
-    from common.store import Store, make_client
+    from common.store.s3 import Store, make_client
 
     _check_fork()
     key = (cfg.endpoint_url, cfg.region, cfg.access_key_id, cfg.secret_access_key)

@@ -4,9 +4,9 @@ from __future__ import annotations
 from sqlalchemy import URL, create_engine
 from sqlalchemy.engine import Engine
 
-from common.config import PostgresTarget, RedshiftTarget, S3Config
+from common.config.pipeline import PostgresTarget, RedshiftTarget, S3Config
 from common.errors import ConfigError
-from common.store import Store
+from common.store.s3 import Store
 from common.warehouse.base import LoadRequest, LoadResult, Warehouse
 
 __all__ = ["LoadRequest", "LoadResult", "Warehouse", "make_engine", "make_warehouse"]

@@ -10,14 +10,15 @@ from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection, Engine
 
-from common import errors, naming, schema_change
-from common.design import TableDesign
+from common import errors
+from common.model import naming, schema_change
+from common.config.design import TableDesign
 from common.errors import RefusedError, SchemaError
-from common.store import Store
-from common.types import TableSchema
+from common.store.s3 import Store
+from common.model.types import TableSchema
 from common.warehouse import reload, sql
 from common.warehouse.sql import Dialect
-from common.watermark import PendingPart
+from common.state.table import PendingPart
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Connection
 
-from common.types import TableSchema
+from common.model.types import TableSchema
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse
-from common.watermark import PendingPart
+from common.state.table import PendingPart
 
 _CSV = pacsv.WriteOptions(include_header=False)
 

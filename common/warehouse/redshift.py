@@ -6,13 +6,13 @@ from typing import Sequence
 
 from sqlalchemy.engine import Connection, Engine
 
-from common import naming
+from common.model import naming
 from common.errors import RefusedError, TerminalError, TransientError, classify, redact, refusal
-from common.store import Store
-from common.types import TableSchema
+from common.store.s3 import Store
+from common.model.types import TableSchema
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse, run_statement
-from common.watermark import PendingPart
+from common.state.table import PendingPart
 
 
 def manifest(store: Store, parts: Sequence[PendingPart]) -> dict[str, object]:

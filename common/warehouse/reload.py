@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy.engine import Connection
 
-from common import naming
+from common.model import naming
 from common.warehouse import sql
 
 if TYPE_CHECKING:
     from common.warehouse.base import LoadRequest, Warehouse
-    from common.watermark import PendingPart
+    from common.state.table import PendingPart
 
 
 def _run(conn: Connection, statements: Sequence[str]) -> None:

@@ -5,10 +5,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from common.design import TableDesign
-from common.naming import quote_ident
-from common.schema_change import Capabilities
-from common.types import ColumnSpec
+from common.config.design import TableDesign
+from common.model.naming import quote_ident
+from common.model.schema_change import Capabilities
+from common.model.types import ColumnSpec
 
 
 @dataclass(frozen=True)

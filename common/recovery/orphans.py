@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from common.store import Store
-from common.watermark import TableState
+from common.store.s3 import Store
+from common.state.table import TableState
 
 ATTEMPT_OBJECT = re.compile(r"run=([^/]+)/chunk=(\d+)/attempt=([^/]+)/[^/]+$")
 

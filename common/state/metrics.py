@@ -15,11 +15,11 @@ from typing import Any, Iterator
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from common import bounds
-from common.config import PipelineConfig, config_dir, load_pipeline
+from common.model import bounds
+from common.config.pipeline import PipelineConfig, config_dir, load_pipeline
 from common.errors import FerryError
-from common.refused import Refusals
-from common.watermark import FINAL_STATUSES, TableState
+from common.state.refused import Refusals
+from common.state.table import FINAL_STATUSES, TableState
 
 LABELS = ["pipeline", "table"]
 

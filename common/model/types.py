@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from common.errors import SchemaError
-from common.naming import column_name
+from common.model.naming import column_name
 
 if TYPE_CHECKING:
     import pyarrow as pa

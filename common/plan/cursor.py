@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Sequence
 
-from common import naming, source, zones
-from common.bounds import Key
-from common.config import TableSettings
+from common.model import naming, zones
+from common.source import mysql as source
+from common.model.bounds import Key
+from common.config.pipeline import TableSettings
 from common.errors import SchemaError
-from common.types import TableSchema
+from common.model.types import TableSchema
 
 log = logging.getLogger(__name__)
 

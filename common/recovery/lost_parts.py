@@ -7,9 +7,9 @@ import json
 from collections import defaultdict
 from typing import Sequence
 
-from common import naming
-from common.store import Store
-from common.watermark import PendingPart, TableState
+from common.model import naming
+from common.store.s3 import Store
+from common.state.table import PendingPart, TableState
 
 
 def missing(store: Store, table_prefix: str, parts: Sequence[PendingPart]) -> list[PendingPart]:

@@ -12,9 +12,9 @@ from typing import Sequence
 
 import redis
 
-from common import naming
+from common.model import naming
 from common.errors import RefusedError
-from common.watermark import PendingPart
+from common.state.table import PendingPart
 
 
 @dataclass(frozen=True)

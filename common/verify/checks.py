@@ -7,8 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import cursor, design, naming, source
-from common.config import PipelineConfig, TableSettings
+from common.plan import cursor
+from common.config import design
+from common.model import naming
+from common.source import mysql as source
+from common.config.pipeline import PipelineConfig, TableSettings
 from common.errors import FerryError
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import SchemaError
-from common.types import ColumnSpec, TableSchema
+from common.model.types import ColumnSpec, TableSchema
 
 # MySQL "zero" dates (0000-00-00, 2024-00-10, ...) have no Arrow/Redshift value.
 _ZERO_DATE = r"^(0000-|\d{4}-00-|\d{4}-\d{2}-00)"

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.store import Store
+from common.store.s3 import Store
 
 
 @dataclass(frozen=True)

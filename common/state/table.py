@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import redis
 
-from common import bounds, naming
-from common.bounds import Key
+from common.model import bounds, naming
+from common.model.bounds import Key
 from common.errors import LockedError, StateError
-from common.types import TableSchema
+from common.model.types import TableSchema
 
 if TYPE_CHECKING:
-    from common.parquet import Part
+    from common.store.parquet import Part
 
 log = logging.getLogger(__name__)
 _LUA = Path(__file__).with_name("lua")

@@ -13,14 +13,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from common import bounds, rowhash, source
-from common.bounds import Key
-from common.config import TableSettings
-from common.cursor import keyset
-from common.naming import quote_ident, quote_mysql
-from common.types import ColumnSpec, TableSchema
+from common.model import bounds
+from common.verify import rowhash
+from common.source import mysql as source
+from common.model.bounds import Key
+from common.config.pipeline import TableSettings
+from common.plan.cursor import keyset
+from common.model.naming import quote_ident, quote_mysql
+from common.model.types import ColumnSpec, TableSchema
 from common.warehouse.sql import Dialect, param_ref
-from common.watermark import TableState
+from common.state.table import TableState
 
 LEAF_ROWS = 1000
 """A differing range of at most this many source rows is compared row by row."""

@@ -15,10 +15,10 @@ import yaml
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from common import schedule
-from common.design import RedshiftKeys, TableDesign, read_keys_file
+from common.config import schedule
+from common.config.design import RedshiftKeys, TableDesign, read_keys_file
 from common.errors import ConfigError
-from common.naming import split_table_key
+from common.model.naming import split_table_key
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -327,7 +327,7 @@ class PipelineConfig:
     @property
     def target_schema(self) -> str:
         """The warehouse schema, as Redshift folds it (lowercase)."""
-        from common.naming import warehouse_schema_name
+        from common.model.naming import warehouse_schema_name
         return warehouse_schema_name(self.pipeline.target_schema or self.target.schema_)
 
     def table(self, key: str) -> TableSettings:

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from common.naming import quote_ident, quote_mysql
-from common.types import ColumnSpec
+from common.model.naming import quote_ident, quote_mysql
+from common.model.types import ColumnSpec
 from common.warehouse.sql import Dialect
 
 FLOAT_DIGITS = 11

@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from common import naming
+from common.model import naming
 from common.errors import TerminalError, TransientError
 
 KINDS = ("transient", "terminal", "sleep", "sleepfail", "exit")

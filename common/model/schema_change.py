@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from common.errors import SchemaError
-from common.types import ColumnSpec, TableSchema
+from common.model.types import ColumnSpec, TableSchema
 
 _INT_RANK = {"SMALLINT": 1, "INTEGER": 2, "BIGINT": 3}
 

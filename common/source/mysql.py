@@ -16,12 +16,12 @@ except ImportError:  # pragma: no cover
     class MySQLInterfaceError(Exception):  # type: ignore[no-redef]
         """Stand-in so the except clause below stays valid without the C extension."""
 
-from common.bounds import Key
-from common import zones
-from common.config import SourceConfig, TableSettings
+from common.model.bounds import Key
+from common.model import zones
+from common.config.pipeline import SourceConfig, TableSettings
 from common.errors import SchemaError
-from common.naming import quote_mysql, split_table_key
-from common.types import TableSchema, map_column
+from common.model.naming import quote_mysql, split_table_key
+from common.model.types import TableSchema, map_column
 
 Rows = list[tuple[Any, ...]]
 

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import redis
 
-from common import naming
+from common.model import naming
 from common.errors import TransientError
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import naming
+from common.model import naming
 from common.errors import LockedError
-from common.store import Store
-from common.watermark import TableState
+from common.store.s3 import Store
+from common.state.table import TableState
 
 _PLAN = re.compile(r"run=([^/]+)/plan\.json$")
 _MARKER = re.compile(r"run=([^/]+)/chunk=(\d+)/attempt=([^/]+)/_committed\.json$")
