@@ -7,8 +7,8 @@ import sys
 from typing import NoReturn
 
 import click
-import redis
 
+from common.state import client
 from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline, redis_url
 from common.errors import FerryError, redact
 
@@ -25,13 +25,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def redis_client() -> redis.Redis:
-    client = redis.Redis.from_url(redis_url(), socket_connect_timeout=5)
+def redis_client() -> client.Redis:
+    conn = client.connect(redis_url(), socket_connect_timeout=5)
     try:
-        client.ping()
-    except redis.RedisError as exc:
+        conn.ping()
+    except client.RedisError as exc:
         fail(redact(f"cannot reach Redis at {redis_url()} ($FERRY_REDIS_URL): {exc}"))
-    return client
+    return conn
 
 
 def pipeline_config(name: str) -> PipelineConfig:

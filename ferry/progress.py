@@ -7,12 +7,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import redis
 
+from common.state import client
 from common.config.pipeline import outage_tolerance_s
 from common.errors import TransientError, redact
-from common.state.refused import Refusals
-from common.state.table import FINAL_STATUSES, TableState, state_lost_message
+from common.model.records import FINAL_STATUSES
+from common.state.table import TableState
+from common.state.runs import state_lost_message
 
 FINAL = set(FINAL_STATUSES) | {"lost"}
 
@@ -62,8 +63,8 @@ class Progress:
                    started=float(m.get("queued_at", time.time())),
                    finished=float(m["finished_at"]) if m.get("finished_at") else None,
                    refused=[f"run {r.run_id} chunk {r.chunk} ({r.lo}, {r.hi}]"
-                            for r in Refusals(state.r, state.pipeline, state.table).waiting().values()],
-                   rows_skipped=int(state.r.hget(state.state_key, "rows_skipped") or 0),
+                            for r in state.refusals().waiting().values()],
+                   rows_skipped=int(state.state_fields("rows_skipped")["rows_skipped"] or 0),
                    planning=m.get("planning") == "1" and m.get("status") not in FINAL)
 
     @property
@@ -118,7 +119,7 @@ def wait(runs: list[tuple[TableState, str]], timeout_s: float | None = None,
     while True:
         try:
             progress = [Progress.read(s, run_id) for s, run_id in runs]
-        except redis.RedisError as exc:
+        except client.RedisError as exc:
             # Redis restarting: the runs go on (their tasks wait for it too); so does the wait.
             now = time.time()
             if outage_since is None:

@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from common.model import bounds
-from common.state.refused import Refusals
-from common.state.table import Chunk, TableState
+from common.model.records import Chunk
+from common.state.table import TableState
 from ferry.console import fail, pipeline_config, redis_client, table_settings
 
 
@@ -47,7 +47,7 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
         fail(f"table {table} has no run {run_id!r} (latest: {', '.join(known[-5:])})")
     meta = st.run_meta(run_id)
     chunks = [_chunk_doc(c) for c in st.chunks(run_id)]
-    refusals = Refusals(st.r, pipeline, table)
+    refusals = st.refusals()
     fates = {**{r.chunk: ("refused", r) for r in refusals.waiting().values() if r.run_id == run_id},
              **{r.chunk: ("skipped", r) for r in refusals.skipped() if r.run_id == run_id}}
     for c in chunks:

@@ -13,7 +13,6 @@ from common.model import bounds, naming
 from common.model.bounds import Key
 from common.config.pipeline import PipelineConfig, TableSettings
 from common.errors import FerryError, LockedError
-from common.state.refused import Refusals
 from common.store.s3 import Store, make_client
 from common.model.types import TableSchema
 from common.state.table import TableState
@@ -62,7 +61,7 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
         "parts_awaiting_load": len(pending),
         "rows_awaiting_load": sum(p.rows for p in pending),
     }
-    refusals = Refusals(st.r, pipeline, table)
+    refusals = st.refusals()
     doc["rows_skipped"] = int(raw.get("rows_skipped", 0))
     doc["refused_ranges"] = [r.describe(table) + f" (refused {r.times} time(s))" for r in refusals.waiting().values()]
     doc["skipped_ranges"] = [f"run {r.run_id} chunk {r.chunk} ({r.lo}, {r.hi}]: {r.rows:,} rows skipped"
@@ -257,7 +256,7 @@ def skip_range(pipeline: str, table: str, run_id: str | None, chunk: int | None,
     """Give up on a key range the warehouse refused: its parts stop waiting for a load and its
     rows are counted skipped; the decision is kept in the table's state and on its run."""
     _, _, st = _open(pipeline, table)
-    refusals = Refusals(st.r, pipeline, table)
+    refusals = st.refusals()
     waiting = refusals.waiting()
     if not waiting:
         fail(f"table {table} has no range refused by the warehouse; nothing was skipped")

@@ -17,9 +17,11 @@ from common.state import faults, slots
 from common.source import mysql as source
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import SchemaError, StateError, TerminalError, TransientError, classify
-from common.store.parquet import BackgroundWriter, Part, PartWriter
+from common.store.parquet import BackgroundWriter, PartWriter
+from common.model.records import Part
 from common.model.types import TableSchema
-from common.state.table import Attempt, Chunk, Commit
+from common.state.chunks import Attempt, Commit
+from common.model.records import Chunk
 from tasks.celery import app
 from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
 from tasks.load import maybe_load_early
@@ -56,7 +58,7 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                   "chunk": str(chunk.number), "attempt": attempt_id}))
     conn = None
     try:
-        with slots.read_slot(ctx.state.r, ctx.cfg.pipeline.source, ctx.cfg.source.max_concurrent_chunks,
+        with slots.read_slot(resources.redis_client(), ctx.cfg.pipeline.source, ctx.cfg.source.max_concurrent_chunks,
                              attempt_id, wait_s=SLOT_WAIT_S):
             conn = resources.mysql(ctx.cfg.source)
             # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
@@ -69,7 +71,7 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                     writer.write(rows_to_batch(rows, schema, arrow_schema, stats,
                                                truncate=ctx.table.on_oversize == "truncate"))
                     if i == 0:  # tests hold a read open here (FERRY_FAULTS)
-                        faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, f"read:{chunk.number}")
+                        faults.maybe_fail(ctx.state, f"read:{chunk.number}")
             _check_schema_after_read(ctx, run_id, conn, schema)
     except BaseException:
         writer.abort()
@@ -136,7 +138,7 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         if attempts > MAX_ATTEMPTS:
             raise TerminalError(f"chunk {number} of {table} was started {attempts - 1} times without "
                                 f"finishing (a worker process dying on it?)")
-        faults.maybe_fail(ctx.state.r, pipeline, table, number, session)
+        faults.maybe_fail(ctx.state, number, session)
         stats = BatchStats()
         parts = _write_parts(ctx, run_id, chunk, attempt_id, stats)
         marker = _write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
@@ -173,6 +175,6 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
     if stats.truncated:
         log.warning("table %s chunk %d: values truncated to their target column: %s", table, number,
                     stats.truncated)
-        ctx.state.r.hincrby(ctx.state.state_key, "values_truncated", sum(stats.truncated.values()))
+        ctx.state.count(values_truncated=sum(stats.truncated.values()))
     return {"chunk": number, "rows": sum(p.rows for p in parts), "parts": len(parts),
             "zero_dates": stats.zero_dates, "truncated": stats.truncated, "nul_removed": stats.nul_removed}

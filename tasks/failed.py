@@ -33,12 +33,13 @@ def run_failed(request: Any, exc: BaseException, traceback: Any, pipeline: str, 
             if (segment is not None and session is not None
                     and "counts" not in ctx.state.segments(run_id, session).get(segment, {})):
                 # A chunk of this segment failed (a segment whose load failed had recorded itself).
-                if ctx.state.segment_done(run_id, session, segment, {}, getattr(request, "id", None) or "",
-                                          failed=cause) != 1:
+                end = ctx.state.end_segment(run_id, session, segment, {}, getattr(request, "id", None) or "",
+                                            failed=cause)
+                if not end.last:
                     log.info("run %s of %s: segment %s failed (%s); the run fails when its last "
                              "segment finishes", run_id, table, segment, cause)
                     return
-                cause = next(s["failed"] for s in ctx.state.segments(run_id, session).values() if s.get("failed"))
+                cause = end.failed
             ctx.state.finish_run(run_id, "failed", cause, session)  # re-checks the session atomically
             log.error("run %s of %s failed: %s", run_id, table, cause)
             return

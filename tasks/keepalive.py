@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from common.model import naming
+from common.model.records import RunStatus
 from tasks.celery import app
 from tasks.context import FerryTask, lock_ttl_s, table_context
 from tasks.labels import shown
@@ -35,10 +35,8 @@ def start(pipeline: str, table: str, run_id: str, session: int) -> None:
 def _stalled_segments(state: Any, run_id: str, session: int, grace_s: float) -> list[str]:
     """The session's segments whose load never ran although every chunk of the run is
     committed, its plan complete, and its last commit older than grace_s; [] otherwise."""
-    fields = ("status", "planning", f"finalizer:{session}")
-    status, planning, finalizer = (None if v is None else v.decode() for v in state.r.hmget(
-        naming.run_meta_key(state.pipeline, state.table, run_id), fields))
-    if status != "extracting" or planning == "1" or finalizer:
+    meta = state.run_fields(run_id, "status", "planning", f"finalizer:{session}")
+    if meta["status"] != RunStatus.EXTRACTING or meta["planning"] == "1" or meta[f"finalizer:{session}"]:
         return []
     waiting = sorted(seg for seg, entry in state.segments(run_id, session).items() if "counts" not in entry)
     chunks = state.chunks(run_id)
@@ -53,16 +51,16 @@ def _rescue(state: Any, pipeline: str, table: str, run_id: str, session: int) ->
     waiting = _stalled_segments(state, run_id, session, interval_s())
     if not waiting:
         return
-    meta_key = naming.run_meta_key(pipeline, table, run_id)
-    sent = state.r.hget(meta_key, f"rescued:{session}")
+    meta = state.run_fields(run_id, f"rescued:{session}", "extract_only")
+    sent = meta[f"rescued:{session}"]
     if sent is not None and time.time() - float(sent) < 4 * interval_s():
         return  # the load sent last time may still wait in a busy load queue
-    state.r.hset(meta_key, f"rescued:{session}", f"{time.time():.3f}")
+    state.set_run_fields(run_id, **{f"rescued:{session}": f"{time.time():.3f}"})
     # All but one are recorded finished here; the load sent for the last one finds itself
     # the run's last segment and ends the run (a late load of any of them changes nothing).
     for segment in waiting[:-1]:
-        state.segment_done(run_id, session, segment, {}, "keepalive")
-    extract_only = state.r.hget(meta_key, "extract_only") == b"1"
+        state.end_segment(run_id, session, segment, {}, "keepalive")
+    extract_only = meta["extract_only"] == "1"
     log.warning("run %s of %s: every chunk is committed but the load of segment(s) %s never ran (a lost "
                 "message); sending it again", run_id, table, ", ".join(waiting))
     app.send_task("ferry.load_run", args=([], pipeline, table, run_id),

@@ -13,11 +13,11 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from common.recovery import lost_parts
-from common.model import naming
+from celery.utils import uuid
+
 from common.errors import TerminalError, TransientError
-from common.state.refused import Refusals
-from common.state.table import FINAL_STATUSES, PendingPart
+from common.recovery import lost_parts
+from common.model.records import FINAL_STATUSES, PendingPart, RunStatus
 from tasks.celery import app
 from tasks import load_parts
 from tasks.labels import shown
@@ -64,16 +64,17 @@ def maybe_load_early(ctx: TableContext, run_id: str, session: int) -> bool:
     load_every_mb of committed parts await load, unless one is queued or running already.
     Not for full reloads (swapped in whole) nor --extract-only runs."""
     # (one field, not the run's whole meta: this runs after every chunk commit)
-    meta_key = naming.run_meta_key(ctx.cfg.name, ctx.table.key, run_id)
-    if ctx.table.strategy == "full" or ctx.state.r.hget(meta_key, "extract_only") == b"1":
+    if ctx.table.strategy == "full" or ctx.state.run_fields(run_id, "extract_only")["extract_only"] == "1":
         return False
-    waiting = Refusals(ctx.state.r, ctx.cfg.name, ctx.table.key).waiting()
+    waiting = ctx.state.refusals().waiting()
     ready = sum(p.bytes for p in ctx.state.pending_parts() if (p.run_id, p.chunk) not in waiting)
     if ready < (ctx.table.load_every_mb or ctx.table.load_max_mb) * 1024 * 1024:
         return False
-    if not ctx.state.r.set(naming.early_load_key(ctx.cfg.name, ctx.table.key), run_id, nx=True, ex=lock_ttl_s()):
+    # The marker names its owner (the early load's task id): only that load releases it.
+    task_id = uuid()
+    if not ctx.state.take_early_load(task_id, lock_ttl_s()):
         return False
-    load_early.apply_async(args=[ctx.cfg.name, ctx.table.key, run_id, session],
+    load_early.apply_async(args=[ctx.cfg.name, ctx.table.key, run_id, session], task_id=task_id,
                            **shown(ctx.cfg.name, ctx.table.key, run_id, session=session, early=True))
     return True
 
@@ -101,7 +102,7 @@ def load_early(self: Any, pipeline: str, table: str, run_id: str, session: int) 
         finally:
             ctx.state.release_load_lock(token)
     finally:
-        ctx.state.r.delete(naming.early_load_key(pipeline, table))
+        ctx.state.release_early_load(self.request.id or "")
     log.info("run %s of %s: early load of %d parts (%d rows) while extraction goes on", run_id, table,
              files, rows)
     return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows}
@@ -123,18 +124,16 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         return {"run_id": run_id, "session": session, "stale": True}
     counted = [{what: _counted(results, what) for what in _COUNTS}]
     if segment is not None and session is not None:
-        last = ctx.state.segment_done(run_id, session, segment, counted[0], self.request.id or "")
-        if last != 1:
+        end = ctx.state.end_segment(run_id, session, segment, counted[0], self.request.id or "")
+        if not end.last:
             log.info("run %s of %s: segment %s extracted; %s", run_id, table, segment,
-                     "the run's last segment ends it" if last == 0 else "its session is over")
+                     "the run's last segment ends it" if end.code == 0 else "its session is over")
             return {"run_id": run_id, "session": session, "segment": segment, "last": False}
-        segments = ctx.state.segments(run_id, session).values()
-        failed = [s["failed"] for s in segments if s.get("failed")]
-        if failed:  # a chunk of another segment failed for good: the run fails once all finished
-            ctx.state.finish_run(run_id, "failed", failed[0], session)
-            log.error("run %s of %s failed: %s", run_id, table, failed[0])
-            return {"run_id": run_id, "session": session, "failed": failed[0]}
-        counted = [s.get("counts") or {} for s in segments]
+        if end.failed:  # a chunk of another segment failed for good: the run fails once all finished
+            ctx.state.finish_run(run_id, RunStatus.FAILED, end.failed, session)
+            log.error("run %s of %s failed: %s", run_id, table, end.failed)
+            return {"run_id": run_id, "session": session, "failed": end.failed}
+        counted = list(end.counts)
     missing = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
     if missing:
         # Only a miscounted chord gets here; the next sync resumes the missing chunks.
@@ -192,7 +191,7 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                 files, rows, _ = load_parts.load_by_chunks(ctx, warehouse, request, run_id)
             ctx.state.set_status(table_design=json.dumps(asdict(ctx.table.design)))
         # Ranges of this run the warehouse refused (in this load or an early one) wait: the run failed.
-        mine = [r for r in Refusals(ctx.state.r, pipeline, table).waiting().values() if r.run_id == run_id]
+        mine = [r for r in ctx.state.refusals().waiting().values() if r.run_id == run_id]
         if mine:
             cause = load_parts.refused_message(pipeline, table, mine)
             log.error("run %s: %s", run_id, cause)

@@ -16,9 +16,9 @@ from common.model import bounds
 from common.state import faults
 from common.config.design import TableDesign
 from common.errors import RefusedError, StateError
-from common.state.refused import Refusal, Refusals
+from common.state.refused import Refusal
 from common.warehouse import LoadRequest
-from common.state.table import PendingPart
+from common.model.records import PendingPart
 from tasks.context import TableContext
 from workers import resources
 
@@ -52,7 +52,7 @@ def prepare(ctx: TableContext, run_id: str, parts: Sequence[PendingPart]) -> tup
 
 def loaded(ctx: TableContext) -> None:
     """Tests end the process here: committed in the warehouse, not yet in Redis."""
-    faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, "load")
+    faults.maybe_fail(ctx.state, "load")
 
 
 def refused_message(pipeline: str, table: str, refused: Sequence[Refusal]) -> str:
@@ -108,7 +108,7 @@ def load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest, run_
     earlier loads are tried again, each on its own, after the rest (unless retry_waiting is
     False: an early load leaves them to the run's load). Returns (parts, rows) counted and
     the new refusals."""
-    refusals = Refusals(ctx.state.r, ctx.cfg.name, ctx.table.key)
+    refusals = ctx.state.refusals()
     waiting = refusals.waiting()
     fresh = _by_chunk([p for p in request.parts if (p.run_id, p.chunk) not in waiting])
     again = _by_chunk([p for p in request.parts if (p.run_id, p.chunk) in waiting])
@@ -121,7 +121,7 @@ def load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest, run_
         loads += 1
         warehouse.load(replace(request, parts=parts, load_id=f"{request.load_id}-{loads}"))
         loaded(ctx)
-        faults.maybe_fail(ctx.state.r, request.pipeline, request.table, f"load#{loads}")
+        faults.maybe_fail(ctx.state, f"load#{loads}")
         f, r = ctx.state.commit_load(run_id, parts)
         files, rows = files + f, rows + r
 

@@ -28,7 +28,7 @@ from common.state import faults
 from common.source import mysql as source
 from common.errors import LockedError, StateError
 from common.model.types import TableSchema
-from common.state.table import FINAL_STATUSES as FINAL
+from common.model.records import FINAL_STATUSES as FINAL
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
 from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s,
@@ -123,7 +123,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
     doc = {**meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)), "schema": schema.to_json(),
            "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}
     _put_plan(ctx, run_id, doc)
-    faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, "plan")
+    faults.maybe_fail(ctx.state, "plan")
     try:
         n = ctx.state.store_plan(run_id, ranges, meta)
     except StateError:
@@ -158,11 +158,10 @@ def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool,
     budget = PLAN_SEGMENT_S
     conn = schema = None
     while True:
-        meta = dict(zip(_PLAN_FIELDS, (None if v is None else v.decode() for v in ctx.state.r.hmget(
-            naming.run_meta_key(ctx.cfg.name, ctx.table.key, run_id), _PLAN_FIELDS))))
+        meta = ctx.state.run_fields(run_id, *_PLAN_FIELDS)
         if meta["planning"] != "1" or int(meta["session"] or 1) != session or meta["status"] in FINAL:
             return added
-        faults.maybe_fail(ctx.state.r, ctx.cfg.name, ctx.table.key, "plan-more", session)
+        faults.maybe_fail(ctx.state, "plan-more", session)
         if doc is None:  # the S3 copy, cut to the chunks Redis has (a plan task may have died between)
             doc = json.loads(resources.store(ctx.cfg.s3).get(naming.plan_object_key(ctx.table_prefix, run_id)))
             doc["chunks"] = doc["chunks"][:int(meta["chunks"] or 0)]

@@ -34,7 +34,9 @@ def test_loads_start_while_extraction_goes_on_and_the_target_only_holds_whole_ch
             count = pg.execute(f'SELECT COUNT(*) FROM "{pipe.db}".orders').fetchone()[0] if exists else 0
             if state.run_meta(runs[-1]).get("status") == "extracting":
                 seen_while_extracting.append(count)
-                if count and not status_loaded:  # `ferry status` shows rows loaded as they land
+                # `ferry status` shows rows loaded as they land (the warehouse commits a load a
+                # moment before Redis counts it: asked again until it does, while extracting).
+                if count and not any(status_loaded):
                     doc = json.loads(pipe.ferry("status", "-p", pipe.name, "--json").stdout)
                     active = doc["pipelines"][pipe.name][table].get("active_run", {})
                     status_loaded.append(active.get("rows_loaded", 0))
@@ -43,7 +45,7 @@ def test_loads_start_while_extraction_goes_on_and_the_target_only_holds_whole_ch
     assert result and result[0].code == 0, result[0].stderr if result else "no result"
     assert max(seen_while_extracting) >= 2000, seen_while_extracting  # loaded while chunks 3-5 still read
     assert all(n % 1000 == 0 for n in seen_while_extracting), "only whole chunks ever reach the target"
-    assert status_loaded and status_loaded[0] >= 1000, status_loaded
+    assert status_loaded and max(status_loaded) >= 1000, status_loaded
     with pipe.pg() as conn:
         loads = conn.execute(f'SELECT COUNT(DISTINCT load_id) FROM "{pipe.db}".orders__ferry_ledger').fetchone()[0]
     assert loads >= 2

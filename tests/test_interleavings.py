@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from common.state import faults
 from common.warehouse.redshift import manifest
-from common.state.table import PendingPart
+from common.model.records import PendingPart
 from tests.conftest import Pipe
 from tests.services import Worker, wait_for
 from tests.test_sync import _seed

@@ -92,7 +92,7 @@ def test_objects_of_attempts_that_never_committed_are_listed_as_orphans(pipe: Pi
     """What a killed or superseded attempt left on S3 (it could note nothing in Redis) is
     found by listing: never-committed attempts of committed and of pending chunks."""
     from common.recovery import orphans
-    from common.store.parquet import Part
+    from common.model.records import Part
 
     state = pipe.state("orders")
     state.begin_session("r1")

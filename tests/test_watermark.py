@@ -9,8 +9,9 @@ import redis
 
 from common.model import naming
 from common.errors import LockedError, StateError
-from common.store.parquet import Part
-from common.state.table import Attempt, Commit, TableState
+from common.model.records import Part
+from common.state.chunks import Attempt, Commit
+from common.state.table import TableState
 from tests.conftest import REDIS_URL
 
 TABLE = "shop.orders"

@@ -9,8 +9,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-import redis
 
+from common.state import client
 from common.source import mysql as source, tunnel
 from common.errors import classify
 from common.config.pipeline import PipelineConfig, S3Config, SourceConfig, redis_url
@@ -25,7 +25,7 @@ _pid = os.getpid()
 _mysql: dict[tuple[Any, ...], Any] = {}
 _s3: dict[tuple[Any, ...], Any] = {}
 _engines: dict[tuple[Any, ...], Any] = {}
-_redis: dict[str, redis.Redis] = {}
+_redis: dict[str, client.Redis] = {}
 _tunnels: dict[tuple[Any, ...], tunnel.Tunnel] = {}
 
 
@@ -102,11 +102,11 @@ def store(cfg: S3Config) -> "Store":
     return Store(_s3[key], cfg.bucket)
 
 
-def redis_client() -> redis.Redis:
+def redis_client() -> client.Redis:
     _check_fork()
     url = redis_url()
     if url not in _redis:
-        _redis[url] = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+        _redis[url] = client.connect(url, health_check_interval=30, socket_keepalive=True)
     return _redis[url]
 
 
@@ -127,8 +127,8 @@ def close_all() -> None:
         drop_mysql(conn)
     for engine in _engines.values():
         engine.dispose()
-    for client in _redis.values():
-        client.close()
+    for conn in _redis.values():
+        conn.close()
     for t in _tunnels.values():
         t.close()
     _tunnels.clear()

@@ -9,7 +9,8 @@ from typing import Sequence
 
 from common.model import naming
 from common.store.s3 import Store
-from common.state.table import PendingPart, TableState
+from common.model.records import PendingPart
+from common.state.table import TableState
 
 
 def missing(store: Store, table_prefix: str, parts: Sequence[PendingPart]) -> list[PendingPart]:

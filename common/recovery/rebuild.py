@@ -14,6 +14,8 @@ from typing import Any
 from common.model import naming
 from common.errors import LockedError
 from common.store.s3 import Store
+from common.model.records import RunStatus
+from common.state.restore import RestoredRun, RestoredTable
 from common.state.table import TableState
 
 _PLAN = re.compile(r"run=([^/]+)/plan\.json$")
@@ -89,92 +91,24 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
     s = RebuildSummary()
     plans, markers, override = _read_objects(state, store, table_prefix, ledger, s)
     s.runs = len(plans)
-    totals = {"rows_extracted": 0, "files_extracted": 0, "bytes_extracted": 0,
-              "rows_loaded": 0, "files_loaded": 0}
-    cursor: dict[str, str] = {}
-    tx = state.r.pipeline(transaction=True)
-    for key in state.r.scan_iter(naming.table_pattern(state.pipeline, state.table), count=1000):
-        if key.decode() != state.orphans_key:  # what rebuild just noted, and what was noted before
-            tx.delete(key)
-    schema = None
     # A full reload's newest loaded run was swapped in; older runs' parts are superseded.
     loaded_runs = [r for r in plans if any(p["key"] in ledger for m in markers.get(r, {}).values()
                                            for p in m["parts"])]
     full = bool(plans) and plans[max(plans)].get("strategy") == "full"
     full_run = max(loaded_runs) if full and loaded_runs else ""
     abandoned = set(override.get("abandoned", [])) if override else set()
-    for run_id in sorted(plans):
-        plan = plans[run_id]
-        schema = plan.get("schema") or schema
-        run_markers = markers.get(run_id, {})
-        # `watermark set` abandoned the runs that were unfinished then (extracted ones are not).
-        is_abandoned = run_id in abandoned and len(run_markers) < len(plan["chunks"])
-        chunks, run_tot = [], {k: 0 for k in totals}
-        for n, bounds in enumerate(plan["chunks"]):
-            marker = run_markers.get(n)
-            entry: dict[str, Any] = {"lo": bounds["lo"], "hi": bounds["hi"], "state": "pending"}
-            if marker:
-                keys = [p["key"] for p in marker["parts"]]
-                loaded = [k for k in keys if k in ledger]
-                entry.update(state="loaded" if len(loaded) == len(keys) else "done", rows=marker["rows"],
-                             bytes=marker["bytes"], parts=keys, loaded_parts=len(loaded),
-                             worker=marker.get("worker", ""), committed_at=marker.get("at"),
-                             attempt=marker.get("attempt", ""), fence=marker.get("attempt", ""))
-                run_tot["rows_extracted"] += marker["rows"]
-                run_tot["files_extracted"] += len(keys)
-                run_tot["bytes_extracted"] += marker["bytes"]
-                for p in marker["parts"]:
-                    if p["key"] in ledger:
-                        run_tot["rows_loaded"] += p["rows"]
-                        run_tot["files_loaded"] += 1
-                    elif is_abandoned:  # as abandon_run.lua: never loaded
-                        state.record_orphans([p["key"]], run_id, n, marker.get("attempt", ""), "abandoned run")
-                    elif run_id > full_run:
-                        tx.hset(state.pending_key, p["key"], json.dumps(
-                            {"run": run_id, "chunk": n, "rows": p["rows"], "bytes": p["bytes"]}))
-                        s.parts_awaiting_load += 1
-                s.chunks_committed += 1
-            chunks.append(entry)
-        contiguous = 0
-        while contiguous < len(chunks) and chunks[contiguous]["state"] != "pending":
-            contiguous += 1
-        # As commit_chunk.lua: chunks before advance_from never move the cursor.
-        if contiguous > int(plan.get("advance_from") or 0) and plan.get("strategy") != "full":
-            cursor = {"cursor": chunks[contiguous - 1]["hi"], "cursor_run": run_id,
-                      "cursor_chunk": str(contiguous - 1)}
-        states = {c["state"] for c in chunks}
-        status = ("succeeded" if states <= {"loaded"} else
-                  "extracted" if "pending" not in states else
-                  "abandoned" if is_abandoned else "failed")
-        meta_key = naming.run_meta_key(state.pipeline, state.table, run_id)
-        tx.hset(meta_key, mapping={**{k: str(v) for k, v in plan.items()
-                                      if k not in ("chunks", "schema", "keyset", "run")},
-                                   "status": status, "chunks": len(chunks), "contiguous": contiguous,
-                                   "chunks_done": sum(1 for c in chunks if c["state"] != "pending"),
-                                   "session": 1, "dispatched_session": 1, "rebuilt": 1,
-                                   **({"schema": json.dumps(plan["schema"])} if plan.get("schema") else {}),
-                                   **{k: v for k, v in run_tot.items()}})
-        tx.hset(naming.run_session_key(state.pipeline, state.table, run_id, 1),
-                mapping={k: v for k, v in run_tot.items()})
-        chunks_key = naming.run_chunks_key(state.pipeline, state.table, run_id)
-        for n, entry in enumerate(chunks):
-            tx.hset(chunks_key, str(n), json.dumps(entry))
-        tx.rpush(state.runs_key, run_id)
-        for k in totals:
-            totals[k] += run_tot[k]
+    runs = [_restored_run(run_id, plans[run_id], markers.get(run_id, {}), ledger, abandoned, full_run, s)
+            for run_id in sorted(plans)]
+    totals = {k: sum(r.totals[k] for r in runs) for k in _TOTALS}
+    schema = next((plans[r]["schema"] for r in sorted(plans, reverse=True) if plans[r].get("schema")), None)
+    manual = None
     if override and float(override["at"]) > max((float(p.get("planned_at") or 0) for p in plans.values()),
                                                 default=0.0):
         # The cursor was set by hand after the last plan: keep the hand-set one.
-        cursor = {"cursor": override["cursor"], "cursor_run": "manual"}
+        manual = override["cursor"]
         s.notes.append("cursor restored from the last `watermark set`")
-    if full_run:
-        cursor["full_run"] = full_run
-    if schema is not None:
-        tx.set(state.schema_key, json.dumps(schema))
-    tx.hset(state.state_key, mapping={**{k: str(v) for k, v in totals.items()}, **cursor,
-                                      "status_extract": "idle", "status_load": "idle"})
-    tx.execute()
-    s.parts_loaded = sum(1 for runs in markers.values() for m in runs.values()
+    state.restore(RestoredTable(runs=runs, totals=totals, schema=schema, manual_cursor=manual, full_run=full_run))
+    s.parts_loaded = sum(1 for runs_ in markers.values() for m in runs_.values()
                          for p in m["parts"] if p["key"] in ledger)
     s.rows_extracted, s.rows_loaded = totals["rows_extracted"], totals["rows_loaded"]
     s.cursor = state.cursor() and str(state.cursor())
@@ -182,3 +116,48 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
     if orphans:
         s.notes.append(f"{len(orphans)} loaded parts in the ledger have no plan on S3 (deleted files?)")
     return s
+
+
+_TOTALS = ("rows_extracted", "files_extracted", "bytes_extracted", "rows_loaded", "files_loaded")
+
+
+def _restored_run(run_id: str, plan: dict[str, Any], run_markers: dict[int, dict[str, Any]],
+                  ledger: dict[str, int], abandoned: set[str], full_run: str, s: RebuildSummary) -> RestoredRun:
+    """One run's meta, chunks, totals and parts awaiting load, from its plan and markers."""
+    # `watermark set` abandoned the runs that were unfinished then (extracted ones are not).
+    is_abandoned = run_id in abandoned and len(run_markers) < len(plan["chunks"])
+    chunks, tot = [], {k: 0 for k in _TOTALS}
+    pending: dict[str, dict[str, Any]] = {}
+    for n, bounds in enumerate(plan["chunks"]):
+        marker = run_markers.get(n)
+        entry: dict[str, Any] = {"lo": bounds["lo"], "hi": bounds["hi"], "state": "pending"}
+        if marker:
+            keys = [p["key"] for p in marker["parts"]]
+            loaded = [k for k in keys if k in ledger]
+            entry.update(state="loaded" if len(loaded) == len(keys) else "done", rows=marker["rows"],
+                         bytes=marker["bytes"], parts=keys, loaded_parts=len(loaded),
+                         worker=marker.get("worker", ""), committed_at=marker.get("at"),
+                         attempt=marker.get("attempt", ""), fence=marker.get("attempt", ""))
+            tot["rows_extracted"] += marker["rows"]
+            tot["files_extracted"] += len(keys)
+            tot["bytes_extracted"] += marker["bytes"]
+            for p in marker["parts"]:
+                if p["key"] in ledger:
+                    tot["rows_loaded"] += p["rows"]
+                    tot["files_loaded"] += 1
+                elif is_abandoned or run_id > full_run:  # (abandon_run.lua lists an abandoned run's as orphans)
+                    pending[p["key"]] = {"run": run_id, "chunk": n, "rows": p["rows"], "bytes": p["bytes"]}
+                    s.parts_awaiting_load += 0 if is_abandoned else 1
+            s.chunks_committed += 1
+        chunks.append(entry)
+    states = {c["state"] for c in chunks}
+    status = (RunStatus.SUCCEEDED if states <= {"loaded"} else
+              RunStatus.EXTRACTED if "pending" not in states else RunStatus.FAILED)
+    meta = {**{k: str(v) for k, v in plan.items() if k not in ("chunks", "schema", "keyset", "run")},
+            "status": status.value, "chunks": str(len(chunks)),
+            "chunks_done": str(sum(1 for c in chunks if c["state"] != "pending")),
+            "session": "1", "rebuilt": "1",
+            **({"schema": json.dumps(plan["schema"])} if plan.get("schema") else {}),
+            **{k: str(v) for k, v in tot.items()}}
+    return RestoredRun(run_id=run_id, meta=meta, totals=tot, chunks=chunks, pending=pending,
+                       abandoned=is_abandoned)

@@ -18,15 +18,15 @@ import redis
 
 from common.model import naming
 from common.errors import TerminalError, TransientError
+from common.state.base import StateBase
 
 KINDS = ("transient", "terminal", "sleep", "sleepfail", "exit")
 
 
-def maybe_fail(client: redis.Redis, pipeline: str, table: str, point: str | int,
-               session: int | None = None) -> None:
+def maybe_fail(state: StateBase, point: str | int, session: int | None = None) -> None:
     if os.environ.get("FERRY_FAULTS") != "1":
         return
-    key = naming.faults_key(pipeline, table)
+    client, key = state.r, state.keys.faults
     fields = ([f"{point}@{session}"] if session is not None else []) + [str(point)]
     for field in fields:
         spec = client.hget(key, field)

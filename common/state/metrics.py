@@ -19,7 +19,8 @@ from common.model import bounds
 from common.config.pipeline import PipelineConfig, config_dir, load_pipeline
 from common.errors import FerryError
 from common.state.refused import Refusals
-from common.state.table import FINAL_STATUSES, TableState
+from common.model.records import FINAL_STATUSES
+from common.state.table import TableState
 
 LABELS = ["pipeline", "table"]
 

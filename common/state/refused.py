@@ -14,7 +14,7 @@ import redis
 
 from common.model import naming
 from common.errors import RefusedError
-from common.state.table import PendingPart
+from common.model.records import PendingPart
 
 
 @dataclass(frozen=True)

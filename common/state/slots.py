@@ -1,5 +1,5 @@
 """Read slots: at most `max_concurrent_chunks` chunk reads from one source at once, across
-every worker and host, as leases in Redis (common/lua/take_slot.lua) renewed while the
+every worker and host, as leases in Redis (common/state/lua/take_slot.lua) renewed while the
 read runs. A worker that dies stops renewing, and its slot frees itself within a lease."""
 from __future__ import annotations
 
@@ -8,23 +8,21 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import redis
 
 from common.model import naming
 from common.errors import TransientError
+from common.state import scripts
 
 log = logging.getLogger(__name__)
 LEASE_S = 60
-_SCRIPT = (Path(__file__).with_name("lua") / "take_slot.lua").read_text()
 
 
 def take(client: redis.Redis, key: str, holder: str, limit: int, lease_s: float = LEASE_S) -> bool:
     """Take or renew holder's slot (take_slot.lua); False when all `limit` are held."""
-    script = client.register_script(_SCRIPT)
-    return bool(script(keys=[key], args=[holder, int(time.time() * 1000), int(lease_s * 1000), limit]))
+    return bool(scripts.run(client, "take_slot", [key], [holder, int(time.time() * 1000), int(lease_s * 1000), limit]))
 
 
 @contextmanager

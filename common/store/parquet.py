@@ -5,22 +5,13 @@ import os
 import queue
 import tempfile
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.model.records import Part
 from common.store.s3 import Store
-
-
-@dataclass(frozen=True)
-class Part:
-    """One uploaded Parquet object."""
-
-    key: str
-    rows: int
-    bytes: int
 
 
 ROW_GROUP_ROWS = 50_000

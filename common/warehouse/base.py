@@ -18,7 +18,7 @@ from common.store.s3 import Store
 from common.model.types import TableSchema
 from common.warehouse import reload, sql
 from common.warehouse.sql import Dialect
-from common.state.table import PendingPart
+from common.model.records import PendingPart
 
 log = logging.getLogger(__name__)
 

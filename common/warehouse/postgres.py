@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from common.model.types import TableSchema
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse
-from common.state.table import PendingPart
+from common.model.records import PendingPart
 
 _CSV = pacsv.WriteOptions(include_header=False)
 

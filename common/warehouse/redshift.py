@@ -12,7 +12,7 @@ from common.store.s3 import Store
 from common.model.types import TableSchema
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse, run_statement
-from common.state.table import PendingPart
+from common.model.records import PendingPart
 
 
 def manifest(store: Store, parts: Sequence[PendingPart]) -> dict[str, object]:

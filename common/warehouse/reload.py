@@ -13,7 +13,7 @@ from common.warehouse import sql
 
 if TYPE_CHECKING:
     from common.warehouse.base import LoadRequest, Warehouse
-    from common.state.table import PendingPart
+    from common.model.records import PendingPart
 
 
 def _run(conn: Connection, statements: Sequence[str]) -> None:

@@ -21,6 +21,7 @@
 -- ARGV[11] final run statuses as a JSON array
 -- Returns: 1 committed; 0 already committed; -1 no such chunk; -2 stale session;
 --          -3 the run is over; -4 another attempt holds the fence.
+--#include cursor.lua
 local meta_key, chunks_key, state_key, pending_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local session_key = KEYS[6]
 local chunk_no, rows, nbytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -79,30 +80,11 @@ redis.call('HINCRBY', state_key, 'files_extracted', nparts)
 redis.call('HINCRBY', state_key, 'bytes_extracted', nbytes)
 redis.call('HSET', state_key, 'last_commit_at', now)
 
--- Advance over contiguous committed chunks; the cursor never jumps a hole.
-local contiguous = tonumber(redis.call('HGET', meta_key, 'contiguous') or '0')
-local advanced = false
-while true do
-  local next_raw = redis.call('HGET', chunks_key, tostring(contiguous))
-  if not next_raw then break end
-  if cjson.decode(next_raw).state == 'pending' then break end
-  contiguous = contiguous + 1
-  advanced = true
-end
-if advanced then
-  redis.call('HSET', meta_key, 'contiguous', contiguous)
-end
 -- Only a run that owns the table lock moves the cursor: a late commit of a run whose
--- lock expired must not. And the cursor only ever moves forward: the plan put a chunk
--- boundary at the committed cursor, and chunks before `advance_from` (the lookback
--- window behind it) end at or before it, so they never write it.
-local advance_from = tonumber(redis.call('HGET', meta_key, 'advance_from') or '0')
+-- lock expired must not.
+local contiguous = contiguous_chunks(meta_key, chunks_key)
 if redis.call('GET', lock_key) == run_id then
   redis.call('PEXPIRE', lock_key, lock_ttl)
-  if contiguous > advance_from then
-    local last = cjson.decode(redis.call('HGET', chunks_key, tostring(contiguous - 1)))
-    redis.call('HSET', state_key, 'cursor', last.hi, 'cursor_run', run_id,
-               'cursor_chunk', contiguous - 1, 'cursor_at', now)
-  end
+  advance_cursor(meta_key, chunks_key, state_key, run_id, contiguous, now)
 end
 return 1
