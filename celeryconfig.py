@@ -8,32 +8,35 @@ import os
 
 from kombu import Exchange, Queue
 
-from common.config.pipeline import redis_url
+from common.config.settings import settings
+
+_env = settings()
 
 
 def _soft(hard: int) -> int:
     return max(hard - 60, int(hard * 0.9))
 
 
-task_time_limit = int(os.environ.get("FERRY_TASK_TIME_LIMIT_S", "3600"))
+task_time_limit = _env.task_time_limit_s
 task_soft_time_limit = _soft(task_time_limit)
 # The load has a limit of its own: bounded loads (load_max_mb) keep each transaction well inside it.
-_load_limit = int(os.environ.get("FERRY_LOAD_TIME_LIMIT_S", str(task_time_limit)))
+_load_limit = _env.load_limit_s
 task_annotations = {"ferry.load_run": {"time_limit": _load_limit, "soft_time_limit": _soft(_load_limit)}}
 _longest = max(task_time_limit, _load_limit)
-_visibility = int(os.environ.get("FERRY_VISIBILITY_TIMEOUT_S", str(_longest + 600)))
+_visibility = _env.visibility_s
 if _visibility <= _longest:
     raise ValueError(f"FERRY_VISIBILITY_TIMEOUT_S ({_visibility}) must exceed FERRY_TASK_TIME_LIMIT_S and "
                      f"FERRY_LOAD_TIME_LIMIT_S ({task_time_limit}, {_load_limit})")
 
 # The table lock must outlive a dead worker's held messages: if it expired first, a new
 # sync would resume the run while those messages come back, and one chunk would run twice.
-_lock_ttl = int(os.environ.get("FERRY_LOCK_TTL_S", "7200"))
+_lock_ttl = _env.lock_ttl_s
 if _lock_ttl <= _visibility:
     raise ValueError(f"FERRY_LOCK_TTL_S ({_lock_ttl}) must exceed FERRY_VISIBILITY_TIMEOUT_S ({_visibility})")
 
-broker_url = os.environ.get("CELERY_BROKER_URL", redis_url())
-result_backend = os.environ.get("CELERY_RESULT_BACKEND", redis_url())
+# (Celery's own variables: not ferry's settings.)
+broker_url = os.environ.get("CELERY_BROKER_URL") or _env.redis_url
+result_backend = os.environ.get("CELERY_RESULT_BACKEND") or _env.redis_url
 broker_connection_retry_on_startup = True
 broker_transport_options = {
     "visibility_timeout": _visibility,
@@ -47,10 +50,10 @@ result_backend_transport_options = {"visibility_timeout": _visibility}
 # outage tolerance.
 result_backend_always_retry = True
 result_backend_max_sleep_between_retries_ms = 10_000
-result_backend_max_retries = int(float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600")) / 10) + 10
+result_backend_max_retries = int(_env.outage_tolerance_s / 10) + 10
 result_expires = 7 * 24 * 3600
 
-imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.keepalive", "tasks.scheduled",
+imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.keepalive", "tasks.sync",
            "tasks.health", "workers.lifecycle")
 task_serializer = "json"
 result_serializer = "json"

@@ -88,7 +88,7 @@ def single_process(table: str, batch_rows: int, reps: int = 3) -> dict[str, floa
     conn = source.connect(SourceConfig(host="127.0.0.1", user="root"))
     schema_name, name = table.split(".")
     settings = TableSettings(key=table, schema=schema_name, name=name, primary_key=None, cursor=None,
-                             strategy="id", target_name=name, exclude_columns=(), chunk_rows=0,
+                             strategy="id", target_name=name, exclude_columns=(), chunk_rows=1,
                              part_mb=64, part_rows=None, batch_rows=batch_rows, tinyint1_as_bool=True)
     schema = source.read_schema(conn, settings)
     arrow_schema = schema.arrow_schema()

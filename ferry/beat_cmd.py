@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from common.config import schedule
-from common.config.pipeline import config_dir
+from common.config.settings import config_dir
 from ferry.console import fail, pipeline_config
 
 

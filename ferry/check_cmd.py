@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from common.verify import checks
-from common.config.pipeline import PipelineConfig, SourceConfig, config_dir, load_connections
+from common.config.pipeline import PipelineConfig, SourceConfig, load_connections
+from common.config.settings import config_dir
 from common.errors import FerryError
 from ferry.console import fail, pipeline_config, table_settings
 

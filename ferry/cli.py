@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from common.config.pipeline import config_dir
+from common.config.settings import config_dir
 
 # Each command's module is imported only when that command runs (or help lists them all):
 # `ferry sync` does not pay for Flower, Prometheus or the verify queries.

@@ -1,7 +1,6 @@
 """What the CLI's commands share: failing with a clear message, Redis, the pipeline config."""
 from __future__ import annotations
 
-import os
 import re
 import sys
 from typing import NoReturn
@@ -9,7 +8,8 @@ from typing import NoReturn
 import click
 
 from common.state import client
-from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline, redis_url
+from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline
+from common.config.settings import redis_url
 from common.errors import FerryError, redact
 
 
@@ -51,11 +51,11 @@ def table_settings(cfg: PipelineConfig, table: str) -> TableSettings:
 _CREDENTIALS = re.compile(r"[^:,\s]+:[^,\s]+(,[^:,\s]+:[^,\s]+)*")
 
 
-def basic_auth(variable: str, no_auth: bool) -> list[str]:
-    """The user:password pairs in the environment variable (never a command-line option:
-    `ps` shows those to every user of the host); exits 2 if it is unset without --no-auth,
-    or malformed."""
-    value = os.environ.get(variable, "")
+def basic_auth(variable: str, value: str | None, no_auth: bool) -> list[str]:
+    """The user:password pairs of an environment variable, `value` (never a command-line
+    option: `ps` shows those to every user of the host); exits 2 if it is unset without
+    --no-auth, or malformed."""
+    value = value or ""
     if no_auth:
         return []
     if not value:

@@ -37,7 +37,8 @@ def require_auth_everywhere() -> None:
 @click.option("--no-auth", is_flag=True, help="Run without authentication, on purpose.")
 def flower(port: int, address: str, no_auth: bool) -> None:
     """Start Flower for ferry's app; basic auth from FLOWER_BASIC_AUTH=user:password."""
-    basic_auth("FLOWER_BASIC_AUTH", no_auth)  # Flower reads it from the environment itself
+    # (Flower reads it from the environment itself.)
+    basic_auth("FLOWER_BASIC_AUTH", os.environ.get("FLOWER_BASIC_AUTH"), no_auth)
     if no_auth:
         os.environ.pop("FLOWER_BASIC_AUTH", None)
     require_auth_everywhere()

@@ -1,4 +1,4 @@
-"""`ferry metrics`: serve ferry's Prometheus metrics (common/metrics.py) over HTTP, on
+"""`ferry metrics`: serve ferry's Prometheus metrics (common/state/metrics.py) over HTTP, on
 loopback by default, with basic auth from FERRY_METRICS_BASIC_AUTH on every path."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import click
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from common.config.settings import settings
 from ferry.console import basic_auth, redis_client
 
 
@@ -62,7 +63,7 @@ def metrics(port: int, address: str, no_auth: bool) -> None:
     FERRY_METRICS_BASIC_AUTH=user:password."""
     from common.state.metrics import FerryCollector
 
-    credentials = basic_auth("FERRY_METRICS_BASIC_AUTH", no_auth)
+    credentials = basic_auth("FERRY_METRICS_BASIC_AUTH", settings().metrics_basic_auth, no_auth)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FerryCollector(redis_client()))
     server = ThreadingHTTPServer((address, port), make_handler(registry, credentials))

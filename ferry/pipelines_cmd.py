@@ -2,13 +2,13 @@
 resolves it (defaults filled in, `${VAR}` substituted), with every secret masked."""
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import click
 import yaml
 
-from common.config.pipeline import config_dir, load_pipeline
+from common.config.pipeline import load_pipeline
+from common.config.settings import config_dir
 from common.errors import FerryError
 from ferry.console import fail, pipeline_config
 
@@ -57,6 +57,6 @@ def show(name: str) -> None:
            "target": {"name": cfg.pipeline.target, **cfg.target.model_dump(by_alias=True)},
            "target_schema": cfg.target_schema, "s3": cfg.s3.model_dump(),
            "s3_prefix": cfg.s3_prefix,
-           "tables": {key: {k: v for k, v in asdict(cfg.table(key)).items() if k not in ("key",)}
+           "tables": {key: cfg.table(key).model_dump(by_alias=True, exclude={"key"})
                       for key in cfg.pipeline.tables}}
     click.echo(yaml.safe_dump(_masked(doc), sort_keys=False, allow_unicode=True))

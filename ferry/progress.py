@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 
 from common.state import client
-from common.config.pipeline import outage_tolerance_s
+from common.config.settings import outage_tolerance_s
 from common.errors import TransientError, redact
 from common.model.records import FINAL_STATUSES
 from common.state.table import TableState

@@ -3,7 +3,6 @@ attempts, seconds and the error of its last failed attempt."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import click
@@ -87,17 +86,6 @@ def show(pipeline: str, table: str, run_id: str | None, as_json: bool) -> None:
                            f"-t {table} --run {run_id} --chunk {c['chunk']} --yes` gives it up")
 
 
-def _unfinished(st: TableState) -> str | None:
-    """The table's latest run if it can be resumed: failed or cancelled, with a plan."""
-    known = st.runs()
-    if not known:
-        return None
-    meta = st.run_meta(known[-1])
-    if "chunks" in meta and meta.get("kind") != "load" and meta.get("status") in ("failed", "cancelled"):
-        return known[-1]
-    return None
-
-
 @click.command()
 @click.option("-p", "--pipeline", required=True)
 @click.option("-t", "--table", required=True)
@@ -131,19 +119,19 @@ def retry(pipeline: str, tables: tuple[str, ...]) -> None:
     for name in names:
         table_settings(cfg, name)
         st = TableState(client, pipeline, name)
-        run_id = _unfinished(st)
-        if run_id and st.lock_owner():
-            click.echo(f"{name}: busy with active run {st.lock_owner()}; not retried", err=True)
-        elif run_id:
-            todo.append((st, run_id))
+        owner = st.lock_owner()
+        if owner and st.retryable_run():
+            click.echo(f"{name}: busy with active run {owner}; not retried", err=True)
+        elif st.retryable_run():
+            todo.append(st)
     if not todo:
         fail(f"nothing to retry in pipeline {pipeline}" + (f" for {', '.join(tables)}" if tables else ""))
-    from tasks.labels import shown
-    from tasks.plan import plan_table
+    from tasks.sync import launch  # the Celery app is only needed from here on
 
-    for st, run_id in todo:
-        session = st.begin_session(run_id, queued_at=f"{time.time():.3f}")
-        plan_table.apply_async(args=[pipeline, st.table, run_id], kwargs={"session": session},
-                               **shown(pipeline, st.table, run_id, session=session))
-        left = sum(1 for c in st.chunks(run_id) if c.state == "pending")
-        click.echo(f"{st.table}: retrying run {run_id} (session {session}): {left} chunk(s) not committed")
+    for st in todo:
+        got = launch(st, pipeline, None, retry=True)
+        if got.busy_with:
+            click.echo(f"{st.table}: busy with active run {got.busy_with}; not retried", err=True)
+        elif got.run_id:
+            click.echo(f"{st.table}: retrying run {got.run_id} (session {got.session}): "
+                       f"{got.chunks_left} chunk(s) not committed")

@@ -81,7 +81,7 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
         raise
     states = [TableState(client, pipeline, name) for name in names]
 
-    from tasks.launch import launch  # the Celery app is only needed from here on
+    from tasks.sync import launch  # the Celery app is only needed from here on
 
     new_run = new_run_id()
     runs: list[tuple[TableState, str]] = []

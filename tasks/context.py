@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -13,8 +12,9 @@ from celery import Task
 from celery.exceptions import Reject
 
 from common.model import naming
-from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline, outage_tolerance_s
-from common.errors import StateError, TransientError, classify
+from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline
+from common.config.settings import outage_tolerance_s, settings
+from common.errors import TransientError, classify
 from common.state.table import TableState
 from workers import resources
 
@@ -45,24 +45,24 @@ def retries_for(tolerance_s: float) -> int:
 
 # Retry policy for transient errors (applied by `translated`): FERRY_MAX_RETRIES, if set,
 # overrides the count derived from the outage tolerance.
-RETRY = dict(max_retries=int(os.environ.get("FERRY_MAX_RETRIES") or retries_for(outage_tolerance_s())))
+RETRY = dict(max_retries=settings().max_retries or retries_for(settings().outage_tolerance_s))
 
 
 def load_lock_wait_s() -> float:
     """How long a load waits for another load of its table to end (FERRY_LOAD_LOCK_WAIT_S,
     default an hour): a budget of its own, apart from the retries of transient errors."""
-    return float(os.environ.get("FERRY_LOAD_LOCK_WAIT_S", "3600"))
+    return settings().load_lock_wait_s
 
 
 def lock_ttl_s() -> int:
     """Table lock TTL; renewed at every chunk commit, so it bounds a silent stall, not a run."""
-    return int(os.environ.get("FERRY_LOCK_TTL_S", "7200"))
+    return settings().lock_ttl_s
 
 
 def run_retention_s() -> float:
     """How long the Redis state of a finished run is kept (FERRY_RUN_RETENTION_DAYS, default
     30; 0 keeps every run)."""
-    return float(os.environ.get("FERRY_RUN_RETENTION_DAYS", "30")) * 86400
+    return settings().run_retention_s
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,3 @@ def publish_retry(task: Task, err: BaseException) -> None:
 
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-class FerryTask(Task):
-    """Base of ferry's tasks: arguments are names and ids only (Flower shows them)."""
-
-    abstract = True
-    # Expected in normal operation: logged as one line without a traceback (workers/logs.py).
-    throws = (TransientError, StateError)

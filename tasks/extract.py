@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any
 
 from celery.exceptions import Ignore
 
+from common.config.settings import settings
 from common.model import bounds, naming, schema_change
 from common.plan import cursor
 from common.state import faults, slots
@@ -23,7 +23,8 @@ from common.model.types import TableSchema
 from common.state.chunks import Attempt, Commit
 from common.model.records import Chunk
 from tasks.celery import app
-from tasks.context import RETRY, FerryTask, TableContext, describe, lock_ttl_s, table_context, translated
+from tasks.base import FerryTask
+from tasks.context import RETRY, TableContext, describe, lock_ttl_s, table_context, translated
 from tasks.load import maybe_load_early
 from workers import resources
 
@@ -31,9 +32,9 @@ log = logging.getLogger(__name__)
 
 # A chunk whose pool process keeps dying (out of memory, segfault) is requeued at once
 # by reject_on_worker_lost, without counting as a retry: stop it after this many starts.
-MAX_ATTEMPTS = int(os.environ.get("FERRY_MAX_ATTEMPTS", "10"))
+MAX_ATTEMPTS = settings().max_attempts
 # How long a chunk waits for one of its source's read slots before it retries later.
-SLOT_WAIT_S = float(os.environ.get("FERRY_SLOT_WAIT_S", "600"))
+SLOT_WAIT_S = settings().slot_wait_s
 
 _REFUSED = {Commit.ALREADY: "another attempt committed the chunk first",
             Commit.FENCED_OUT: "a newer attempt holds the chunk's fence",

@@ -6,9 +6,10 @@ import logging
 import time
 from typing import Any
 
+from common.model.records import RunStatus
 from tasks.celery import app
-from tasks.context import FerryTask, describe, table_context
-
+from tasks.base import FerryTask
+from tasks.context import describe, table_context
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +41,7 @@ def run_failed(request: Any, exc: BaseException, traceback: Any, pipeline: str, 
                              "segment finishes", run_id, table, segment, cause)
                     return
                 cause = end.failed
-            ctx.state.finish_run(run_id, "failed", cause, session)  # re-checks the session atomically
+            ctx.state.finish_run(run_id, RunStatus.FAILED, cause, session)  # re-checks the session atomically
             log.error("run %s of %s failed: %s", run_id, table, cause)
             return
         except Exception:  # noqa: BLE001 - Redis may be briefly away

@@ -14,7 +14,8 @@ from typing import Any
 
 from common.model.records import RunStatus
 from tasks.celery import app
-from tasks.context import FerryTask, lock_ttl_s, table_context
+from tasks.base import FerryTask
+from tasks.context import lock_ttl_s, table_context
 from tasks.labels import shown
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from common.model.records import FINAL_STATUSES, PendingPart, RunStatus
 from tasks.celery import app
 from tasks import load_parts
 from tasks.labels import shown
-from tasks.context import (RETRY, FerryTask, TableContext, load_lock_wait_s, lock_ttl_s, table_context,
-                           translated)
+from tasks.base import FerryTask
+from tasks.context import RETRY, TableContext, load_lock_wait_s, lock_ttl_s, table_context, translated
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _full_run(ctx: TableContext, run_id: str, pending: list[PendingPart],
         chunks = ctx.state.chunks(candidate)
         if any(c.state == "pending" for c in chunks):
             continue
-        if (chunks and all(c.state == "loaded" for c in chunks)) or (not chunks and meta.get("status") == "succeeded"):
+        if (chunks and all(c.state == "loaded" for c in chunks)) or (not chunks and meta.get("status") == RunStatus.SUCCEEDED):
             return None, []  # already swapped in (a redelivered load)
         return candidate, [p for p in pending if p.run_id == candidate]
     return None, []
@@ -137,11 +137,11 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
     missing = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
     if missing:
         # Only a miscounted chord gets here; the next sync resumes the missing chunks.
-        ctx.state.finish_run(run_id, "failed", f"the load started with chunk(s) {missing[:10]} "
+        ctx.state.finish_run(run_id, RunStatus.FAILED, f"the load started with chunk(s) {missing[:10]} "
                              f"not committed; sync again to resume them", session)
         return {"run_id": run_id, "missing_chunks": len(missing)}
     if extract_only:
-        ctx.state.finish_run(run_id, "extracted", session=session)
+        ctx.state.finish_run(run_id, RunStatus.EXTRACTED, session=session)
         return {"run_id": run_id, "extract_only": True}
     if take_lock:
         ctx.state.acquire_lock(run_id, lock_ttl_s())
@@ -158,7 +158,7 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                          kwargs={**self.request.kwargs, "lock_waits": lock_waits + 1, "lock_wait_since": since},
                          max_retries=self.request.retries + 1)
     try:
-        ctx.state.set_run_fields(run_id, status="loading", load_started_at=f"{time.time():.3f}",
+        ctx.state.set_run_fields(run_id, status=RunStatus.LOADING, load_started_at=f"{time.time():.3f}",
                                  **{what: json.dumps(_counted(counted, what)) for what in _COUNTS})
         ctx.state.set_status(status_load="running")
         parts = ctx.state.pending_parts()
@@ -179,7 +179,7 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
                 reopened = lost_parts.reopen(ctx.state, gone)
                 cause = lost_parts.message(table, gone, reopened)
                 log.error("run %s: %s", run_id, cause)
-                ctx.state.finish_run(run_id, "failed", cause, session)
+                ctx.state.finish_run(run_id, RunStatus.FAILED, cause, session)
                 return {"run_id": run_id, "missing_parts": len(gone)}
             request, warehouse = load_parts.prepare(ctx, run_id, parts)
             if request.replace:
@@ -195,9 +195,9 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         if mine:
             cause = load_parts.refused_message(pipeline, table, mine)
             log.error("run %s: %s", run_id, cause)
-            ctx.state.finish_run(run_id, "failed", cause, session)
+            ctx.state.finish_run(run_id, RunStatus.FAILED, cause, session)
             return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows, "refused": len(mine)}
-        ctx.state.finish_run(run_id, "succeeded", session=session)
+        ctx.state.finish_run(run_id, RunStatus.SUCCEEDED, session=session)
     finally:
         ctx.state.release_load_lock(token)
     return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows}

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any
 
 from celery import chord
 
+from common.model.records import RunStatus
+from common.config.settings import settings
 from common.model import bounds, naming, schema_change
 from common.plan import cursor
 from common.config import design
@@ -31,8 +32,8 @@ from common.model.types import TableSchema
 from common.model.records import FINAL_STATUSES as FINAL
 from common.warehouse.sql import DIALECTS
 from tasks.celery import app
-from tasks.context import (RETRY, FerryTask, TableContext, describe, lock_ttl_s, run_retention_s,
-                           table_context, translated)
+from tasks.base import FerryTask
+from tasks.context import (RETRY, TableContext, describe, lock_ttl_s, run_retention_s, table_context, translated)
 from tasks import keepalive
 from tasks.labels import shown
 from tasks.extract import extract_chunk
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 # Seconds of probing before the first chunks are dispatched; each later segment probes
 # twice as long as the one before, up to PLAN_SEGMENT_MAX_S.
-PLAN_SEGMENT_S = float(os.environ.get("FERRY_PLAN_SEGMENT_S", "0.5"))
+PLAN_SEGMENT_S = settings().plan_segment_s
 PLAN_SEGMENT_MAX_S = 8.0
 
 
@@ -53,10 +54,10 @@ class PlanTask(FerryTask):
         pipeline, table, run_id = args[:3]
         ctx = table_context(pipeline, table)
         if isinstance(exc, LockedError):
-            ctx.state.set_run_fields(run_id, status="failed", error=describe(exc),
+            ctx.state.set_run_fields(run_id, status=RunStatus.FAILED, error=describe(exc),
                                      finished_at=f"{time.time():.3f}")
         else:
-            ctx.state.finish_run(run_id, "failed", describe(exc), kwargs.get("session", 1))
+            ctx.state.finish_run(run_id, RunStatus.FAILED, describe(exc), kwargs.get("session", 1))
 
 
 def _send(ctx: TableContext, run_id: str, session: int, segment: str, chunks: list[int],
@@ -103,7 +104,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
     ranges = plan.ranges
     null_rows = (source.count_null(conn, ctx.table.key, ctx.table.cursor)
                  if ctx.table.strategy == "timestamp" and ctx.table.cursor else 0)
-    meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": "extracting",
+    meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": RunStatus.EXTRACTING.value,
             "strategy": ctx.table.strategy, "lo": bounds.encode(plan.lo),
             "hi": bounds.encode(plan.hi if ranges else plan.lo),
             "ceiling": bounds.encode(plan.ceiling), "chunk_rows": str(ctx.table.chunk_rows),
@@ -220,10 +221,10 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
     _expire_old_runs(ctx)
     doc = None
     if "chunks" not in meta:
-        ctx.state.set_run_fields(run_id, status="planning", started_at=time.time())
+        ctx.state.set_run_fields(run_id, status=RunStatus.PLANNING, started_at=time.time())
         doc = _plan(ctx, run_id, limit, deadline)
     elif not meta.get(f"dispatched:{session}"):
-        ctx.state.set_run_fields(run_id, status="extracting")
+        ctx.state.set_run_fields(run_id, status=RunStatus.EXTRACTING)
         ctx.state.set_status(status_extract="running", active_run=run_id)
     ctx.state.set_run_fields(run_id, extract_only="1" if extract_only else "")  # (early loads skip such runs)
     # Each segment's dispatch is claimed before its chord starts, so a retried or redelivered

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any
 
 from celery.signals import after_setup_logger, after_setup_task_logger
+
+from common.config.settings import settings
 
 
 class JsonFormatter(logging.Formatter):
@@ -77,7 +78,7 @@ logging.getLogger("celery.backends.redis").addFilter(ChordDependencyFailed())
 
 
 def _use_json(logger: logging.Logger, **_: Any) -> None:
-    if os.environ.get("FERRY_LOG_FORMAT", "").lower() == "json":
+    if settings().log_format == "json":
         for handler in logger.handlers:
             handler.setFormatter(JsonFormatter())
 

@@ -13,14 +13,15 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from common.config import schedule
 from common.config.design import RedshiftKeys, TableDesign, read_keys_file
+from common.config.settings import config_dir
 from common.errors import ConfigError
 from common.model.naming import split_table_key
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 """${VAR} or ${VAR:-default} in a YAML value; $${ is a literal ${ (the escape)."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -135,8 +136,10 @@ class Connections(_Model):
     s3: S3Config
 
 
-class TableDefaults(_Model):
-    """Settings every table of a pipeline inherits unless it sets its own."""
+class Tuning(_Model):
+    """How a table is read, written and loaded: each field declared here once, with its
+    default; a pipeline's `defaults` set them for every table, a table's entry overrides
+    them (TableConfig, where each is optional), and TableSettings holds the result."""
 
     chunk_rows: int = Field(100_000, gt=0)
     """Rows per chunk: the unit of parallel extraction and of resume."""
@@ -164,6 +167,11 @@ class TableDefaults(_Model):
     lookback_s: int = Field(300, ge=0)
     """Timestamp cursors: each run re-reads this many seconds behind the cursor, for rows
     committed late (keep it above your longest write transaction); the merge makes it harmless."""
+
+
+class TableDefaults(Tuning):
+    """Settings every table of a pipeline inherits unless it sets its own."""
+
     schedule: Any = None
     """When `ferry beat` syncs the table: cron text ('*/5 * * * *') or {every: 5m}; unset or
     `off`: only when asked (ferry sync, cron, Airflow)."""
@@ -174,8 +182,18 @@ class TableDefaults(_Model):
         return schedule.normalise(v)
 
 
-class TableConfig(_Model):
-    """One `schema.table` entry of a pipeline."""
+def _optional(model: type[_Model]) -> dict[str, Any]:
+    """Each of model's fields, optional (None: not set here), with its constraints and doc."""
+    return {name: (f.annotation | None, FieldInfo.merge_field_infos(f, default=None))  # type: ignore[operator]
+            for name, f in model.model_fields.items()}
+
+
+# A table's entry may override every tuning field; unset ones come from the defaults.
+TuningOverrides = create_model("TuningOverrides", __base__=_Model, **_optional(Tuning))
+
+
+class TableConfig(TuningOverrides):  # type: ignore[misc, valid-type]
+    """One `schema.table` entry of a pipeline (and any tuning field, overriding the defaults)."""
 
     primary_key: list[str] | None = None
     """Key columns; default: the source table's primary key."""
@@ -204,16 +222,6 @@ class TableConfig(_Model):
     """Target table name; default: the source table name."""
     exclude_columns: list[str] = Field(default_factory=list)
     """Source columns not copied."""
-    chunk_rows: int | None = Field(None, gt=0)
-    part_mb: int | None = Field(None, gt=0)
-    part_rows: int | None = Field(None, gt=0)
-    batch_rows: int | None = Field(None, gt=0)
-    batch_mb: int | None = Field(None, gt=0)
-    load_max_mb: float | None = Field(None, gt=0)
-    load_every_mb: float | None = Field(None, gt=0)
-    tinyint1_as_bool: bool | None = None
-    lag_s: int | None = Field(None, ge=0)
-    lookback_s: int | None = Field(None, ge=0)
     schedule: Any = None
     """Overrides the defaults' schedule; `off` takes the table out of it."""
 
@@ -275,25 +283,19 @@ class Pipeline(_Model):
         return v
 
 
-@dataclass(frozen=True)
-class TableSettings:
-    """A table's configuration with the pipeline defaults filled in."""
+class TableSettings(Tuning):
+    """A table's configuration with the pipeline defaults filled in (what tasks read)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     key: str
-    schema: str
+    schema_: str = Field(alias="schema")
     name: str
     primary_key: tuple[str, ...] | None
     cursor: str | None
     strategy: str
     target_name: str
     exclude_columns: tuple[str, ...]
-    chunk_rows: int
-    part_mb: int
-    part_rows: int | None
-    batch_rows: int
-    tinyint1_as_bool: bool
-    lag_s: int = 0
-    lookback_s: int = 0
     cursor_increasing: bool = False
     load: str = "merge"
     design: TableDesign = TableDesign()
@@ -301,10 +303,11 @@ class TableSettings:
     on_oversize: str = "fail"
     json_as: str = "super"
     schedule: str | None = None
-    """Normalised (common/schedule.py): 'cron:…', 'every:<seconds>', or None."""
-    batch_mb: int = 16
-    load_max_mb: float = 4096
-    load_every_mb: float | None = None
+    """Normalised (common/config/schedule.py): 'cron:…', 'every:<seconds>', or None."""
+
+    @property
+    def schema(self) -> str:  # type: ignore[override]
+        return self.schema_
 
 
 @dataclass(frozen=True)
@@ -338,43 +341,20 @@ class PipelineConfig:
             raise ConfigError(f"pipelines/{self.name}.yml: tables: no table {key!r} (known: {known})")
         d = self.pipeline.defaults
         schema, name = split_table_key(key)
+        tuning = {f: d_value if (value := getattr(cfg, f)) is None else value
+                  for f, d_value in ((f, getattr(d, f)) for f in Tuning.model_fields)}
         return TableSettings(
             key=key, schema=schema, name=name,
             primary_key=tuple(cfg.primary_key) if cfg.primary_key else None,
             cursor=cfg.cursor, strategy=cfg.strategy,
             target_name=cfg.target_name or name,
             exclude_columns=tuple(cfg.exclude_columns),
-            chunk_rows=cfg.chunk_rows or d.chunk_rows,
-            part_mb=cfg.part_mb or d.part_mb,
-            part_rows=cfg.part_rows or d.part_rows,
-            batch_rows=cfg.batch_rows or d.batch_rows,
-            batch_mb=cfg.batch_mb or d.batch_mb,
-            load_max_mb=cfg.load_max_mb or d.load_max_mb,
-            load_every_mb=cfg.load_every_mb or d.load_every_mb,
-            tinyint1_as_bool=d.tinyint1_as_bool if cfg.tinyint1_as_bool is None else cfg.tinyint1_as_bool,
-            lag_s=d.lag_s if cfg.lag_s is None else cfg.lag_s,
-            lookback_s=d.lookback_s if cfg.lookback_s is None else cfg.lookback_s,
             cursor_increasing=cfg.cursor_increasing,
             load=cfg.load, full_reload=cfg.full_reload, on_oversize=cfg.on_oversize, json_as=cfg.json_as,
             design=TableDesign.from_keys(self.pipeline.redshift_keys.get(key) or self.extra_keys.get(key)),
             schedule=(d.schedule if cfg.schedule is None else None if cfg.schedule == "off" else cfg.schedule),
+            **tuning,
         )
-
-
-def config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """--config DIR, else $FERRY_CONFIG, else the current directory."""
-    return Path(explicit or os.environ.get("FERRY_CONFIG") or os.getcwd()).resolve()
-
-
-def outage_tolerance_s() -> float:
-    """How long a dependency (Redis, MySQL, S3, the warehouse) may be unreachable before a
-    run fails, and how long `--wait` rides out Redis: FERRY_OUTAGE_TOLERANCE_S, default 600."""
-    return float(os.environ.get("FERRY_OUTAGE_TOLERANCE_S", "600"))
-
-
-def redis_url() -> str:
-    """Redis for state (and, by default, Celery): $FERRY_REDIS_URL."""
-    return os.environ.get("FERRY_REDIS_URL", DEFAULT_REDIS_URL)
 
 
 def _substitute(node: Any, env: dict[str, str], file: str, path: str) -> Any:

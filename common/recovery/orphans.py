@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from common.model.records import RunStatus
 from common.store.s3 import Store
 from common.state.table import TableState
 
@@ -22,7 +23,7 @@ def find(state: TableState, store: Store, table_prefix: str) -> dict[str, str]:
         run_id, number, attempt = m.group(1), int(m.group(2)), m.group(3)
         if run_id not in runs:
             status = state.run_meta(run_id).get("status", "")
-            runs[run_id] = {c.number: (c.state, c.attempt, c.fence if status != "abandoned" else "")
+            runs[run_id] = {c.number: (c.state, c.attempt, c.fence if status != RunStatus.ABANDONED else "")
                             for c in state.chunks(run_id)}
         chunk = runs[run_id].get(number)
         if chunk is None:

@@ -16,6 +16,7 @@ import time
 
 import redis
 
+from common.config.settings import settings
 from common.model import naming
 from common.errors import TerminalError, TransientError
 from common.state.base import StateBase
@@ -24,7 +25,7 @@ KINDS = ("transient", "terminal", "sleep", "sleepfail", "exit")
 
 
 def maybe_fail(state: StateBase, point: str | int, session: int | None = None) -> None:
-    if os.environ.get("FERRY_FAULTS") != "1":
+    if not settings().faults:
         return
     client, key = state.r, state.keys.faults
     fields = ([f"{point}@{session}"] if session is not None else []) + [str(point)]

@@ -11,6 +11,9 @@ import redis
 
 from common.errors import StateError
 from common.model.records import ENDED_WHOLE, NOT_RESUMED, RunStatus
+
+# What `ferry retry` resumes (a sync resumes failed runs by itself, never cancelled ones).
+RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 from common.model.types import TableSchema
 from common.state.base import StateBase, text
 
@@ -97,6 +100,17 @@ class Runs(StateBase):
                 continue
             if self._has_pending(run_id):
                 return run_id
+        return None
+
+    def retryable_run(self) -> str | None:
+        """The run `ferry retry` resumes: the table's latest run if it failed or was
+        cancelled and has a plan of its own (not a --load-only run)."""
+        known = self.runs()
+        if not known:
+            return None
+        meta = self.run_fields(known[-1], "chunks", "kind", "status")
+        if meta["chunks"] is not None and meta["kind"] != "load" and meta["status"] in RETRYABLE:
+            return known[-1]
         return None
 
     def _has_pending(self, run_id: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.config.settings import settings
 from common.model.records import Part
 from common.store.s3 import Store
 
@@ -83,7 +84,7 @@ class PartWriter:
             # The part is spooled to a local file, not held in memory: a part_mb part costs
             # disk, and memory stays within a row group (and the upload streams from the file).
             self._spool = tempfile.NamedTemporaryFile(prefix="ferry-part-", suffix=".parquet",
-                                                      dir=os.environ.get("FERRY_SPOOL_DIR") or None)
+                                                      dir=settings().spool_dir)
             self._sink = pa.OSFile(self._spool.name, "wb")
             self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
             self._rows = 0

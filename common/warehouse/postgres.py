@@ -3,7 +3,6 @@ streams them into the staging table with COPY FROM STDIN."""
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 from typing import BinaryIO, Iterator, Sequence
 
@@ -12,6 +11,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Connection
 
+from common.config.settings import settings
 from common.model.types import TableSchema
 from common.warehouse import sql
 from common.warehouse.base import LoadRequest, Warehouse
@@ -56,7 +56,7 @@ class PostgresWarehouse(Warehouse):
         with cursor.copy(sql.copy_csv_stdin(into, columns)) as copy:
             for part in parts:
                 # Spooled to a local file, read a batch at a time: a part is never whole in memory.
-                with tempfile.TemporaryFile(prefix="ferry-load-", dir=os.environ.get("FERRY_SPOOL_DIR") or None) as f:
+                with tempfile.TemporaryFile(prefix="ferry-load-", dir=settings().spool_dir) as f:
                     self.store.download(part.key, f)
                     f.seek(0)
                     for piece in parquet_to_csv(f):
