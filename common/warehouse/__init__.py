@@ -7,7 +7,8 @@ from sqlalchemy.engine import Engine
 from common.config.pipeline import PostgresTarget, RedshiftTarget, S3Config
 from common.errors import ConfigError
 from common.store.s3 import Store
-from common.warehouse.base import LoadRequest, LoadResult, Warehouse
+from common.warehouse.base import Warehouse
+from common.warehouse.request import LoadRequest, LoadResult
 
 __all__ = ["LoadRequest", "LoadResult", "Warehouse", "make_engine", "make_warehouse"]
 

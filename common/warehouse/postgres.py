@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 from common.config.settings import settings
 from common.model.types import TableSchema
 from common.warehouse import sql
-from common.warehouse.base import LoadRequest, Warehouse
+from common.warehouse.base import Warehouse
+from common.warehouse.request import LoadRequest
 from common.model.records import PendingPart
 
 _CSV = pacsv.WriteOptions(include_header=False)

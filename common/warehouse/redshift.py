@@ -11,7 +11,9 @@ from common.errors import RefusedError, TerminalError, TransientError, classify,
 from common.store.s3 import Store
 from common.model.types import TableSchema
 from common.warehouse import sql
-from common.warehouse.base import LoadRequest, Warehouse, run_statement
+from common.warehouse.base import Warehouse
+from common.warehouse.execute import run_statement
+from common.warehouse.request import LoadRequest
 from common.model.records import PendingPart
 
 

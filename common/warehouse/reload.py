@@ -10,14 +10,15 @@ from sqlalchemy.engine import Connection
 
 from common.model import naming
 from common.warehouse import sql
+from common.warehouse.execute import run_statement
 
 if TYPE_CHECKING:
-    from common.warehouse.base import LoadRequest, Warehouse
+    from common.warehouse.request import LoadRequest
+    from common.warehouse.transaction import LoadTransaction as Warehouse
     from common.model.records import PendingPart
 
 
 def _run(conn: Connection, statements: Sequence[str]) -> None:
-    from common.warehouse.base import run_statement
     for stmt in statements:
         run_statement(conn, stmt)
 
