@@ -28,7 +28,7 @@ import redis
 import yaml
 
 from common.model import naming
-from common.source import mysql as source
+from common.source import catalog, connection, reads
 from common.config.pipeline import S3Config, SourceConfig, TableSettings
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.store.s3 import Store, make_client
@@ -65,9 +65,9 @@ def _read_to_arrow(conn: Any, table: str, schema: Any, arrow_schema: Any,
     fetch = convert = 0.0
     batches = []
     with gc_paused():
-        stream = source.read_range(
+        stream = reads.read_range(
             conn, table, [c.source for c in schema.columns], schema.key, None, None, batch_rows,
-            select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])
+            select=[reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])
         while True:
             a = time.perf_counter()
             rows = next(stream, None)
@@ -85,12 +85,12 @@ def single_process(table: str, batch_rows: int, reps: int = 3) -> dict[str, floa
     ConnectorX reads it (its default binary protocol, and the text protocol ferry uses).
     After one warm-up read of each, they take turns `reps` times: the medians are reported."""
     import statistics
-    conn = source.connect(SourceConfig(host="127.0.0.1", user="root"))
+    conn = connection.connect(SourceConfig(host="127.0.0.1", user="root"))
     schema_name, name = table.split(".")
     settings = TableSettings(key=table, schema=schema_name, name=name, primary_key=None, cursor=None,
                              strategy="id", target_name=name, exclude_columns=(), chunk_rows=1,
                              part_mb=64, part_rows=None, batch_rows=batch_rows, tinyint1_as_bool=True)
-    schema = source.read_schema(conn, settings)
+    schema = catalog.read_schema(conn, settings)
     arrow_schema = schema.arrow_schema()
     try:
         import connectorx as cx

@@ -74,7 +74,7 @@ def connections() -> None:
 def test(name: str | None) -> None:
     """Connect to each source and target (or only NAME); one line each, exit 1 if any fails."""
     from workers import resources
-    from common.source import mysql as source_mod
+    from common.source import connection
 
     try:
         conns = load_connections(config_dir())
@@ -91,7 +91,7 @@ def test(name: str | None) -> None:
         try:
             if kind == "source":
                 conn = resources.mysql(cfg)
-                version = source_mod.server_version(conn)
+                version = connection.server_version(conn)
                 via = f" through SSH bastion {cfg.ssh_tunnel.host}:{cfg.ssh_tunnel.port}" if cfg.ssh_tunnel else ""
                 click.echo(f"ok    source {entry}: {version} at {cfg.host}:{cfg.port}{via}")
             else:

@@ -8,7 +8,7 @@ import json
 import click
 
 from common.model import naming
-from common.source import mysql as source
+from common.source import catalog
 from common.verify import compare as verify
 from common.errors import FerryError
 from common.warehouse import sql
@@ -62,7 +62,7 @@ def verify_table(pipeline: str, table: str, ranges: int, as_json: bool) -> None:
     target_table = naming.target_table_name(settings.target_name)
     try:
         conn = resources.mysql(cfg.source)
-        current = {c.source for c in source.read_schema(conn, settings).columns}
+        current = {c.source for c in catalog.read_schema(conn, settings).columns}
         warehouse = resources.warehouse(cfg)
         with warehouse.engine.connect() as wh:
             query, params = sql.target_column_types(cfg.target_schema, target_table)

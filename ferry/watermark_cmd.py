@@ -119,11 +119,11 @@ def _schema(cfg: PipelineConfig, settings: TableSettings, st: TableState) -> Tab
     schema = st.schema()
     if schema is not None:
         return schema
-    from common.source import mysql as source
+    from common.source import catalog, connection
     try:
-        conn = source.connect(cfg.source)
+        conn = connection.connect(cfg.source)
         try:
-            return source.read_schema(conn, settings)
+            return catalog.read_schema(conn, settings)
         finally:
             conn.close()
     except FerryError as exc:

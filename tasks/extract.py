@@ -12,9 +12,9 @@ from celery.exceptions import Ignore
 
 from common.config.settings import settings
 from common.model import bounds, naming, schema_change
-from common.plan import cursor
+from common.plan import strategies
 from common.state import faults, slots
-from common.source import mysql as source
+from common.source import catalog, reads
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import SchemaError, StateError, TerminalError, TransientError, classify
 from common.store.parquet import BackgroundWriter, PartWriter
@@ -64,10 +64,10 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
             conn = resources.mysql(ctx.cfg.source)
             # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
             with gc_paused():
-                for i, rows in enumerate(source.read_range(
-                        conn, ctx.table.key, [c.source for c in schema.columns], cursor.keyset(ctx.table, schema),
+                for i, rows in enumerate(reads.read_range(
+                        conn, ctx.table.key, [c.source for c in schema.columns], strategies.keyset(ctx.table, schema),
                         chunk.lo, chunk.hi, ctx.table.batch_rows,
-                        select=[source.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
+                        select=[reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
                         batch_bytes=ctx.table.batch_mb * 1024 * 1024)):
                     writer.write(rows_to_batch(rows, schema, arrow_schema, stats,
                                                truncate=ctx.table.on_oversize == "truncate"))
@@ -87,7 +87,7 @@ def _check_schema_after_read(ctx: TableContext, run_id: str, conn: Any, schema: 
     running SELECT holds a metadata lock that an ALTER waits for, so if the columns are
     still the planned ones now, every row just read was written under them (a column added
     later would otherwise be missing, with its values, from rows already inserted)."""
-    live = schema_change.keep_recorded_json_text(schema, source.read_schema(conn, ctx.table))
+    live = schema_change.keep_recorded_json_text(schema, catalog.read_schema(conn, ctx.table))
     if live.shape() != schema.shape():
         ctx.state.set_run_fields(run_id, replan="1")
         raise SchemaError(f"table {ctx.table.key}: the source schema changed during run {run_id}; the run "

@@ -23,10 +23,10 @@ from celery import chord
 from common.model.records import RunStatus
 from common.config.settings import settings
 from common.model import bounds, naming, schema_change
-from common.plan import cursor
+from common.plan import planner, strategies
 from common.config import design
 from common.state import faults
-from common.source import mysql as source
+from common.source import catalog, probes
 from common.errors import LockedError, StateError
 from common.model.types import TableSchema
 from common.model.records import FINAL_STATUSES as FINAL
@@ -85,9 +85,9 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
     plan (S3, then Redis); a plan not finished by then is marked `planning` (see _plan_rest).
     Returns the plan as written to S3."""
     conn = resources.mysql(ctx.cfg.source)
-    schema = source.read_schema(conn, ctx.table)
-    cursor.validate(ctx.table, schema)
-    cursor.require_cursor_index(conn, ctx.table, schema)
+    schema = catalog.read_schema(conn, ctx.table)
+    strategies.validate(ctx.table, schema)
+    strategies.require_cursor_index(conn, ctx.table, schema)
     design.check_design(ctx.table.key, ctx.table.design, schema)
     recorded = ctx.state.schema()
     if recorded is not None:
@@ -99,10 +99,10 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
             log.warning("table %s: source schema changed: %s", ctx.table.key, change)
             ctx.state.record_schema_event(run_id, f"source: {change}")
     ctx.state.save_schema(schema)
-    plan = cursor.plan_run(conn, ctx.table, schema, ctx.state.cursor(), ctx.cfg.source.datetime_time_zone,
+    plan = planner.plan_run(conn, ctx.table, schema, ctx.state.cursor(), ctx.cfg.source.datetime_time_zone,
                            limit, deadline)
     ranges = plan.ranges
-    null_rows = (source.count_null(conn, ctx.table.key, ctx.table.cursor)
+    null_rows = (probes.count_null(conn, ctx.table.key, ctx.table.cursor)
                  if ctx.table.strategy == "timestamp" and ctx.table.cursor else 0)
     meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": RunStatus.EXTRACTING.value,
             "strategy": ctx.table.strategy, "lo": bounds.encode(plan.lo),
@@ -121,7 +121,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
     # there, so `watermark rebuild` sees it.
     store = resources.store(ctx.cfg.s3)
     plan_key = naming.plan_object_key(ctx.table_prefix, run_id)
-    doc = {**meta, "run": run_id, "keyset": list(cursor.keyset(ctx.table, schema)), "schema": schema.to_json(),
+    doc = {**meta, "run": run_id, "keyset": list(strategies.keyset(ctx.table, schema)), "schema": schema.to_json(),
            "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in ranges]}
     _put_plan(ctx, run_id, doc)
     faults.maybe_fail(ctx.state, "plan")
@@ -171,7 +171,7 @@ def _plan_rest(ctx: TableContext, run_id: str, session: int, extract_only: bool,
         assert meta["plan_from"] is not None and meta["hi"] is not None
         budget = min(budget * 2, PLAN_SEGMENT_MAX_S)
         rows_left = int(meta["limit_left"]) if meta["limit_left"] else None
-        ranges, done = cursor.next_ranges(conn, ctx.table, schema, bounds.decode(meta["plan_from"]),
+        ranges, done = planner.next_ranges(conn, ctx.table, schema, bounds.decode(meta["plan_from"]),
                                           bounds.decode(meta["hi"]), time.monotonic() + budget, rows_left)
         if rows_left is not None and not done:
             rows_left -= ctx.table.chunk_rows * len(ranges)

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from common.model.naming import quote_ident, quote_mysql, split_table_key
-from common.source.mysql import select_expression
+from common.source.reads import select_expression
 from common.model.types import ColumnSpec, TableSchema
 
 

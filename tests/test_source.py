@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.source import mysql as source
+from common.source import catalog, connection, probes, reads
 from common.config.pipeline import SourceConfig, TableSettings
 from common.errors import SchemaError, TransientError, classify
 from tests.conftest import MYSQL, Pipe
@@ -18,7 +18,7 @@ def _settings(pipe: Pipe, table: str, **kw) -> TableSettings:
 
 
 def _connect() -> object:
-    return source.connect(SourceConfig(host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
+    return connection.connect(SourceConfig(host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
                                        password=MYSQL["password"]))
 
 
@@ -27,11 +27,11 @@ def test_enum_and_nullable_keys_are_refused(pipe: Pipe) -> None:
                  "CREATE TABLE n (id INT NOT NULL PRIMARY KEY, alt INT NULL)")
     conn = _connect()
     with pytest.raises(SchemaError, match="key column 'k' is an ENUM"):
-        source.read_schema(conn, _settings(pipe, "e"))
+        catalog.read_schema(conn, _settings(pipe, "e"))
     with pytest.raises(SchemaError, match="key column 'alt' is nullable"):
-        source.read_schema(conn, _settings(pipe, "n", primary_key=("alt",)))
+        catalog.read_schema(conn, _settings(pipe, "n", primary_key=("alt",)))
     with pytest.raises(SchemaError, match=f"table {pipe.db}.nope not found"):
-        source.read_schema(conn, _settings(pipe, "nope"))
+        catalog.read_schema(conn, _settings(pipe, "nope"))
 
 
 def test_composite_key_ranges_cover_every_row_once(pipe: Pipe) -> None:
@@ -40,12 +40,12 @@ def test_composite_key_ranges_cover_every_row_once(pipe: Pipe) -> None:
     cur = pipe.mysql().cursor()
     cur.executemany("INSERT INTO fa VALUES (%s, %s)", rows)
     conn = _connect()
-    schema = source.read_schema(conn, _settings(pipe, "fa"))
-    top = source.key_at(conn, pipe.table("fa"), schema.key, None, None, 0, desc=True)
-    ranges = source.plan_bounds(conn, pipe.table("fa"), schema.key, None, 5, top)
+    schema = catalog.read_schema(conn, _settings(pipe, "fa"))
+    top = probes.key_at(conn, pipe.table("fa"), schema.key, None, None, 0, desc=True)
+    ranges = probes.plan_bounds(conn, pipe.table("fa"), schema.key, None, 5, top)
     seen = []
     for lo, hi in ranges:
-        for batch in source.read_range(conn, pipe.table("fa"), ["a", "b"], schema.key, lo, hi, 3):
+        for batch in reads.read_range(conn, pipe.table("fa"), ["a", "b"], schema.key, lo, hi, 3):
             seen += [(int(a), b.decode()) for a, b in batch]
     assert seen == rows
     assert [len(r) for r in ranges] == [2] * len(ranges) and len(ranges) == 6  # 28 rows / 5
@@ -60,7 +60,7 @@ def test_a_connection_killed_mid_stream_is_a_transient_error(pipe: Pipe) -> None
     cur.execute("SELECT CONNECTION_ID()")
     conn_id = cur.fetchone()[0]
     cur.close()
-    stream = source.read_range(conn, pipe.table("big"), ["id", "pad"], ["id"], None, None, 1000)
+    stream = reads.read_range(conn, pipe.table("big"), ["id", "pad"], ["id"], None, None, 1000)
     next(stream)
     pipe.execute(f"KILL {conn_id}")
     with pytest.raises(Exception) as err:

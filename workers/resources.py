@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from common.state import client
-from common.source import mysql as source, tunnel
+from common.source import connection, tunnel
 from common.errors import classify
 from common.config.pipeline import PipelineConfig, S3Config, SourceConfig
 from common.config.settings import redis_url
@@ -58,7 +58,7 @@ def mysql(src: SourceConfig) -> Any:
         except Exception:  # noqa: BLE001 - any failure means: open a new one
             drop_mysql(conn)
     try:
-        conn = source.connect(src, **endpoint(src))
+        conn = connection.connect(src, **endpoint(src))
     except Exception as exc:
         err = classify(exc)
         if err is exc:

@@ -4,7 +4,7 @@ a zone with daylight saving repeats each autumn.
 TIMESTAMP values are read in UTC (the session's zone), so they never repeat. DATETIME
 values are naive wall-clock times: when clocks go back, 02:00-03:00 happens twice, and a
 row written in the second pass sorts behind rows written an hour earlier. A run whose
-window touches such an hour re-reads it whole (see common/cursor.py)."""
+window touches such an hour re-reads it whole (see common/plan/planner.py)."""
 from __future__ import annotations
 
 import logging

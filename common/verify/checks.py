@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.plan import cursor
+from common.plan import strategies
 from common.config import design
 from common.model import naming
-from common.source import mysql as source
+from common.source import catalog
 from common.config.pipeline import PipelineConfig, TableSettings
 from common.errors import FerryError
 
@@ -31,14 +31,14 @@ class TableCheck:
 def check_source_table(conn: Any, table: TableSettings) -> TableCheck:
     result = TableCheck(table.key)
     try:
-        schema = source.read_schema(conn, table)
-        cursor.validate(table, schema)
-        cursor.require_cursor_index(conn, table, schema)
+        schema = catalog.read_schema(conn, table)
+        strategies.validate(table, schema)
+        strategies.require_cursor_index(conn, table, schema)
         design.check_design(table.key, table.design, schema)
     except FerryError as exc:
         result.problems += str(exc).splitlines()
         return result
-    result.notes.append(f"{len(schema.columns)} columns, keyset ({', '.join(cursor.keyset(table, schema))})")
+    result.notes.append(f"{len(schema.columns)} columns, keyset ({', '.join(strategies.keyset(table, schema))})")
     return result
 
 

@@ -15,10 +15,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from common.model import bounds
 from common.verify import rowhash
-from common.source import mysql as source
+from common.source import catalog, probes
 from common.model.bounds import Key
 from common.config.pipeline import TableSettings
-from common.plan.cursor import keyset
+from common.plan.strategies import keyset
 from common.model.naming import quote_ident, quote_mysql
 from common.model.types import ColumnSpec, TableSchema
 from common.warehouse.sql import Dialect, param_ref
@@ -112,7 +112,7 @@ class Side:
         self.key = key
         self.key_names = [self.column_ref(c) for c in key]
         self.quote = quote
-        self.filter = source.range_where(filter_cols, None, bound, quote) if bound is not None else ("", [])
+        self.filter = probes.range_where(filter_cols, None, bound, quote) if bound is not None else ("", [])
 
     def column_ref(self, col: ColumnSpec) -> str:
         raise NotImplementedError
@@ -132,7 +132,7 @@ class Side:
     def _in(self, part: Part) -> tuple[str, list[Any]]:
         if part.bucket is not None:
             return f" WHERE SUBSTRING({self.key_hash()}, 1, {len(part.bucket)}) = %s", [part.bucket]
-        return source.range_where(self.key_names, part.lo, part.hi, self.quote)
+        return probes.range_where(self.key_names, part.lo, part.hi, self.quote)
 
     def sums_sql(self, part: Part) -> tuple[str, list[Any]]:
         """Row count and checksum of a part."""
@@ -174,7 +174,7 @@ class MySQLSide(Side):
                  filter_cols: Sequence[str], bound: Key | None) -> None:
         self.conn = conn
         self.table_key = table_key
-        super().__init__(source.qualified(table_key), columns, key, filter_cols, bound, quote_mysql)
+        super().__init__(catalog.qualified(table_key), columns, key, filter_cols, bound, quote_mysql)
 
     def column_ref(self, col: ColumnSpec) -> str:
         return col.source
@@ -198,17 +198,17 @@ class MySQLSide(Side):
         return rowhash.mysql_sums(h)
 
     def count(self, lo: Key | None, hi: Key | None) -> int:
-        where, params = source.range_where(self.key_names, lo, hi)
+        where, params = probes.range_where(self.key_names, lo, hi)
         return int(self.fetch(f"SELECT COUNT(*) FROM {self.table_ref}{where}", params)[0][0])
 
     def split(self, lo: Key | None, hi: Key | None, parts: int) -> list[Part]:
         """(lo, hi] in about `parts` ranges of equal row counts, probed like a run's chunks
-        (source.plan_bounds); the last keeps hi, open or not."""
+        (probes.plan_bounds); the last keeps hi, open or not."""
         total = self.count(lo, hi)
-        top = source.key_at(self.conn, self.table_key, self.key_names, lo, hi, 0, desc=True)
+        top = probes.key_at(self.conn, self.table_key, self.key_names, lo, hi, 0, desc=True)
         if total == 0 or top is None:
             return [Part(lo, hi)]
-        ranges = source.plan_bounds(self.conn, self.table_key, self.key_names, lo,
+        ranges = probes.plan_bounds(self.conn, self.table_key, self.key_names, lo,
                                     max(1, math.ceil(total / parts)), top)
         return [Part(a, b) for a, b in ranges[:-1]] + [Part(ranges[-1][0], hi)]
 
