@@ -29,7 +29,8 @@ import yaml
 
 from common.model import naming
 from common.source import catalog, connection, reads
-from common.config.pipeline import S3Config, SourceConfig, TableSettings
+from common.config.connections import S3Config, SourceConfig
+from common.config.pipeline import TableSettings
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.store.s3 import Store, make_client
 from common.state.table import TableState

@@ -8,7 +8,7 @@ import mysql.connector
 import psycopg
 import redis
 
-from common.config.pipeline import load_pipeline
+from common.config.files import load_pipeline
 from common.config.settings import redis_url
 from common.model.naming import quote_ident, quote_mysql, target_table_name
 from common.state.table import TableState

@@ -7,7 +7,7 @@ import psycopg
 import redis
 
 from common.model import naming
-from common.config.pipeline import load_pipeline
+from common.config.files import load_pipeline
 from common.config.settings import redis_url
 from common.store.s3 import Store, make_client
 

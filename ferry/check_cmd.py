@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from common.verify import checks
-from common.config.pipeline import PipelineConfig, SourceConfig, load_connections
+from common.config.pipeline import PipelineConfig
+from common.config.connections import SourceConfig
+from common.config.files import load_connections
 from common.config.settings import config_dir
 from common.errors import FerryError
 from ferry.console import fail, pipeline_config, table_settings

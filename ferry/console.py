@@ -8,7 +8,8 @@ from typing import NoReturn
 import click
 
 from common.state import client
-from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline
+from common.config.pipeline import PipelineConfig, TableSettings
+from common.config.files import load_pipeline
 from common.config.settings import redis_url
 from common.errors import FerryError, redact
 

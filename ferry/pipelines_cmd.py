@@ -7,7 +7,7 @@ from typing import Any
 import click
 import yaml
 
-from common.config.pipeline import load_pipeline
+from common.config.files import load_pipeline
 from common.config.settings import config_dir
 from common.errors import FerryError
 from ferry.console import fail, pipeline_config

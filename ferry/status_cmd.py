@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from common.model import bounds
-from common.config.pipeline import load_pipeline
+from common.config.files import load_pipeline
 from common.config.settings import config_dir
 from common.errors import FerryError
 from common.store.s3 import Store, make_client

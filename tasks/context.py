@@ -12,7 +12,8 @@ from celery import Task
 from celery.exceptions import Reject
 
 from common.model import naming
-from common.config.pipeline import PipelineConfig, TableSettings, load_pipeline
+from common.config.pipeline import PipelineConfig, TableSettings
+from common.config.files import load_pipeline
 from common.config.settings import outage_tolerance_s, settings
 from common.errors import TransientError, classify
 from common.state.table import TableState

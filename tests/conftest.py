@@ -23,7 +23,7 @@ import redis
 import yaml
 
 from common.model import naming
-from common.config.pipeline import S3Config
+from common.config.connections import S3Config
 from common.store.s3 import Store, make_client
 from common.model.types import TableSchema
 from common.state.table import TableState

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.config.pipeline import load_pipeline
+from common.config.files import load_pipeline
 from common.errors import ConfigError
 
 CONNECTIONS = {

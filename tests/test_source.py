@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from common.source import catalog, connection, probes, reads
-from common.config.pipeline import SourceConfig, TableSettings
+from common.config.connections import SourceConfig
+from common.config.pipeline import TableSettings
 from common.errors import SchemaError, TransientError, classify
 from tests.conftest import MYSQL, Pipe
 

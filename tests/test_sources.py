@@ -138,7 +138,7 @@ def test_a_changed_bastion_host_key_is_refused_and_no_secret_is_printed(
 
 def test_session_limits_are_set_on_the_source_connection() -> None:
     from common.source import connection
-    from common.config.pipeline import SourceConfig
+    from common.config.connections import SourceConfig
 
     conn = connection.connect(SourceConfig(host=MYSQL["host"], port=MYSQL["port"], user=MYSQL["user"],
                                        password=MYSQL["password"], max_execution_time_ms=1500, read_timeout_s=7))

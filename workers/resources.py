@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from common.state import client
 from common.source import connection, tunnel
 from common.errors import classify
-from common.config.pipeline import PipelineConfig, S3Config, SourceConfig
+from common.config.pipeline import PipelineConfig
+from common.config.connections import S3Config, SourceConfig
 from common.config.settings import redis_url
 
 if TYPE_CHECKING:  # imported where used: the CLI's checks need MySQL, not boto3 or SQLAlchemy

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import mysql.connector
 
 from common.model import zones
-from common.config.pipeline import SourceConfig
+from common.config.connections import SourceConfig
 from common.errors import SchemaError
 
 

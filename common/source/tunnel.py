@@ -14,7 +14,7 @@ from typing import Any
 import paramiko
 import sshtunnel
 
-from common.config.pipeline import SourceConfig, SshTunnelConfig
+from common.config.connections import SourceConfig, SshTunnelConfig
 from common.errors import ConfigError, TransientError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from common.model import bounds
-from common.config.pipeline import PipelineConfig, load_pipeline
+from common.config.pipeline import PipelineConfig
+from common.config.files import load_pipeline
 from common.config.settings import config_dir
 from common.errors import FerryError
 from common.state.refused import Refusals

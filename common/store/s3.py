@@ -7,7 +7,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from common.config.pipeline import S3Config
+from common.config.connections import S3Config
 
 
 _DOWNLOAD = TransferConfig(max_concurrency=4, multipart_chunksize=8 * 1024 * 1024)

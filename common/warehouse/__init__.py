@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import URL, create_engine
 from sqlalchemy.engine import Engine
 
-from common.config.pipeline import PostgresTarget, RedshiftTarget, S3Config
+from common.config.connections import PostgresTarget, RedshiftTarget, S3Config
 from common.errors import ConfigError
 from common.store.s3 import Store
 from common.warehouse.base import Warehouse
