@@ -80,29 +80,7 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
                    "exit_code": exc.code})
         raise
     states = [TableState(client, pipeline, name) for name in names]
-
-    from tasks.sync import launch  # the Celery app is only needed from here on
-
-    new_run = new_run_id()
-    runs: list[tuple[TableState, str]] = []
-    busy: list[str] = []
-    for st in states:
-        owner = st.lock_owner()
-        if owner and wait and _attachable(st, owner):
-            click.echo(f"{st.table}: run {owner} is already active; attaching to it", err=True)
-            runs.append((st, owner))
-            continue
-        got = launch(st, pipeline, new_run, limit, extract_only, load_only)
-        if got.busy_with:
-            click.echo(f"{st.table}: skipped, busy with active run {got.busy_with}", err=True)
-            busy.append(st.table)
-            continue
-        assert got.run_id is not None
-        if got.resumed:
-            click.echo(f"{st.table}: resuming run {got.run_id} (session {got.session}): {got.chunks_left} "
-                       f"chunk(s) not committed" + ("; --limit does not apply to a resumed plan" if limit else ""),
-                       err=True)
-        runs.append((st, got.run_id))
+    runs, busy = _start(states, pipeline, wait, limit, extract_only, load_only)
     started = sorted({r for _, r in runs})
     click.echo(f"run {', '.join(started) or '-'}: {len(runs)} table(s) of pipeline {pipeline} "
                f"{'followed' if wait else 'queued'}" + (f", {len(busy)} busy" if busy else ""), err=True)
@@ -127,6 +105,42 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
     code = _exit_code(doc, wait, busy)
     doc["exit_code"] = code
     out.write(doc)
+    _say_why(progress, doc, code, wait, busy, timeout_s)
+    sys.exit(code)
+
+
+def _start(states: list[TableState], pipeline: str, wait: bool, limit: int | None, extract_only: bool,
+           load_only: bool) -> tuple[list[tuple[TableState, str]], list[str]]:
+    """Launch (or, with --wait, attach to) each table's run: the (state, run) pairs to follow,
+    and the tables skipped as busy."""
+    from tasks.sync import launch  # the Celery app is only needed from here on
+
+    new_run = new_run_id()
+    runs: list[tuple[TableState, str]] = []
+    busy: list[str] = []
+    for st in states:
+        owner = st.lock_owner()
+        if owner and wait and _attachable(st, owner):
+            click.echo(f"{st.table}: run {owner} is already active; attaching to it", err=True)
+            runs.append((st, owner))
+            continue
+        got = launch(st, pipeline, new_run, limit, extract_only, load_only)
+        if got.busy_with:
+            click.echo(f"{st.table}: skipped, busy with active run {got.busy_with}", err=True)
+            busy.append(st.table)
+            continue
+        assert got.run_id is not None
+        if got.resumed:
+            click.echo(f"{st.table}: resuming run {got.run_id} (session {got.session}): {got.chunks_left} "
+                       f"chunk(s) not committed" + ("; --limit does not apply to a resumed plan" if limit else ""),
+                       err=True)
+        runs.append((st, got.run_id))
+    return runs, busy
+
+
+def _say_why(progress: list[Any], doc: dict[str, Any], code: int, wait: bool, busy: list[str],
+             timeout_s: float | None) -> None:
+    """The lines a person reads after the report: NULL cursors, failures, a timeout, busy tables."""
     if wait:
         for p in progress:
             if p.null_cursor_rows:
@@ -138,7 +152,6 @@ def sync(pipeline: str, tables: tuple[str, ...], wait: bool, limit: int | None, 
             click.echo(f"ferry: still {doc['status']} after {timeout_s}s", err=True)
     if busy:
         click.echo(f"ferry: {len(busy)} table(s) busy and not attached: {', '.join(busy)}", err=True)
-    sys.exit(code)
 
 
 def _exit_code(doc: dict[str, Any], wait: bool, busy: list[str]) -> int:

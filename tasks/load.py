@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, NoReturn
 
 from celery.utils import uuid
 
@@ -108,6 +108,82 @@ def load_early(self: Any, pipeline: str, table: str, run_id: str, session: int) 
     return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows}
 
 
+def _end_segment(ctx: TableContext, run_id: str, session: int, segment: str, counted: dict[str, Any],
+                 task_id: str) -> list[dict[str, Any]] | dict[str, Any]:
+    """Record the segment finished: what every segment counted when this load is the run's
+    last, else the task's result (another segment's load ends the run, or the run failed)."""
+    end = ctx.state.end_segment(run_id, session, segment, counted, task_id)
+    table = ctx.table.key
+    if not end.last:
+        log.info("run %s of %s: segment %s extracted; %s", run_id, table, segment,
+                 "the run's last segment ends it" if end.code == 0 else "its session is over")
+        return {"run_id": run_id, "session": session, "segment": segment, "last": False}
+    if end.failed:  # a chunk of another segment failed for good: the run fails once all finished
+        ctx.state.finish_run(run_id, RunStatus.FAILED, end.failed, session)
+        log.error("run %s of %s failed: %s", run_id, table, end.failed)
+        return {"run_id": run_id, "session": session, "failed": end.failed}
+    return list(end.counts)
+
+
+def _wait_for_the_load_lock(task: Any, table: str, lock_waits: int, lock_wait_since: float) -> NoReturn:
+    """One load per table: wait for the other one, on a budget of its own (the retries of
+    transient errors are not spent on it)."""
+    since = lock_wait_since or time.time()
+    if time.time() - since > load_lock_wait_s():
+        raise TerminalError(f"table {table}: another load held the table's load lock for more than "
+                            f"{load_lock_wait_s():.0f} s (FERRY_LOAD_LOCK_WAIT_S)")
+    raise task.retry(exc=TransientError(f"table {table}: another load is running"), countdown=2,
+                     kwargs={**task.request.kwargs, "lock_waits": lock_waits + 1, "lock_wait_since": since},
+                     max_retries=task.request.retries + 1)
+
+
+def _load(ctx: TableContext, run_id: str, session: int | None, counted: list[dict[str, Any]]) -> dict[str, Any]:
+    """Under the load lock: load every part awaiting load (or swap in the newest full run),
+    then end the run: succeeded, or failed if parts were lost or ranges refused."""
+    table = ctx.table.key
+    ctx.state.set_run_fields(run_id, status=RunStatus.LOADING, load_started_at=f"{time.time():.3f}",
+                             **{what: json.dumps(_counted(counted, what)) for what in _COUNTS})
+    ctx.state.set_status(status_load="running")
+    parts = ctx.state.pending_parts()
+    files = rows = 0
+    load = bool(parts)
+    source_run: str | None = None
+    if ctx.table.strategy == "full":
+        swapped = ctx.state.state().get("full_run", "")
+        source_run, mine = _full_run(ctx, run_id, parts, swapped)
+        load = source_run is not None
+        # Parts of older full runs are superseded: never loaded.
+        newest = source_run or swapped
+        ctx.state.discard_parts([p.key for p in parts if p.run_id < newest])
+        parts = mine
+    if load:
+        gone = lost_parts.missing(resources.store(ctx.cfg.s3), ctx.table_prefix, parts)
+        if gone:
+            reopened = lost_parts.reopen(ctx.state, gone)
+            cause = lost_parts.message(table, gone, reopened)
+            log.error("run %s: %s", run_id, cause)
+            ctx.state.finish_run(run_id, RunStatus.FAILED, cause, session)
+            return {"run_id": run_id, "missing_parts": len(gone)}
+        request, warehouse = load_parts.prepare(ctx, run_id, parts)
+        if request.replace:
+            warehouse.load(request)
+            load_parts.loaded(ctx)
+            files, rows = ctx.state.commit_load(run_id, parts)
+            ctx.state.set_status(full_run=source_run or run_id)
+        else:
+            files, rows, _ = load_parts.load_by_chunks(ctx, warehouse, request, run_id)
+        ctx.state.set_status(table_design=json.dumps(asdict(ctx.table.design)))
+    # Ranges of this run the warehouse refused (in this load or an early one) wait: the run failed.
+    mine = [r for r in ctx.state.refusals().waiting().values() if r.run_id == run_id]
+    if mine:
+        cause = load_parts.refused_message(ctx.cfg.name, table, mine)
+        log.error("run %s: %s", run_id, cause)
+        ctx.state.finish_run(run_id, RunStatus.FAILED, cause, session)
+        return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows, "refused": len(mine)}
+    ctx.state.finish_run(run_id, RunStatus.SUCCEEDED, session=session)
+    return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows}
+
+
 @app.task(name="ferry.load_run", base=FerryTask, bind=True, **RETRY)
 @translated
 def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: str,
@@ -124,16 +200,10 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
         return {"run_id": run_id, "session": session, "stale": True}
     counted = [{what: _counted(results, what) for what in _COUNTS}]
     if segment is not None and session is not None:
-        end = ctx.state.end_segment(run_id, session, segment, counted[0], self.request.id or "")
-        if not end.last:
-            log.info("run %s of %s: segment %s extracted; %s", run_id, table, segment,
-                     "the run's last segment ends it" if end.code == 0 else "its session is over")
-            return {"run_id": run_id, "session": session, "segment": segment, "last": False}
-        if end.failed:  # a chunk of another segment failed for good: the run fails once all finished
-            ctx.state.finish_run(run_id, RunStatus.FAILED, end.failed, session)
-            log.error("run %s of %s failed: %s", run_id, table, end.failed)
-            return {"run_id": run_id, "session": session, "failed": end.failed}
-        counted = list(end.counts)
+        ended = _end_segment(ctx, run_id, session, segment, counted[0], self.request.id or "")
+        if isinstance(ended, dict):
+            return ended
+        counted = ended
     missing = [c.number for c in ctx.state.chunks(run_id) if c.state == "pending"]
     if missing:
         # Only a miscounted chord gets here; the next sync resumes the missing chunks.
@@ -148,56 +218,8 @@ def load_run(self: Any, results: list[Any], pipeline: str, table: str, run_id: s
     # The task id survives redelivery, so a load that died can take its own lock again.
     token = f"{run_id}:{self.request.id}"
     if not ctx.state.acquire_load_lock(token, lock_ttl_s()):
-        # One load per table: wait for the other one, on a budget of its own (the retries of
-        # transient errors are not spent on it).
-        since = lock_wait_since or time.time()
-        if time.time() - since > load_lock_wait_s():
-            raise TerminalError(f"table {table}: another load held the table's load lock for more than "
-                                f"{load_lock_wait_s():.0f} s (FERRY_LOAD_LOCK_WAIT_S)")
-        raise self.retry(exc=TransientError(f"table {table}: another load is running"), countdown=2,
-                         kwargs={**self.request.kwargs, "lock_waits": lock_waits + 1, "lock_wait_since": since},
-                         max_retries=self.request.retries + 1)
+        _wait_for_the_load_lock(self, table, lock_waits, lock_wait_since)
     try:
-        ctx.state.set_run_fields(run_id, status=RunStatus.LOADING, load_started_at=f"{time.time():.3f}",
-                                 **{what: json.dumps(_counted(counted, what)) for what in _COUNTS})
-        ctx.state.set_status(status_load="running")
-        parts = ctx.state.pending_parts()
-        files = rows = 0
-        load = bool(parts)
-        source_run: str | None = None
-        if ctx.table.strategy == "full":
-            swapped = ctx.state.state().get("full_run", "")
-            source_run, mine = _full_run(ctx, run_id, parts, swapped)
-            load = source_run is not None
-            # Parts of older full runs are superseded: never loaded.
-            newest = source_run or swapped
-            ctx.state.discard_parts([p.key for p in parts if p.run_id < newest])
-            parts = mine
-        if load:
-            gone = lost_parts.missing(resources.store(ctx.cfg.s3), ctx.table_prefix, parts)
-            if gone:
-                reopened = lost_parts.reopen(ctx.state, gone)
-                cause = lost_parts.message(table, gone, reopened)
-                log.error("run %s: %s", run_id, cause)
-                ctx.state.finish_run(run_id, RunStatus.FAILED, cause, session)
-                return {"run_id": run_id, "missing_parts": len(gone)}
-            request, warehouse = load_parts.prepare(ctx, run_id, parts)
-            if request.replace:
-                warehouse.load(request)
-                load_parts.loaded(ctx)
-                files, rows = ctx.state.commit_load(run_id, parts)
-                ctx.state.set_status(full_run=source_run or run_id)
-            else:
-                files, rows, _ = load_parts.load_by_chunks(ctx, warehouse, request, run_id)
-            ctx.state.set_status(table_design=json.dumps(asdict(ctx.table.design)))
-        # Ranges of this run the warehouse refused (in this load or an early one) wait: the run failed.
-        mine = [r for r in ctx.state.refusals().waiting().values() if r.run_id == run_id]
-        if mine:
-            cause = load_parts.refused_message(pipeline, table, mine)
-            log.error("run %s: %s", run_id, cause)
-            ctx.state.finish_run(run_id, RunStatus.FAILED, cause, session)
-            return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows, "refused": len(mine)}
-        ctx.state.finish_run(run_id, RunStatus.SUCCEEDED, session=session)
+        return _load(ctx, run_id, session, counted)
     finally:
         ctx.state.release_load_lock(token)
-    return {"run_id": run_id, "files_loaded": files, "rows_loaded": rows}
