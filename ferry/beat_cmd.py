@@ -1,5 +1,5 @@
 """`ferry beat`: Celery beat with the `schedule:` of every table of the config directory's
-pipelines; each tick enqueues a scheduled sync (tasks/scheduled.py), which starts or resumes
+pipelines; each tick enqueues a scheduled sync (ferry.scheduled_sync, tasks/sync.py), which starts or resumes
 the table's run exactly as `ferry sync` does, or skips the tick while a run is active."""
 from __future__ import annotations
 

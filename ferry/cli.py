@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from common.config.settings import config_dir
+from common.config.settings import config_dir, settings
+from common.errors import ConfigError
+from ferry.console import fail
 
 # Each command's module is imported only when that command runs (or help lists them all):
 # `ferry sync` does not pay for Flower, Prometheus or the verify queries.
@@ -41,6 +43,10 @@ class LazyGroup(click.Group):
               help="Config directory (default: $FERRY_CONFIG, else the current directory).")
 def cli(config: Path | None) -> None:
     """ferry copies MySQL tables into Redshift through Parquet on S3, on Celery workers."""
+    try:
+        settings()  # a FERRY_* variable of the wrong type: exit 2 naming it, before anything is done
+    except ConfigError as exc:
+        fail(str(exc))
     # Set in the environment so workers started from here read the same directory.
     os.environ["FERRY_CONFIG"] = str(config_dir(config))
 

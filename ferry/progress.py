@@ -11,11 +11,13 @@ from typing import Any, TextIO
 from common.state import client
 from common.config.settings import outage_tolerance_s
 from common.errors import TransientError, redact
-from common.model.records import FINAL_STATUSES
+from common.model.records import FINAL_STATUSES, RunStatus
 from common.state.table import TableState
 from common.state.runs import state_lost_message
 
-FINAL = set(FINAL_STATUSES) | {"lost"}
+# What --wait shows for a run Redis no longer has (never a status stored in Redis).
+LOST = "lost"
+FINAL = set(FINAL_STATUSES) | {LOST}
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Progress:
         earlier sessions are not counted again)."""
         m = state.run_meta(run_id)
         if not m:  # the run we follow vanished from Redis: say so and stop, never poll forever
-            m = {"status": "lost", "error": state_lost_message(state.pipeline, state.table, run_id),
+            m = {"status": LOST, "error": state_lost_message(state.pipeline, state.table, run_id),
                  "finished_at": f"{time.time():.3f}"}
         session = int(m.get("session", 1))
         t = state.session_totals(run_id, session)
@@ -188,7 +190,7 @@ def warn_unconsumed(needed: set[str], out: TextIO = sys.stderr, grace_s: float =
 def report(pipeline: str, run_id: str, progress: list[Progress]) -> dict[str, Any]:
     """The --json-output document."""
     statuses = {p.status for p in progress}
-    status = ("failed" if statuses & {"failed", "abandoned", "lost"} else
-              "succeeded" if statuses <= {"succeeded", "extracted"} else "running")
+    status = ("failed" if statuses & {RunStatus.FAILED, RunStatus.ABANDONED, LOST} else
+              "succeeded" if statuses <= {RunStatus.SUCCEEDED, RunStatus.EXTRACTED} else "running")
     return {"status": status, "pipeline": pipeline, "run_id": run_id,
             "table_metrics": {p.table: p.metrics() for p in progress}}

@@ -14,6 +14,7 @@ import click
 
 from common.errors import TransientError
 from common.model.naming import new_run_id
+from common.model.records import RunStatus
 from common.state.table import TableState
 from ferry import console
 from ferry.check_cmd import refuse_failed_tables
@@ -141,12 +142,14 @@ def _start(states: list[TableState], pipeline: str, wait: bool, limit: int | Non
 def _say_why(progress: list[Any], doc: dict[str, Any], code: int, wait: bool, busy: list[str],
              timeout_s: float | None) -> None:
     """The lines a person reads after the report: NULL cursors, failures, a timeout, busy tables."""
+    from ferry.progress import LOST
+
     if wait:
         for p in progress:
             if p.null_cursor_rows:
                 click.echo(f"ferry: {p.table}: {p.null_cursor_rows} rows have a NULL cursor and "
                            f"were not copied", err=True)
-            if p.status in ("failed", "lost"):
+            if p.status in (RunStatus.FAILED, LOST):
                 click.echo(f"ferry: {p.table} failed: {p.error}", err=True)
         if code == EXIT_TIMEOUT:
             click.echo(f"ferry: still {doc['status']} after {timeout_s}s", err=True)

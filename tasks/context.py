@@ -46,7 +46,8 @@ def retries_for(tolerance_s: float) -> int:
 
 # Retry policy for transient errors (applied by `translated`): FERRY_MAX_RETRIES, if set,
 # overrides the count derived from the outage tolerance.
-RETRY = dict(max_retries=settings().max_retries or retries_for(settings().outage_tolerance_s))
+_MAX_RETRIES = settings().max_retries
+RETRY = dict(max_retries=retries_for(settings().outage_tolerance_s) if _MAX_RETRIES is None else _MAX_RETRIES)
 
 
 def load_lock_wait_s() -> float:

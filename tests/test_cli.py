@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -86,3 +87,31 @@ def test_an_unreachable_redis_is_named_without_its_password(tmp_path) -> None:
                          text=True, timeout=60)
     assert out.returncode == 2 and "cannot reach Redis at redis://:***@127.0.0.1:1/0" in out.stderr
     assert "Sup3r-Secret" not in out.stderr + out.stdout
+
+
+def test_a_ferry_setting_of_the_wrong_type_is_refused_naming_it(pipe: Pipe) -> None:
+    pipe.write({"orders": {}})
+    for name, value in (("FERRY_LOCK_TTL_S", "two hours"), ("FERRY_LOG_FORMAT", "xml"),
+                        ("FERRY_OUTAGE_TOLERANCE_S", "-1")):
+        r = _ferry(pipe, "sync", "-p", pipe.name, **{name: value})
+        assert r.returncode == 2, (name, r.stderr)
+        assert f"environment variable {name}={value!r}" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert _keys(pipe.name) == []  # nothing enqueued, no state written
+    assert redis.Redis.from_url(REDIS_URL).llen("plan") == 0
+
+
+def test_settings_are_read_as_declared() -> None:
+    """Case of FERRY_LOG_FORMAT, an empty value as unset, FERRY_MAX_RETRIES=0 kept as 0."""
+    code = ("from common.config.settings import settings; from tasks.context import RETRY; "
+            "s = settings(); print(s.log_format, s.lock_ttl_s, RETRY['max_retries'])")
+
+    def run(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+        out = subprocess.run([sys.executable, "-c", code], env=dict(base, **env), capture_output=True,
+                             text=True, timeout=60, cwd=REPO)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert run() == ["text", "7200", "24"]
+    assert run(FERRY_LOG_FORMAT="JSON", FERRY_LOCK_TTL_S="", FERRY_MAX_RETRIES="0") == ["json", "7200", "0"]
+    assert run(FERRY_OUTAGE_TOLERANCE_S="60") == ["text", "7200", "6"]  # waits of 1+2+4+8+16+30 s

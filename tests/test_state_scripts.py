@@ -131,3 +131,21 @@ def test_rebuild_restores_the_cursor_a_commit_gives(state: TableState, n: int, d
     assert state.state_fields("cursor", "cursor_run", "cursor_chunk") == committed
     assert state.run_fields("r1", "contiguous")["contiguous"] == (
         None if 0 not in done else str(min(set(range(n + 1)) - done)))
+
+
+@pytest.mark.parametrize("strategy, cursor", [("full", None), ("id", "[400]")])
+def test_rebuild_of_a_plan_in_segments_moves_no_cursor_for_a_full_reload(state: TableState, strategy: str,
+                                                                         cursor: str | None) -> None:
+    """plan.json keeps the advance_from of its first segment (append_plan.lua raises it to the
+    chunk count for `full` in Redis only): a rebuilt full reload still keeps no cursor."""
+    from common.recovery.rebuild import RebuildSummary, _restored_run
+
+    plan = {"strategy": strategy, "advance_from": "1", "planned_at": "1",
+            "chunks": [{"lo": json.dumps([i * 100]) if i else None, "hi": json.dumps([(i + 1) * 100])}
+                       for i in range(4)]}
+    markers = {n: {"rows": 1, "bytes": 1, "attempt": "s1-00000000", "at": 1.0,
+                   "parts": [{"key": f"k/{n}", "rows": 1, "bytes": 1}]} for n in range(4)}
+    run = _restored_run("r1", plan, markers, {}, set(), "", RebuildSummary())
+    state.restore(RestoredTable(runs=[run], totals=run.totals))
+    assert state.state_fields("cursor")["cursor"] == cursor
+    assert state.run_fields("r1", "contiguous")["contiguous"] == "4"

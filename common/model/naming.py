@@ -175,7 +175,7 @@ def early_load_key(pipeline: str, table_key: str) -> str:
 
 
 def faults_key(pipeline: str, table_key: str) -> str:
-    """Hash: injected failures per chunk (tests only, see common/faults.py)."""
+    """Hash: injected failures per chunk (tests only, see common/state/faults.py)."""
     return f"{_table_base(pipeline, table_key)}:faults"
 
 

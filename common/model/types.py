@@ -146,7 +146,10 @@ def _members(column_type: str) -> list[str]:
 
 def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True,
                json_as: str = "super") -> ColumnSpec:
-    """Map one information_schema.COLUMNS row (lowercase keys) to a ColumnSpec."""
+    """Map one information_schema.COLUMNS row (lowercase keys) to a ColumnSpec.
+
+    (A little over a screen: the type map is one chain over MySQL's types, read top to
+    bottom; split, a reader would lose which test comes first.)"""
     src = info["column_name"]
     dtype = info["data_type"].lower()
     ctype = info["column_type"].lower()

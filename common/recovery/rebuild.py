@@ -154,6 +154,9 @@ def _restored_run(run_id: str, plan: dict[str, Any], run_markers: dict[int, dict
     status = (RunStatus.SUCCEEDED if states <= {"loaded"} else
               RunStatus.EXTRACTED if "pending" not in states else RunStatus.FAILED)
     meta = {**{k: str(v) for k, v in plan.items() if k not in ("chunks", "schema", "keyset", "run")},
+            # A full reload keeps no cursor: as append_plan.lua does for each segment, none of
+            # its chunks may move one (plan.json keeps its first segment's advance_from).
+            **({"advance_from": str(len(chunks))} if plan.get("strategy") == "full" else {}),
             "status": status.value, "chunks": str(len(chunks)),
             "chunks_done": str(sum(1 for c in chunks if c["state"] != "pending")),
             "session": "1", "rebuilt": "1",

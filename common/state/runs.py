@@ -11,13 +11,13 @@ import redis
 
 from common.errors import StateError
 from common.model.records import ENDED_WHOLE, NOT_RESUMED, RunStatus
-
-# What `ferry retry` resumes (a sync resumes failed runs by itself, never cancelled ones).
-RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 from common.model.types import TableSchema
 from common.state.base import StateBase, text
 
 log = logging.getLogger(__name__)
+
+# What `ferry retry` resumes (a sync resumes failed runs by itself, never cancelled ones).
+RETRYABLE = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 def state_lost_message(pipeline: str, table: str, run_id: str) -> str:

@@ -1,5 +1,5 @@
 """Does the target hold what the source holds? Row counts and checksums per key range, each
-side computed in its own engine (common/rowhash.py), narrowed down where they differ.
+side computed in its own engine (common/verify/rowhash.py), narrowed down where they differ.
 
 Ranges split the primary key in the source's key order. A key with a text column sorts
 by collation, which MySQL and the warehouse do not share: such a table is split by the

@@ -3,7 +3,7 @@
 -- KEYS[2] table state           (hash)
 -- KEYS[3] run meta              (hash)
 -- ARGV[1] run id
--- ARGV[2] status: succeeded, extracted (--extract-only) or failed
+-- ARGV[2] status: succeeded, extracted (--extract-only), failed or cancelled (ferry cancel)
 -- ARGV[3] error text ('' if none)
 -- ARGV[4] now (unix seconds)
 -- ARGV[5] session of the caller ('' for a caller outside any session)
