@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-from typing import Iterator
 
 import pytest
 import redis
@@ -18,17 +16,9 @@ from common.state import scripts
 from common.state.restore import RestoredRun, RestoredTable
 from common.state.table import TableState
 from tests.conftest import REDIS_URL
+from tests.test_watermark import state  # noqa: F401  (the fixture: a TableState of a pipeline of its own)
 
 TABLE = "shop.orders"
-
-
-@pytest.fixture
-def state(ferry_env: dict[str, str]) -> Iterator[TableState]:
-    client = redis.Redis.from_url(REDIS_URL)
-    pipeline = f"st-{secrets.token_hex(3)}"
-    yield TableState(client, pipeline, TABLE)
-    for key in client.scan_iter(naming.pipeline_pattern(pipeline)):
-        client.delete(key)
 
 
 def test_every_status_a_script_writes_or_compares_is_a_run_status() -> None:
