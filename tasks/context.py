@@ -1,4 +1,4 @@
-"""What every task needs: the table's config and state, error translation, a base class."""
+"""What every task needs: the table's config and state, the settings it reads, error translation."""
 from __future__ import annotations
 
 import functools
