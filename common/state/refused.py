@@ -12,8 +12,8 @@ from typing import Sequence
 
 import redis
 
-from common.model import naming
 from common.errors import RefusedError
+from common.state.base import StateBase
 from common.model.records import PendingPart
 
 
@@ -51,15 +51,13 @@ class Refusal:
         return cls(**d)
 
 
-class Refusals:
+class Refusals(StateBase):
     """The refused and the skipped chunks of one pipeline table."""
 
     def __init__(self, client: redis.Redis, pipeline: str, table: str) -> None:
-        self.r = client
-        self.pipeline = pipeline
-        self.table = table
-        self.key = naming.refused_key(pipeline, table)
-        self.skipped_key = naming.skipped_key(pipeline, table)
+        super().__init__(client, pipeline, table)
+        self.key = self.keys.refused
+        self.skipped_key = self.keys.skipped
 
     def waiting(self) -> dict[tuple[str, int], Refusal]:
         """(run, chunk) -> the refusal of every chunk that waits."""
@@ -91,16 +89,14 @@ class Refusals:
         """Give up on a refused chunk: its parts leave "awaiting load" without being counted
         loaded (counted skipped instead), and the decision is kept on the table and its run."""
         done = replace(refusal, skipped_at=round(time.time(), 3), reason=reason)
-        pending = naming.pending_parts_key(self.pipeline, self.table)
-        state = naming.table_state_key(self.pipeline, self.table)
-        meta = naming.run_meta_key(self.pipeline, self.table, refusal.run_id)
+        pending, state, meta = self.keys.pending, self.keys.state, self.keys.meta(refusal.run_id)
         with self.r.pipeline(transaction=True) as tx:
             if refusal.parts:
                 tx.hdel(pending, *refusal.parts)
             tx.hdel(self.key, refusal.ident)
             tx.hset(self.skipped_key, refusal.ident, json.dumps(asdict(done)))
             for key in refusal.parts:  # (for `ferry s3clean`)
-                tx.hset(naming.orphans_key(self.pipeline, self.table), key, json.dumps(
+                tx.hset(self.keys.orphans, key, json.dumps(
                     {"run": refusal.run_id, "chunk": refusal.chunk, "reason": "range skipped by the operator",
                      "at": done.skipped_at}))
             tx.hincrby(state, "rows_skipped", refusal.rows)

@@ -51,8 +51,8 @@ class Segments(StateBase):
                 found[text(seg)] = [int(n) for n in entry.get("chunks") or []]
         return found
 
-    def segment_sent(self, run_id: str, session: int, segment: str, token: str) -> None:
-        self._script("segment_sent", [self.keys.segments(run_id, session)], [segment, token])
+    def segment_sent(self, run_id: str, session: int, segment: str, token: str, pipe: Any = None) -> None:
+        self._script("segment_sent", [self.keys.segments(run_id, session)], [segment, token], pipe)
 
     def append_plan(self, run_id: str, session: int, expected_from: str,
                     ranges: Sequence[tuple[Key | None, Key]], done: bool, token: str,

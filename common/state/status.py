@@ -54,12 +54,12 @@ class TableStatus(StateBase):
         keys = list(self.r.scan_iter(self.keys.pattern, count=1000))
         return int(self.r.delete(*keys)) if keys else 0
 
-    def record_schema_event(self, run_id: str, change: str) -> None:
+    def record_schema_event(self, run_id: str, change: str, pipe: Any = None) -> None:
         """Log a schema change or an ALTER in the table's state (kept: the last 1,000)."""
-        with self.r.pipeline(transaction=True) as tx:
-            tx.rpush(self.keys.schema_log, json.dumps({"at": round(time.time(), 3), "run": run_id,
-                                                       "change": change}))
-            tx.ltrim(self.keys.schema_log, -1000, -1)
+        tx = pipe if pipe is not None else self.r.pipeline(transaction=True)
+        tx.rpush(self.keys.schema_log, json.dumps({"at": round(time.time(), 3), "run": run_id, "change": change}))
+        tx.ltrim(self.keys.schema_log, -1000, -1)
+        if pipe is None:
             tx.execute()
 
     def schema_events(self) -> list[dict[str, Any]]:
