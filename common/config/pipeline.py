@@ -224,7 +224,8 @@ class PipelineConfig:
         schema, name = split_table_key(key)
         tuning = {f: d_value if (value := getattr(cfg, f)) is None else value
                   for f, d_value in ((f, getattr(d, f)) for f in Tuning.model_fields)}
-        return TableSettings(
+        # (Values validated already, by TableConfig and TableDefaults: kept as they were given.)
+        return TableSettings.model_construct(
             key=key, schema=schema, name=name,
             primary_key=tuple(cfg.primary_key) if cfg.primary_key else None,
             cursor=cfg.cursor, strategy=cfg.strategy,

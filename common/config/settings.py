@@ -73,9 +73,19 @@ class Settings(BaseSettings):
         return self.run_retention_days * 86400
 
 
+_cache: dict[tuple[tuple[str, str], ...], Settings] = {}
+
+
 def settings() -> Settings:
+    """The settings of the environment as it is now (read again when a FERRY_* variable
+    changed: the CLI sets FERRY_CONFIG, tests set others)."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("FERRY_")))
+    found = _cache.get(env)
+    if found is not None:
+        return found
     try:
-        return Settings()
+        found = _cache[env] = Settings()
+        return found
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err.get("loc") else "?"
