@@ -1,6 +1,7 @@
 """Every FERRY_* environment variable ferry reads, declared once: its type, default and
-meaning (pydantic-settings). `settings()` reads them afresh (the CLI sets FERRY_CONFIG for
-the workers it starts); a value of the wrong type is a ConfigError naming the variable."""
+meaning (pydantic-settings). `settings()` reads them again whenever one has changed (the
+CLI sets FERRY_CONFIG for the workers it starts); a value of the wrong type is a
+ConfigError naming the variable."""
 from __future__ import annotations
 
 import os
