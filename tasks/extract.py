@@ -24,7 +24,8 @@ from common.state.chunks import Attempt, Commit
 from common.model.records import Chunk
 from tasks.celery import app
 from tasks.base import FerryTask
-from tasks.context import RETRY, TableContext, describe, lock_ttl_s, table_context, translated
+from tasks.context import (RETRY, TableContext, describe, lock_ttl_s, table_context, translated,
+                           transient_retries)
 from tasks.load import maybe_load_early
 from workers import resources
 
@@ -136,9 +137,12 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
     assert chunk is not None
     store = resources.store(ctx.cfg.s3)
     try:
-        if attempts > MAX_ATTEMPTS:
-            raise TerminalError(f"chunk {number} of {table} was started {attempts - 1} times without "
-                                f"finishing (a worker process dying on it?)")
+        # Starts beyond its retries are redeliveries: a message whose process died with it
+        # (a retry after a transient error is a new message with one more retry, and those
+        # are bounded by the outage tolerance instead).
+        if attempts - transient_retries(self) > MAX_ATTEMPTS:
+            raise TerminalError(f"chunk {number} of {table} was started {attempts - 1 - transient_retries(self)} "
+                                f"times without finishing (a worker process dying on it?)")
         faults.maybe_fail(ctx.state, number, session)
         stats = BatchStats()
         parts = _write_parts(ctx, run_id, chunk, attempt_id, stats)

@@ -137,6 +137,44 @@ def test_attempts_are_counted_per_session(isolated: Pipe, log_dir: Path) -> None
     assert pipe.assert_synced("orders") == 2_000
 
 
+def test_transient_retries_do_not_use_up_a_chunks_attempts(isolated: Pipe, log_dir: Path) -> None:
+    """FERRY_MAX_ATTEMPTS bounds the starts of a chunk whose process dies on it, not the retries
+    of transient errors (those are bounded by the outage tolerance): with FERRY_MAX_ATTEMPTS=2,
+    a chunk failing three times transiently is retried and the run ends exactly."""
+    pipe = isolated
+    _seed(pipe, "orders", 2_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 3, "transient")
+    worker = Worker("retries", dict(pipe.env, FERRY_MAX_ATTEMPTS="2"), log_dir, concurrency=2)
+    try:
+        result = pipe.sync("--wait", timeout_s=150)
+    finally:
+        worker.stop()
+    assert result.code == 0, result.stderr
+    assert state.chunks(result.report["run_id"])[1].attempts == 4  # three retries, then the one that committed
+    assert pipe.assert_synced("orders") == 2_000
+
+
+def test_a_chunk_whose_process_dies_at_every_start_fails_the_run_after_its_attempts(
+        isolated: Pipe, log_dir: Path) -> None:
+    """A chunk that kills its process each time (redelivered, not retried) stops after
+    FERRY_MAX_ATTEMPTS starts and fails the run, naming it; the other chunk commits."""
+    pipe = isolated
+    _seed(pipe, "orders", 2_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    state = pipe.state("orders")
+    faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 5, "exit")
+    worker = Worker("poison", dict(pipe.env, FERRY_MAX_ATTEMPTS="2"), log_dir, concurrency=2)
+    try:
+        result = pipe.sync("--wait", timeout_s=150)
+    finally:
+        worker.stop()
+    assert result.code == 1, result.stderr
+    assert f"chunk 1 of {pipe.table('orders')} was started 2 times without finishing" in result.stderr
+    chunks = state.chunks(result.report["run_id"])
+    assert [c.state for c in chunks] == ["done", "pending"] and chunks[1].attempts == 3
+
 def test_a_run_loads_in_bounded_transactions_and_a_kill_between_two_loses_nothing(
         isolated: Pipe, log_dir: Path) -> None:
     """load_max_mb of about two chunks' parts: five chunks load in three transactions, each with
