@@ -9,7 +9,6 @@ import click
 
 from common.config.settings import config_dir, settings
 from common.errors import ConfigError
-from ferry.console import fail
 
 # Each command's module is imported only when that command runs (or help lists them all):
 # `ferry sync` does not pay for Flower, Prometheus or the verify queries.
@@ -46,6 +45,7 @@ def cli(config: Path | None) -> None:
     try:
         settings()  # a FERRY_* variable of the wrong type: exit 2 naming it, before anything is done
     except ConfigError as exc:
+        from ferry.console import fail  # (only now: the console opens Redis and reads config files)
         fail(str(exc))
     # Set in the environment so workers started from here read the same directory.
     os.environ["FERRY_CONFIG"] = str(config_dir(config))

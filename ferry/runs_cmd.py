@@ -119,10 +119,12 @@ def retry(pipeline: str, tables: tuple[str, ...]) -> None:
     for name in names:
         table_settings(cfg, name)
         st = TableState(client, pipeline, name)
+        if st.retryable_run() is None:
+            continue
         owner = st.lock_owner()
-        if owner and st.retryable_run():
+        if owner:
             click.echo(f"{name}: busy with active run {owner}; not retried", err=True)
-        elif st.retryable_run():
+        else:
             todo.append(st)
     if not todo:
         fail(f"nothing to retry in pipeline {pipeline}" + (f" for {', '.join(tables)}" if tables else ""))

@@ -140,9 +140,10 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         # Starts beyond its retries are redeliveries: a message whose process died with it
         # (a retry after a transient error is a new message with one more retry, and those
         # are bounded by the outage tolerance instead).
-        if attempts - transient_retries(self) > MAX_ATTEMPTS:
-            raise TerminalError(f"chunk {number} of {table} was started {attempts - 1 - transient_retries(self)} "
-                                f"times without finishing (a worker process dying on it?)")
+        redelivered = attempts - 1 - transient_retries(self)
+        if redelivered >= MAX_ATTEMPTS:
+            raise TerminalError(f"chunk {number} of {table} was started {redelivered} times without "
+                                f"finishing (a worker process dying on it?)")
         faults.maybe_fail(ctx.state, number, session)
         stats = BatchStats()
         parts = _write_parts(ctx, run_id, chunk, attempt_id, stats)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common.state import faults
 from common.model import naming
-from tests.conftest import Pipe
+from tests.conftest import Pipe, SyncResult
 from tests.services import Worker, wait_for
 from tests.test_sync import _seed
 
@@ -118,20 +118,26 @@ def test_load_killed_after_the_warehouse_commit_runs_again_harmlessly(isolated: 
     assert pipe.assert_synced("orders") == 3_000
 
 
+def _syncs_with_chunk_1_failing(pipe: Pipe, log_dir: Path, worker_name: str, times: int, kind: str,
+                                syncs: int = 1) -> list[SyncResult]:
+    """2,000 rows in two chunks; chunk 1 fails `times` times as `kind`; `syncs` syncs --wait
+    on a worker of its own with FERRY_MAX_ATTEMPTS=2."""
+    _seed(pipe, "orders", 2_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    faults.inject(pipe.state("orders").r, pipe.name, pipe.table("orders"), 1, times, kind)
+    worker = Worker(worker_name, dict(pipe.env, FERRY_MAX_ATTEMPTS="2"), log_dir, concurrency=2)
+    try:
+        return [pipe.sync("--wait") for _ in range(syncs)]
+    finally:
+        worker.stop()
+
+
 def test_attempts_are_counted_per_session(isolated: Pipe, log_dir: Path) -> None:
     """A chunk that failed in two sessions still gets its full attempts in the third."""
     pipe = isolated
-    _seed(pipe, "orders", 2_000)
-    pipe.write({"orders": {}}, chunk_rows=1000)
-    state = pipe.state("orders")
-    faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 2, "terminal")
-    worker = Worker("attempts", dict(pipe.env, FERRY_MAX_ATTEMPTS="2"), log_dir, concurrency=2)
-    try:
-        assert pipe.sync("--wait").code == 1
-        assert pipe.sync("--wait").code == 1
-        third = pipe.sync("--wait")
-    finally:
-        worker.stop()
+    first, second, third = _syncs_with_chunk_1_failing(pipe, log_dir, "attempts", 2, "terminal", syncs=3)
+    assert first.code == 1
+    assert second.code == 1
     assert third.code == 0, third.stderr
     assert third.report["table_metrics"][pipe.table("orders")]["session"] == 3
     assert pipe.assert_synced("orders") == 2_000
@@ -142,15 +148,8 @@ def test_transient_retries_do_not_use_up_a_chunks_attempts(isolated: Pipe, log_d
     of transient errors (those are bounded by the outage tolerance): with FERRY_MAX_ATTEMPTS=2,
     a chunk failing three times transiently is retried and the run ends exactly."""
     pipe = isolated
-    _seed(pipe, "orders", 2_000)
-    pipe.write({"orders": {}}, chunk_rows=1000)
+    result, = _syncs_with_chunk_1_failing(pipe, log_dir, "retries", 3, "transient")
     state = pipe.state("orders")
-    faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 3, "transient")
-    worker = Worker("retries", dict(pipe.env, FERRY_MAX_ATTEMPTS="2"), log_dir, concurrency=2)
-    try:
-        result = pipe.sync("--wait", timeout_s=150)
-    finally:
-        worker.stop()
     assert result.code == 0, result.stderr
     assert state.chunks(result.report["run_id"])[1].attempts == 4  # three retries, then the one that committed
     assert pipe.assert_synced("orders") == 2_000
@@ -161,15 +160,8 @@ def test_a_chunk_whose_process_dies_at_every_start_fails_the_run_after_its_attem
     """A chunk that kills its process each time (redelivered, not retried) stops after
     FERRY_MAX_ATTEMPTS starts and fails the run, naming it; the other chunk commits."""
     pipe = isolated
-    _seed(pipe, "orders", 2_000)
-    pipe.write({"orders": {}}, chunk_rows=1000)
+    result, = _syncs_with_chunk_1_failing(pipe, log_dir, "poison", 5, "exit")
     state = pipe.state("orders")
-    faults.inject(state.r, pipe.name, pipe.table("orders"), 1, 5, "exit")
-    worker = Worker("poison", dict(pipe.env, FERRY_MAX_ATTEMPTS="2"), log_dir, concurrency=2)
-    try:
-        result = pipe.sync("--wait", timeout_s=150)
-    finally:
-        worker.stop()
     assert result.code == 1, result.stderr
     assert f"chunk 1 of {pipe.table('orders')} was started 2 times without finishing" in result.stderr
     chunks = state.chunks(result.report["run_id"])

@@ -10,6 +10,7 @@ import psycopg
 from common.state import faults
 from common.model import naming
 from tests.conftest import PG_DSN, Pipe
+from tests.services import wait_for
 from tests.test_sync import _seed
 
 
@@ -107,10 +108,10 @@ def test_a_dead_runs_lock_expires_and_the_next_sync_takes_over(pipe: Pipe, worke
     _seed(pipe, "orders", 500)
     pipe.write({"orders": {}})
     state = pipe.state("orders")
-    state.r.set(state.lock_key, "r-dead-run", px=1500)
+    state.r.set(state.lock_key, "r-dead-run", px=4000)  # (a margin for the CLI's start on a busy machine)
     refused = pipe.sync("--wait")
     assert refused.code == 4 and "active run r-dead-run" in refused.stderr
-    time.sleep(1.6)
+    wait_for(lambda: state.lock_owner() is None, 10, "the dead run's lock to expire")
     taken = pipe.sync("--wait")
     assert taken.code == 0, taken.stderr
     assert pipe.assert_synced("orders") == 500

@@ -12,7 +12,7 @@ from common.errors import StateError
 from common.model import bounds
 from common.model.bounds import Key
 from common.model.records import FINAL_STATUSES, Chunk, Part
-from common.state.base import StateBase
+from common.state.runs import Runs
 
 _FINALS_JSON = json.dumps(FINAL_STATUSES)
 
@@ -36,7 +36,7 @@ class Attempt(enum.IntEnum):
     RUN_OVER = -3
 
 
-class Chunks(StateBase):
+class Chunks(Runs):
     def store_plan(self, run_id: str, ranges: Sequence[tuple[Key | None, Key]],
                    meta: dict[str, str]) -> int:
         """Record the run's chunks; StateError if the run no longer owns the lock."""
@@ -46,9 +46,8 @@ class Chunks(StateBase):
                                         self.keys.chunks(run_id), self.keys.runs],
                          [run_id, json.dumps(meta), json.dumps(chunks)])
         if n < 0:
-            owner = self.r.get(self.keys.lock)
             raise StateError(f"table {self.table}: run {run_id} no longer owns the table lock "
-                             f"(held by {owner.decode() if owner else None})")
+                             f"(held by {self.lock_owner()})")
         return int(n)
 
     def chunk(self, run_id: str, number: int) -> Chunk | None:
@@ -69,7 +68,7 @@ class Chunks(StateBase):
              self.keys.state],
             [number, session, attempt_id, worker, f"{time.time():.3f}", run_id, lock_ttl_s * 1000, _FINALS_JSON])
         if code == -1:
-            raise self.missing_error(run_id, number)  # type: ignore[attr-defined]
+            raise self.missing_error(run_id, number)
         return Attempt(code), int(attempts)
 
     def commit_chunk(self, run_id: str, number: int, parts: Sequence[Part], worker: str,
@@ -86,7 +85,7 @@ class Chunks(StateBase):
             [number, rows, nbytes, payload, worker, f"{time.time():.3f}", run_id, lock_ttl_s * 1000, session,
              attempt_id, _FINALS_JSON])
         if code == -1:
-            raise self.missing_error(run_id, number)  # type: ignore[attr-defined]
+            raise self.missing_error(run_id, number)
         return Commit(code)
 
     def record_chunk_error(self, run_id: str, number: int, session: int, error: str) -> bool:

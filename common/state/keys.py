@@ -1,7 +1,9 @@
-"""Every Redis key of one pipeline table, built once from naming (the one home of names)."""
+"""Every Redis key of one pipeline table, built from naming (the one home of names); the
+table's own keys once per TableKeys."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from common.model import naming
 
@@ -11,55 +13,55 @@ class TableKeys:
     pipeline: str
     table: str
 
-    @property
+    @cached_property
     def state(self) -> str:
         return naming.table_state_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def lock(self) -> str:
         return naming.table_lock_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def load_lock(self) -> str:
         return naming.load_lock_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def early_load(self) -> str:
         return naming.early_load_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def pending(self) -> str:
         return naming.pending_parts_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def runs(self) -> str:
         return naming.runs_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def schema(self) -> str:
         return naming.table_schema_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def orphans(self) -> str:
         return naming.orphans_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def schema_log(self) -> str:
         return naming.schema_log_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def refused(self) -> str:
         return naming.refused_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def skipped(self) -> str:
         return naming.skipped_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def faults(self) -> str:
         return naming.faults_key(self.pipeline, self.table)
 
-    @property
+    @cached_property
     def pattern(self) -> str:
         return naming.table_pattern(self.pipeline, self.table)
 

@@ -8,10 +8,11 @@ import time
 from typing import Any, Sequence
 
 from common.model.records import PendingPart
-from common.state.base import StateBase, text
+from common.state.base import text
+from common.state.runs import Runs
 
 
-class Parts(StateBase):
+class Parts(Runs):
     def pending_parts(self) -> list[PendingPart]:
         """Committed parts not yet loaded, oldest run and chunk first."""
         parts = []
@@ -25,7 +26,7 @@ class Parts(StateBase):
         """Count a committed warehouse load once; returns (parts, rows) newly counted."""
         runs = sorted({p.run_id for p in parts})
         keys = [self.keys.state, self.keys.pending, self.keys.meta(run_id),
-                self.keys.session(run_id, self.session(run_id))]  # type: ignore[attr-defined]
+                self.keys.session(run_id, self.session(run_id))]
         keys += [self.keys.chunks(r) for r in runs]
         index = {r: i + len(keys) - len(runs) + 1 for i, r in enumerate(runs)}  # Lua's KEYS are 1-based
         payload = json.dumps([{"key": p.key, "k": index[p.run_id], "chunk": p.chunk} for p in parts])

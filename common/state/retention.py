@@ -6,15 +6,13 @@ import time
 
 from common.model.records import FINAL_STATUSES
 from common.state.chunks import Chunks
-from common.state.locks import Locks
 from common.state.parts import Parts
-from common.state.runs import Runs
 from common.state.status import TableStatus
 
 log = logging.getLogger(__name__)
 
 
-class Retention(Locks, Runs, Parts, TableStatus, Chunks):
+class Retention(Parts, Chunks, TableStatus):
     def expire_runs(self, retention_s: float, keep_last: int = 3, scan: int = 200,
                     now: float | None = None) -> list[str]:
         """Forget finished runs that ended more than retention_s ago (their meta, chunks,

@@ -12,7 +12,8 @@ import redis
 from common.errors import StateError
 from common.model.records import ENDED_WHOLE, NOT_RESUMED, RunStatus
 from common.model.types import TableSchema
-from common.state.base import StateBase, text
+from common.state.base import text
+from common.state.locks import Locks
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def state_lost_message(pipeline: str, table: str, run_id: str) -> str:
             f"flushed); run `ferry watermark rebuild -p {pipeline} -t {table}`, then sync again")
 
 
-class Runs(StateBase):
+class Runs(Locks):
     def session(self, run_id: str) -> int:
         """The run's current session (1 for a new run, +1 each time it is resumed)."""
         return int(self.r.hget(self.keys.meta(run_id), "session") or 1)
@@ -147,9 +148,9 @@ class Runs(StateBase):
         """Cancel a run: a final status (its messages and callbacks then change nothing), the
         table lock and its load lock released. Its committed parts keep awaiting load."""
         self.finish_run(run_id, RunStatus.CANCELLED, "cancelled by ferry cancel")
-        token = self.r.get(self.keys.load_lock)
-        if token is not None and text(token).startswith(f"{run_id}:"):
-            self._script("release_lock", [self.keys.load_lock], [text(token)])
+        token = self.load_lock_owner()
+        if token is not None and token.startswith(f"{run_id}:"):
+            self.release_load_lock(token)
 
     def missing_error(self, run_id: str, number: int) -> StateError:
         """The error for a chunk Redis does not have: its run's whole state gone (Redis lost

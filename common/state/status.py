@@ -10,10 +10,11 @@ from common.errors import LockedError
 from common.model import bounds
 from common.model.bounds import Key
 from common.model.types import TableSchema
-from common.state.base import StateBase, text
+from common.state.base import text
+from common.state.locks import Locks
 
 
-class TableStatus(StateBase):
+class TableStatus(Locks):
     def state(self) -> dict[str, str]:
         return {text(k): text(v) for k, v in self.r.hgetall(self.keys.state).items()}
 
@@ -40,9 +41,9 @@ class TableStatus(StateBase):
 
     def set_cursor(self, key: Key | None) -> None:
         """Move the cursor by hand (watermark set); refused while a run holds the lock."""
-        owner = self.r.get(self.keys.lock)
+        owner = self.lock_owner()
         if owner:
-            raise LockedError(self.table, text(owner))
+            raise LockedError(self.table, owner)
         if key is None:
             self.r.hdel(self.keys.state, "cursor")
         else:

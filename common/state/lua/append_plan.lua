@@ -18,6 +18,7 @@
 --          session; -3 the run is over; -4 planning already moved past plan_from.
 -- Registering the segment in the same step as clearing `planning` means a segment's load
 -- (segment_done.lua) never sees a finished plan with chunks no segment covers.
+--#include finals.lua
 local lock_key, meta_key, chunks_key, segments_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local run_id, session, expected, chunks_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local done, next_from, token, finals_json = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -29,10 +30,8 @@ if (redis.call('HGET', meta_key, 'session') or '1') ~= session then
   return -2
 end
 local status = redis.call('HGET', meta_key, 'status') or ''
-for _, final in ipairs(cjson.decode(finals_json)) do
-  if status == final then
-    return -3
-  end
+if is_final(status, finals_json) then
+  return -3
 end
 if redis.call('HGET', meta_key, 'planning') ~= '1' or redis.call('HGET', meta_key, 'plan_from') ~= expected then
   return -4

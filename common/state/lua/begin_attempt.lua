@@ -17,6 +17,7 @@
 -- ARGV[8] final run statuses as a JSON array
 -- Returns: {code, attempts}: 1 fenced; 0 chunk already committed; -1 no such chunk;
 --          -2 the message's session is not the run's current one; -3 the run is over.
+--#include finals.lua
 local meta_key, chunks_key, attempts_key, lock_key, state_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local chunk_no, session, attempt_id, worker = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, run_id, lock_ttl, finals_json = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -29,10 +30,8 @@ if (redis.call('HGET', meta_key, 'session') or '1') ~= session then
   return {-2, 0}
 end
 local status = redis.call('HGET', meta_key, 'status') or ''
-for _, final in ipairs(cjson.decode(finals_json)) do
-  if status == final then
-    return {-3, 0}
-  end
+if is_final(status, finals_json) then
+  return {-3, 0}
 end
 local chunk = cjson.decode(raw)
 if chunk.state ~= 'pending' then

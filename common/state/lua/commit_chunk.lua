@@ -22,6 +22,7 @@
 -- Returns: 1 committed; 0 already committed; -1 no such chunk; -2 stale session;
 --          -3 the run is over; -4 another attempt holds the fence.
 --#include cursor.lua
+--#include finals.lua
 local meta_key, chunks_key, state_key, pending_key, lock_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local session_key = KEYS[6]
 local chunk_no, rows, nbytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -40,10 +41,8 @@ if chunk.state ~= 'pending' then
   return 0
 end
 local status = redis.call('HGET', meta_key, 'status') or ''
-for _, final in ipairs(cjson.decode(finals_json)) do
-  if status == final then
-    return -3
-  end
+if is_final(status, finals_json) then
+  return -3
 end
 if chunk.fence ~= attempt_id then
   return -4

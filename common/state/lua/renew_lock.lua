@@ -8,6 +8,7 @@
 -- ARGV[4] final run statuses as a JSON array
 -- Returns: 1 renewed (keep going); 0 the run is over; -1 a newer session took over;
 --          -2 the run no longer holds the lock (it expired or was released).
+--#include finals.lua
 local lock_key, meta_key = KEYS[1], KEYS[2]
 local run_id, session, lock_ttl, finals_json = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
@@ -15,10 +16,8 @@ if (redis.call('HGET', meta_key, 'session') or '1') ~= session then
   return -1
 end
 local status = redis.call('HGET', meta_key, 'status') or ''
-for _, final in ipairs(cjson.decode(finals_json)) do
-  if status == final then
-    return 0
-  end
+if is_final(status, finals_json) then
+  return 0
 end
 if redis.call('GET', lock_key) ~= run_id then
   return -2
