@@ -53,7 +53,7 @@ result_backend_max_sleep_between_retries_ms = 10_000
 result_backend_max_retries = int(_env.outage_tolerance_s / 10) + 10
 result_expires = 7 * 24 * 3600
 
-imports = ("tasks.plan", "tasks.extract", "tasks.load", "tasks.failed", "tasks.keepalive", "tasks.sync",
+imports = ("tasks.plan", "tasks.extract", "tasks.reconcile", "tasks.load", "tasks.failed", "tasks.keepalive", "tasks.sync",
            "tasks.health", "workers.lifecycle")
 task_serializer = "json"
 result_serializer = "json"
@@ -80,4 +80,6 @@ task_routes = {
     "ferry.run_failed": {"queue": "plan"},
     "ferry.keep_run_alive": {"queue": "plan"},
     "ferry.scheduled_sync": {"queue": "plan"},
+    "ferry.reconcile_range": {"queue": "extract"},
+    "ferry.scheduled_reconcile": {"queue": "plan"},
 }

@@ -19,7 +19,7 @@ COMMANDS = {
     "s3clean": "ferry.s3clean_cmd:s3clean", "status": "ferry.status_cmd:status",
     "pipelines": "ferry.pipelines_cmd:pipelines", "verify": "ferry.verify_cmd:verify_table",
     "flower": "ferry.flower_cmd:flower", "metrics": "ferry.metrics_cmd:metrics", "beat": "ferry.beat_cmd:beat",
-    "health": "ferry.health_cmd:health",
+    "health": "ferry.health_cmd:health", "reconcile": "ferry.reconcile_cmd:reconcile",
 }
 
 

@@ -37,7 +37,7 @@ MAX_ATTEMPTS = settings().max_attempts
 # How long a chunk waits for one of its source's read slots before it retries later.
 SLOT_WAIT_S = settings().slot_wait_s
 
-_REFUSED = {Commit.ALREADY: "another attempt committed the chunk first",
+REFUSED = {Commit.ALREADY: "another attempt committed the chunk first",
             Commit.FENCED_OUT: "a newer attempt holds the chunk's fence",
             Commit.STALE_SESSION: "a newer session of the run took over",
             Commit.RUN_OVER: "the run ended meanwhile"}
@@ -95,7 +95,7 @@ def _check_schema_after_read(ctx: TableContext, run_id: str, conn: Any, schema: 
                           f"stops and the next sync plans again with the new columns")
 
 
-def _write_marker(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str, parts: list[Part],
+def write_marker(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str, parts: list[Part],
                   worker: str) -> str:
     """The marker says "every part of this attempt is on S3"; `watermark rebuild` trusts it."""
     key = naming.chunk_marker_key(ctx.table_prefix, run_id, chunk.number, attempt_id)
@@ -111,7 +111,7 @@ def _write_marker(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
     return key
 
 
-def _already_committed(task: Any, chunk: Chunk | None, number: int) -> dict[str, Any]:
+def already_committed(task: Any, chunk: Chunk | None, number: int) -> dict[str, Any]:
     """A redelivered message whose chunk is committed: count it in the chord once."""
     if task.AsyncResult(task.request.id).state == "SUCCESS":
         raise Ignore()  # an earlier delivery already reported it to the chord
@@ -127,7 +127,7 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
     attempt_id = naming.new_attempt_id(session)
     outcome, attempts = ctx.state.begin_attempt(run_id, number, session, attempt_id, worker, lock_ttl_s())
     if outcome is Attempt.ALREADY:
-        return _already_committed(self, ctx.state.chunk(run_id, number), number)
+        return already_committed(self, ctx.state.chunk(run_id, number), number)
     if outcome is not Attempt.FENCED:
         # Not counted in any chord: a stale session's chord never calls its load.
         log.info("run %s of %s: chunk %d message of session %d skipped (%s)", run_id, table, number,
@@ -147,7 +147,7 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         faults.maybe_fail(ctx.state, number, session)
         stats = BatchStats()
         parts = _write_parts(ctx, run_id, chunk, attempt_id, stats)
-        marker = _write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
+        marker = write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
     except Exception as exc:
         err = classify(exc)
         ctx.state.count_failed_attempt()
@@ -160,9 +160,9 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         # This attempt lost: its objects are orphans, never read by a load. Its marker goes
         # first, so a rebuild never adopts an attempt that Redis refused.
         store.delete([marker])
-        ctx.state.record_orphans([p.key for p in parts], run_id, number, attempt_id, _REFUSED[committed])
+        ctx.state.record_orphans([p.key for p in parts], run_id, number, attempt_id, REFUSED[committed])
         log.info("run %s of %s: chunk %d attempt %s not committed: %s", run_id, table, number,
-                 attempt_id, _REFUSED[committed])
+                 attempt_id, REFUSED[committed])
         raise Ignore()
     # (chunk was read after this attempt took the fence: started_at is this attempt's start)
     log.info("chunk committed: pipeline %s table %s run %s chunk %d range (%s, %s] rows %d bytes %d "

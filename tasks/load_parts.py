@@ -10,9 +10,12 @@ import logging
 import secrets
 import time
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from common.model import bounds
+from common.model import bounds, naming
+from common.reconcile import deletes
+from common.source import probes
 from common.state import faults
 from common.config.design import TableDesign
 from common.errors import RefusedError, StateError
@@ -41,13 +44,39 @@ def prepare(ctx: TableContext, run_id: str, parts: Sequence[PendingPart]) -> tup
         table_prefix=ctx.table_prefix,
         version_column=schema.column(version).name if version else None,
         replace=ctx.table.strategy == "full", append=ctx.table.load == "append", design=ctx.table.design,
-        full_reload=ctx.table.full_reload, run_schemas=run_schemas)
+        full_reload=ctx.table.full_reload, run_schemas=run_schemas,
+        soft_deletes=ctx.table.reconcile.deletes == "soft")
     warehouse = resources.warehouse(ctx.cfg)
     if not request.replace or request.full_reload == "delete_insert":  # the target stays
         for stmt in warehouse.evolve(ctx.table_target, schema):
             ctx.state.record_schema_event(run_id, f"target: {stmt}")
         _apply_design(ctx, warehouse, run_id, schema)
+        if request.soft_deletes and any(naming.is_deletes_key(p.key) for p in parts):
+            stmt = warehouse.add_soft_delete_column(ctx.table_target)
+            if stmt:
+                ctx.state.record_schema_event(run_id, f"target: {stmt}")
     return request, warehouse
+
+
+def recheck_deletes(ctx: TableContext, parts: Sequence[PendingPart]) -> dict[str, tuple[tuple[Any, ...], ...]]:
+    """For each deletes part among `parts`: the keys the source has again now (they are not
+    deleted). Asked just before the load's transaction."""
+    todo = [p for p in parts if naming.is_deletes_key(p.key)]
+    if not todo:
+        return {}
+    schema = ctx.state.schema()
+    assert schema is not None
+    store = resources.store(ctx.cfg.s3)
+    conn = resources.mysql(ctx.cfg.source)
+    kept: dict[str, tuple[tuple[Any, ...], ...]] = {}
+    for part in todo:
+        keys = deletes.read(store, part.key)
+        back = probes.existing_keys(conn, ctx.table.key, list(schema.key), keys)
+        if back:
+            kept[part.key] = tuple(keys[i] for i in sorted(back))
+            log.info("table %s: %d of %d keys a reconcile found only in the target are in the source again; "
+                     "they are kept", ctx.table.key, len(back), len(keys))
+    return kept
 
 
 def loaded(ctx: TableContext) -> None:
@@ -119,10 +148,14 @@ def load_by_chunks(ctx: TableContext, warehouse: Any, request: LoadRequest, run_
         nonlocal files, rows, loads
         parts = [p for g in groups for p in g]
         loads += 1
-        warehouse.load(replace(request, parts=parts, load_id=f"{request.load_id}-{loads}"))
+        result = warehouse.load(replace(
+            request, parts=parts, load_id=f"{request.load_id}-{loads}", kept_keys=recheck_deletes(ctx, parts),
+            deleted_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")))
         loaded(ctx)
         faults.maybe_fail(ctx.state, f"load#{loads}")
         f, r = ctx.state.commit_load(run_id, parts)
+        for reconcile_run, n in result.deleted.items():
+            ctx.state.count_deleted(reconcile_run, n)
         files, rows = files + f, rows + r
 
     def refuse(group: list[PendingPart], exc: RefusedError) -> Refusal:

@@ -27,7 +27,7 @@ from common.plan import planner, strategies
 from common.config import design
 from common.state import faults
 from common.source import catalog, probes
-from common.errors import LockedError, StateError
+from common.errors import LockedError, StateError, TerminalError
 from common.model.types import TableSchema
 from common.model.records import FINAL_STATUSES as FINAL
 from common.warehouse.sql import DIALECTS
@@ -37,6 +37,9 @@ from tasks.context import (RETRY, TableContext, describe, lock_ttl_s, run_retent
 from tasks import keepalive
 from tasks.labels import shown
 from tasks.extract import extract_chunk
+from tasks.reconcile import reconcile_range
+from common.config.pipeline import reconcile_refusal
+from common.reconcile import plan as passes
 from tasks.failed import run_failed
 from tasks.load import load_run
 from workers import resources
@@ -61,11 +64,13 @@ class PlanTask(FerryTask):
 
 
 def _send(ctx: TableContext, run_id: str, session: int, segment: str, chunks: list[int],
-          extract_only: bool, token: str) -> None:
-    """Start one segment's chord: extract its chunks, then its load (which loads and ends
-    the run only if it is the last); a failure ends in run_failed. Every message carries the
-    session: a newer session of the run turns them into no-ops. Then mark the claim sent."""
+          extract_only: bool, token: str, kind: str = "") -> None:
+    """Start one segment's chord: extract its chunks (a reconcile: compare its ranges), then
+    its load (which loads and ends the run only if it is the last); a failure ends in
+    run_failed. Every message carries the session: a newer session of the run turns them into
+    no-ops. Then mark the claim sent."""
     pipeline, table = ctx.cfg.name, ctx.table.key
+    task = reconcile_range if kind == "reconcile" else extract_chunk
     errback = run_failed.s(pipeline, table, run_id, session, segment=segment).set(
         **shown(pipeline, table, run_id, session=session))
     kwargs = {"extract_only": extract_only, "session": session, "segment": segment}
@@ -74,7 +79,7 @@ def _send(ctx: TableContext, run_id: str, session: int, segment: str, chunks: li
     if not chunks:
         load_run.apply_async(args=([], pipeline, table, run_id), kwargs=kwargs, link_error=errback, **labels)
     else:
-        chord([extract_chunk.s(pipeline, table, run_id, i, session).set(
+        chord([task.s(pipeline, table, run_id, i, session).set(
             **shown(pipeline, table, run_id, chunk=i, session=session)) for i in chunks])(
             load_run.s(pipeline, table, run_id, **kwargs).set(**labels).on_error(errback))
     ctx.state.segment_sent(run_id, session, segment, token)
@@ -137,6 +142,51 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
              n, bounds.show(plan.lo), bounds.show(ranges[-1][1]) if ranges else "-",
              "" if plan.done else f" so far (the rest, up to {bounds.show(plan.hi)}, is planned while they run)",
              plan.advance_from if ctx.table.strategy != "full" else 0)
+    return doc
+
+
+NEVER_ADVANCES = str(2 ** 53)
+"""advance_from of a run whose chunks never move the cursor (a reconcile's)."""
+
+
+def _plan_reconcile(ctx: TableContext, run_id: str, meta: dict[str, str]) -> dict[str, Any]:
+    """A reconcile run's plan: the next ranges of the table's pass (its whole pass for
+    `ferry reconcile`, at most ranges_per_run for a scheduled one), with the recorded mapping,
+    which the source's columns must still have (else: sync first)."""
+    why = reconcile_refusal(ctx.table)
+    if why:
+        raise TerminalError(f"table {ctx.table.key}: {why}")
+    recorded = ctx.state.schema()
+    if recorded is None:
+        raise TerminalError(f"table {ctx.table.key} has never been synced: nothing to reconcile (sync it first)")
+    conn = resources.mysql(ctx.cfg.source)
+    live = schema_change.keep_recorded_json_text(recorded, catalog.read_schema(conn, ctx.table))
+    if live.shape() != recorded.shape():
+        raise TerminalError(f"table {ctx.table.key}: the source's columns changed since the last sync; sync the "
+                            f"table first (its run adapts the target), then reconcile")
+    whole = meta.get("rec_whole") == "1"
+    in_pass, after, started = (False, None, None) if whole else ctx.state.pass_from()
+    plan = passes.plan_pass(conn, ctx.table, recorded, after, ctx.state.cursor(),
+                            None if whole else ctx.table.reconcile.ranges_per_run)
+    now = f"{time.time():.3f}"
+    fields = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": RunStatus.EXTRACTING.value,
+              "strategy": ctx.table.strategy, "kind": "reconcile", "advance_from": NEVER_ADVANCES,
+              "lo": bounds.encode(plan.ranges[0][0]), "hi": bounds.encode(plan.ranges[-1][1]),
+              "schema": json.dumps(recorded.to_json()), "planned_at": now, "planned_all_at": now,
+              "rec_split": "buckets" if plan.buckets else "keys", "rec_pass_to": bounds.encode(plan.last),
+              "rec_pass_end": "1" if plan.ends_pass else "", "rec_pass_started_at": started or now,
+              "rec_pass_from": bounds.encode(after)}
+    doc = {**fields, "run": run_id, "keyset": list(recorded.key), "schema": recorded.to_json(),
+           "chunks": [{"lo": bounds.encode(lo), "hi": bounds.encode(hi)} for lo, hi in plan.ranges]}
+    _put_plan(ctx, run_id, doc)
+    try:
+        ctx.state.store_plan(run_id, plan.ranges, fields)  # type: ignore[arg-type]
+    except StateError:
+        resources.store(ctx.cfg.s3).delete([naming.plan_object_key(ctx.table_prefix, run_id)])
+        raise
+    log.info("reconcile %s of %s: %d range(s) %s, %s mode%s", run_id, ctx.table.key, len(plan.ranges),
+             "of the whole table" if whole else f"of the pass{' from ' + bounds.show(after) if in_pass else ''}",
+             meta.get("rec_mode"), " (dry run)" if meta.get("rec_dry_run") == "1" else "")
     return doc
 
 
@@ -220,9 +270,10 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
     ctx.state.acquire_lock(run_id, lock_ttl_s())
     _expire_old_runs(ctx)
     doc = None
+    kind = meta.get("kind", "")
     if "chunks" not in meta:
         ctx.state.set_run_fields(run_id, status=RunStatus.PLANNING, started_at=time.time())
-        doc = _plan(ctx, run_id, limit, deadline)
+        doc = _plan_reconcile(ctx, run_id, meta) if kind == "reconcile" else _plan(ctx, run_id, limit, deadline)
     elif not meta.get(f"dispatched:{session}"):
         ctx.state.set_run_fields(run_id, status=RunStatus.EXTRACTING)
         ctx.state.set_status(status_extract="running", active_run=run_id)
@@ -237,11 +288,11 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
     claimed = ctx.state.claim_segment(run_id, session, "s", todo, token)
     if claimed is not None:
         ctx.state.set_run_fields(run_id, **{f"dispatched:{session}": f"{time.time():.3f}"})
-        _send(ctx, run_id, session, "s", claimed, extract_only, token)
+        _send(ctx, run_id, session, "s", claimed, extract_only, token, kind)
         keepalive.start(pipeline, table, run_id, session)
         sent += len(claimed)
     for segment, numbers in ctx.state.unsent_segments(run_id, session, token).items():
-        _send(ctx, run_id, session, segment, numbers, extract_only, token)
+        _send(ctx, run_id, session, segment, numbers, extract_only, token, kind)
         sent += len(numbers)
     added = _plan_rest(ctx, run_id, session, extract_only, token, doc)
     return {"run_id": run_id, "session": session, "chunks": sent + added}

@@ -33,11 +33,12 @@ class Launched:
 
 def launch(st: TableState, pipeline: str, new_run: str | None, limit: int | None = None,
            extract_only: bool = False, load_only: bool = False, retry: bool = False,
-           **fields: str) -> Launched:
+           kind: str = "", **fields: str) -> Launched:
     """Queue the table's run: its unfinished run resumed in a new session, else `new_run`
     (a --load-only run loads what awaits load). With `retry` (`ferry retry`), only the
     latest failed or cancelled run is resumed and nothing new is started. Nothing is queued
-    while a run holds the lock."""
+    while a run holds the lock. A reconcile (kind="reconcile", `ferry reconcile`) is a run
+    of the table too: it resumes only an unfinished reconcile of the same mode."""
     owner = st.lock_owner()
     if owner:
         return Launched(st.table, busy_with=owner)
@@ -45,6 +46,8 @@ def launch(st: TableState, pipeline: str, new_run: str | None, limit: int | None
         resumed = st.retryable_run()
         if resumed is None:
             return Launched(st.table)
+    elif kind == "reconcile":
+        resumed = st.resumable_run(kind=kind, rec_mode=fields["rec_mode"], rec_dry_run=fields["rec_dry_run"])
     else:
         resumed = None if load_only else st.resumable_run()
     run_id = resumed or new_run
@@ -52,6 +55,8 @@ def launch(st: TableState, pipeline: str, new_run: str | None, limit: int | None
     meta = dict(queued_at=f"{time.time():.3f}", pipeline=pipeline, table=st.table, **fields)
     if load_only:
         meta["kind"] = "load"
+    elif kind:
+        meta["kind"] = kind
     session = st.begin_session(run_id, **meta)
     if load_only:
         errback = app.signature("ferry.run_failed", args=(pipeline, st.table, run_id, session),

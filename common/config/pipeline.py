@@ -50,12 +50,43 @@ class Tuning(_Model):
     committed late (keep it above your longest write transaction); the merge makes it harmless."""
 
 
+class Reconcile(_Model):
+    """`reconcile:` of a table (or of the defaults): how `ferry reconcile` and its schedule
+    find and repair drift (common/reconcile)."""
+
+    mode: Literal["keys", "rows"] = "rows"
+    """keys: compare the key sets only (deletes, rows missing); rows: full-row checksums too
+    (rows whose content differs)."""
+    schedule: Any = None
+    """When `ferry beat` reconciles the table: cron text or {every: 1h}; unset: only when asked."""
+    ranges_per_run: int | None = Field(None, gt=0)
+    """A scheduled reconcile checks at most this many ranges a tick and the next tick goes
+    on where it stopped (unset: a whole pass a tick). `ferry reconcile` checks every range."""
+    deletes: Literal["delete", "soft"] = "delete"
+    """Rows only in the target: deleted, or kept with `_ferry_deleted_at` set (soft)."""
+    range_rows: int = Field(100_000, gt=0)
+    """Source rows per range: the unit of one task, of resume and of the pass's progress."""
+    max_threads_running: int = Field(25, gt=0)
+    """Throttle: before each query, wait while the source's Threads_running is above this
+    (as pt-table-checksum's --max-load Threads_running=25)."""
+    max_rows_per_s: int | None = Field(None, gt=0)
+    """Throttle: each range task reads at most this many source rows a second (unset: no cap)."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: Any) -> str | None:
+        return schedule.normalise(v)
+
+
 class TableDefaults(Tuning):
     """Settings every table of a pipeline inherits unless it sets its own."""
 
     schedule: Any = None
     """When `ferry beat` syncs the table: cron text ('*/5 * * * *') or {every: 5m}; unset or
     `off`: only when asked (ferry sync, cron, Airflow)."""
+
+    reconcile: Reconcile | None = None
+    """Every table's `reconcile:` unless it sets its own."""
 
     @field_validator("schedule")
     @classmethod
@@ -105,6 +136,8 @@ class TableConfig(TuningOverrides):  # type: ignore[misc, valid-type]
     """Source columns not copied."""
     schedule: Any = None
     """Overrides the defaults' schedule; `off` takes the table out of it."""
+    reconcile: Reconcile | None = None
+    """Overrides the defaults' `reconcile:` (as a whole)."""
 
     @field_validator("schedule")
     @classmethod
@@ -117,7 +150,25 @@ class TableConfig(TuningOverrides):  # type: ignore[misc, valid-type]
     def _cursor_for_timestamp(self) -> "TableConfig":
         if self.strategy == "timestamp" and not self.cursor:
             raise ValueError("the timestamp strategy needs a cursor column (cursor: updated_at)")
+        if self.reconcile is not None and self.reconcile.schedule and (self.load == "append"
+                                                                        or self.strategy == "full"):
+            raise ValueError(_NO_RECONCILE["append" if self.load == "append" else "full"])
         return self
+
+
+_NO_RECONCILE = {
+    "append": "reconcile compares rows by key, and a table with `load: append` has none",
+    "full": "a table with `strategy: full` needs no reconcile: every run replaces the whole target",
+}
+
+
+def reconcile_refusal(table: "TableSettings") -> str | None:
+    """Why the table cannot be reconciled (None: it can)."""
+    if table.load == "append":
+        return _NO_RECONCILE["append"]
+    if table.strategy == "full":
+        return _NO_RECONCILE["full"]
+    return None
 
 
 class Pipeline(_Model):
@@ -185,6 +236,7 @@ class TableSettings(Tuning):
     json_as: str = "super"
     schedule: str | None = None
     """Normalised (common/config/schedule.py): 'cron:…', 'every:<seconds>', or None."""
+    reconcile: Reconcile = Reconcile()
 
     @property
     def schema(self) -> str:  # type: ignore[override]
@@ -235,5 +287,6 @@ class PipelineConfig:
             load=cfg.load, full_reload=cfg.full_reload, on_oversize=cfg.on_oversize, json_as=cfg.json_as,
             design=TableDesign.from_keys(self.pipeline.redshift_keys.get(key) or self.extra_keys.get(key)),
             schedule=(d.schedule if cfg.schedule is None else None if cfg.schedule == "off" else cfg.schedule),
+            reconcile=cfg.reconcile or d.reconcile or Reconcile(),
             **tuning,
         )

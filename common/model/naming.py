@@ -164,6 +164,12 @@ def refused_key(pipeline: str, table_key: str) -> str:
     return f"{_table_base(pipeline, table_key)}:refused"
 
 
+def reconcile_key(pipeline: str, table_key: str) -> str:
+    """Hash: the table's reconcile passes (where the pass in progress goes on, the last one
+    complete, totals of rows deleted and repaired)."""
+    return f"{_table_base(pipeline, table_key)}:reconcile"
+
+
 def skipped_key(pipeline: str, table_key: str) -> str:
     """Hash: "run:chunk" -> JSON of a refused chunk the operator gave up on (skip-range)."""
     return f"{_table_base(pipeline, table_key)}:skipped"
@@ -216,6 +222,18 @@ def attempt_prefix(table_prefix_: str, run_id: str, chunk: int, attempt_id: str)
 def part_key(table_prefix_: str, run_id: str, chunk: int, attempt_id: str, part: int) -> str:
     """S3 key of one Parquet part of one chunk attempt."""
     return f"{attempt_prefix(table_prefix_, run_id, chunk, attempt_id)}part-{part:05d}.parquet"
+
+
+DELETES_NAME = "deletes.parquet"
+
+
+def deletes_key(table_prefix_: str, run_id: str, chunk: int, attempt_id: str) -> str:
+    """S3 key of the keys a reconcile range found only in the target (common/reconcile/deletes.py)."""
+    return f"{attempt_prefix(table_prefix_, run_id, chunk, attempt_id)}{DELETES_NAME}"
+
+
+def is_deletes_key(key: str) -> bool:
+    return key.endswith("/" + DELETES_NAME)
 
 
 def run_prefix(table_prefix_: str, run_id: str) -> str:

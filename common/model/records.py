@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from common.model import bounds
 from common.model.bounds import Key
@@ -92,6 +93,8 @@ class Chunk:
     attempt_worker: str = ""
     error_session: int = 0
     """The session whose attempt failed with `error`."""
+    reconcile: dict[str, Any] | None = None
+    """A reconcile range's findings (counts, first keys), committed with it."""
 
     @classmethod
     def from_json(cls, number: int, raw: str | bytes) -> "Chunk":
@@ -104,4 +107,5 @@ class Chunk:
                    attempts=int(d.get("attempts") or 0), error=d.get("error") or "",
                    started_at=float(d["attempt_started_at"]) if d.get("attempt_started_at") else None,
                    attempt_worker=d.get("attempt_worker") or "",
-                   error_session=int(d.get("error_session") or 0))
+                   error_session=int(d.get("error_session") or 0),
+                   reconcile=d.get("reconcile") or None)

@@ -105,3 +105,23 @@ def count_null(conn: Any, table_key: str, column: str) -> int:
     return int(rows[0][0])
 
 
+
+
+def existing_keys(conn: Any, table_key: str, cols: Sequence[str], keys: Sequence[Key],
+                  batch: int = 500) -> set[int]:
+    """The positions in `keys` of those the source has now. The candidates are joined to the
+    table in MySQL, so MySQL's own comparison (its collation, its types) decides what is the
+    same key, never Python's."""
+    found: set[int] = set()
+    table = qualified(table_key)
+    for start in range(0, len(keys), batch):
+        some = keys[start:start + batch]
+        rows = " UNION ALL ".join(
+            "SELECT %s AS ferry_i, " + ", ".join(f"%s AS ferry_k{j}" for j in range(len(cols))) for _ in some)
+        match = " AND ".join(f"t.{quote_mysql(c)} = c.ferry_k{j}" for j, c in enumerate(cols))
+        params: list[Any] = []
+        for i, key in enumerate(some):
+            params += [start + i, *key]
+        sql = f"SELECT c.ferry_i FROM ({rows}) c JOIN {table} t ON {match}"
+        found.update(int(r[0]) for r in fetch(conn, sql, params))
+    return found

@@ -1,5 +1,6 @@
 """A chunk's rows streamed from the source in batches bounded in rows and bytes, raw
-(the driver converts nothing: common/source/convert.py does, in bulk)."""
+(the driver converts nothing: common/source/convert.py does, in bulk); and rows read by
+key (reconcile's repairs)."""
 from __future__ import annotations
 
 from itertools import islice
@@ -77,6 +78,27 @@ def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence
     if fetch_row:
         cur.fetchall()  # reaches the end through the connector, which frees the result
     cur.close()
+
+
+def read_keys(conn: Any, table_key: str, select: Sequence[str], key: Sequence[str],
+              keys: Sequence[Key], batch_rows: int) -> Iterator[Rows]:
+    """The rows with these keys (any order), raw, in batches of at most batch_rows keys
+    (reconcile's repairs). Each batch is one query and is read whole."""
+    table = qualified(table_key)
+    match = "(" + " AND ".join(f"{quote_mysql(c)} = %s" for c in key) + ")"
+    for start in range(0, len(keys), batch_rows):
+        some = keys[start:start + batch_rows]
+        where = (f"{quote_mysql(key[0])} IN ({', '.join(['%s'] * len(some))})" if len(key) == 1
+                 else " OR ".join([match] * len(some)))
+        cur = conn.cursor(raw=True)
+        try:
+            cur.execute(f"SELECT {', '.join(select)} FROM {table} WHERE {where}",
+                        tuple(v for k in some for v in k))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        if rows:
+            yield rows
 
 
 def _next_batch_size(rows: Rows, size: int, batch_rows: int, batch_bytes: int) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 from common.errors import StateError
 from common.model import bounds
@@ -72,9 +72,11 @@ class Chunks(Runs):
         return Attempt(code), int(attempts)
 
     def commit_chunk(self, run_id: str, number: int, parts: Sequence[Part], worker: str,
-                     lock_ttl_s: int, session: int, attempt_id: str) -> Commit:
+                     lock_ttl_s: int, session: int, attempt_id: str,
+                     findings: dict[str, Any] | None = None) -> Commit:
         """Commit a chunk atomically, if attempt_id still holds its fence in the run's
-        current session; any other outcome changes nothing."""
+        current session; any other outcome changes nothing. A reconcile range's `findings`
+        ({counts: {field: n}, ...}) are kept on the chunk and its counts added to the run's."""
         rows = sum(p.rows for p in parts)
         nbytes = sum(p.bytes for p in parts)
         payload = json.dumps([{"key": p.key, "rows": p.rows, "bytes": p.bytes} for p in parts])
@@ -83,7 +85,7 @@ class Chunks(Runs):
             [self.keys.meta(run_id), self.keys.chunks(run_id), self.keys.state, self.keys.pending,
              self.keys.lock, self.keys.session(run_id, session)],
             [number, rows, nbytes, payload, worker, f"{time.time():.3f}", run_id, lock_ttl_s * 1000, session,
-             attempt_id, _FINALS_JSON])
+             attempt_id, _FINALS_JSON, json.dumps(findings) if findings else ""])
         if code == -1:
             raise self.missing_error(run_id, number)
         return Commit(code)

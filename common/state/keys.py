@@ -54,6 +54,10 @@ class TableKeys:
         return naming.refused_key(self.pipeline, self.table)
 
     @cached_property
+    def reconcile(self) -> str:
+        return naming.reconcile_key(self.pipeline, self.table)
+
+    @cached_property
     def skipped(self) -> str:
         return naming.skipped_key(self.pipeline, self.table)
 

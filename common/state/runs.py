@@ -76,21 +76,25 @@ class Runs(Locks):
         raw = self.r.hget(self.keys.meta(run_id), "schema")
         return None if raw is None else TableSchema.from_json(json.loads(raw))
 
-    def resumable_run(self, scan: int = 50) -> str | None:
+    def resumable_run(self, scan: int = 50, kind: str = "", **match: str) -> str | None:
         """The run the next sync resumes instead of planning a new one: the newest unfinished
         run (failed, or its owner died) with chunks still to extract. A run with every chunk
         extracted is not resumed: its parts await load, and the next run's load takes them
         along with the new rows (a load that failed never keeps new rows from being read).
-        Older runs count too: a load that found parts missing from S3 reopens their chunks."""
+        Older runs count too: a load that found parts missing from S3 reopens their chunks.
+        Only runs of `kind` count ('' a sync, 'reconcile' a reconcile whose fields equal
+        `match`, e.g. the same mode): a sync never resumes a reconcile, nor the reverse."""
         recent = list(reversed(self.runs()[-scan:]))
-        # Four fields of each run in one round trip (every sync asks; a run's meta holds its schema).
-        fields = ("chunks", "kind", "status", "replan")
+        # A few fields of each run in one round trip (every sync asks; a run's meta holds its schema).
+        fields = ("chunks", "kind", "status", "replan", *match)
         with self.r.pipeline(transaction=False) as p:
             for run_id in recent:
                 p.hmget(self.keys.meta(run_id), fields)
             metas = [{f: text(v) for f, v in zip(fields, values) if v is not None} for values in p.execute()]
         for i, (run_id, meta) in enumerate(zip(recent, metas)):
-            if "chunks" not in meta or meta.get("kind") == "load":
+            if "chunks" not in meta or meta.get("kind", "") != kind:
+                continue
+            if any(meta.get(f, "") != v for f, v in match.items()):
                 continue
             if meta.get("status") in NOT_RESUMED:
                 continue  # (a cancelled run is resumed only by `ferry retry`)
@@ -138,7 +142,7 @@ class Runs(Locks):
         With a session, nothing changes unless it is the run's current one (a stale
         session's chord body or error callback); returns whether the lock was released."""
         code = int(self._script(
-            "finish_run", [self.keys.lock, self.keys.state, self.keys.meta(run_id)],
+            "finish_run", [self.keys.lock, self.keys.state, self.keys.meta(run_id), self.keys.reconcile],
             [run_id, str(status), error[:2000], f"{time.time():.3f}", "" if session is None else session]))
         if code < 0:
             log.info("run %s of %s: session %s is stale; not marked %s", run_id, self.table, session, status)

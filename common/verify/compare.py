@@ -149,13 +149,15 @@ class Side:
                 f" (SELECT {self.key_hash()} AS k, {self.row_hash()} AS h FROM {self.table_ref}{where}) r"
                 f" GROUP BY SUBSTRING(r.k, 1, {depth})"), params
 
-    def rows_sql(self, part: Part, cap: int) -> tuple[str, list[Any]]:
-        """Key hash, row hash and key of a part's rows in key-hash order, at most cap."""
+    def rows_sql(self, part: Part, cap: int | None) -> tuple[str, list[Any]]:
+        """Key hash, row hash and key of a part's rows in key-hash order, at most cap (None:
+        all, unordered)."""
         where, params = _where(self.filter, self._in(part))
+        tail = f" ORDER BY r.k LIMIT {int(cap)}" if cap is not None else ""
         return (f"SELECT r.k, r.h, {', '.join(f'r.c{i}' for i in range(len(self.key)))} FROM"
                 f" (SELECT {self.key_hash()} AS k, {self.row_hash()} AS h,"
                 f" {', '.join(f'{self.quote(n)} AS c{i}' for i, n in enumerate(self.key_names))}"
-                f" FROM {self.table_ref}{where}) r ORDER BY r.k LIMIT {int(cap)}"), params
+                f" FROM {self.table_ref}{where}) r{tail}"), params
 
     def sums(self, part: Part) -> Sums:
         row = self.fetch(*self.sums_sql(part))[0]
@@ -165,7 +167,7 @@ class Side:
         return {str(r[0]): Sums(int(r[1]), tuple(int(v) for v in r[2:]))
                 for r in self.fetch(*self.buckets_sql(prefix))}
 
-    def rows(self, part: Part, cap: int) -> list[tuple[str, Key, str]]:
+    def rows(self, part: Part, cap: int | None) -> list[tuple[str, Key, str]]:
         return [(str(r[0]), tuple(r[2:]), str(r[1])) for r in self.fetch(*self.rows_sql(part, cap))]
 
 
@@ -213,14 +215,21 @@ class MySQLSide(Side):
         return [Part(a, b) for a, b in ranges[:-1]] + [Part(ranges[-1][0], hi)]
 
 
+SOFT_DELETED = "_ferry_deleted_at"
+"""The target column `reconcile: {deletes: soft}` sets on a row deleted in the source."""
+
+
 class WarehouseSide(Side):
     def __init__(self, conn: Any, dialect: Dialect, schema: str, table: str, columns: Sequence[ColumnSpec],
-                 key: Sequence[ColumnSpec], filter_cols: Sequence[str], bound: Key | None) -> None:
+                 key: Sequence[ColumnSpec], filter_cols: Sequence[str], bound: Key | None,
+                 live_only: bool = False) -> None:
         self.conn = conn
         self.dialect = dialect
         # Statements go with parameters: a `%` in a name is doubled, not read as a placeholder.
         super().__init__(param_ref(schema, table), columns, key, filter_cols, bound,
                          lambda n: quote_ident(n).replace("%", "%%"))
+        if live_only:  # rows soft-deleted by a reconcile are not the source's rows
+            self.filter = _where(self.filter, (f" WHERE {quote_ident(SOFT_DELETED)} IS NULL", []))
 
     def column_ref(self, col: ColumnSpec) -> str:
         return col.name
@@ -344,13 +353,14 @@ def uses_buckets(key: Sequence[ColumnSpec]) -> bool:
 
 def verify(conn: Any, wh_conn: Any, dialect: Dialect, table: TableSettings, schema: TableSchema,
            columns: Sequence[ColumnSpec], target_schema: str, target_table: str,
-           bound: Key | None, bound_text: str, ranges: int) -> Report:
-    """Compare the table's rows up to `bound` (None: all) on both sides."""
+           bound: Key | None, bound_text: str, ranges: int, live_only: bool = False) -> Report:
+    """Compare the table's rows up to `bound` (None: all) on both sides (with live_only, the
+    target's rows that a reconcile soft-deleted are left out)."""
     key = [schema.column(k) for k in schema.key]
     cols = keyset(table, schema) if bound is not None else ()
     src = MySQLSide(conn, table.key, columns, key, cols, bound)
     dst = WarehouseSide(wh_conn, dialect, target_schema, target_table, columns, key,
-                        [schema.column(c).name for c in cols], bound)
+                        [schema.column(c).name for c in cols], bound, live_only)
     mode = "hash buckets of the key (text key)" if uses_buckets(key) else "key ranges"
     report = Report(table=table.key, bound=bound_text, mode=mode)
     for col in columns:

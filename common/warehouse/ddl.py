@@ -97,6 +97,21 @@ class TargetTables(WarehouseBase):
             log.warning("target %s.%s changed: %s", self.schema, target, stmt)
         return todo
 
+    def add_soft_delete_column(self, target: str) -> str:
+        """Add _ferry_deleted_at to the target if it lacks it (`reconcile: {deletes: soft}`),
+        committed on its own before the load's transaction, as evolve's columns are. Returns
+        the statement run ('' if the column was there)."""
+        query, params = sql.target_column_types(self.schema, target)
+        with self.engine.connect() as conn:
+            existing = {r[0] for r in conn.exec_driver_sql(query, tuple(params))}
+        if not existing or sql.SOFT_DELETED in existing:
+            return ""
+        stmt = sql.add_soft_delete_column(self.schema, target)
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            run_statement(conn, stmt)
+        log.warning("target %s.%s changed: %s", self.schema, target, stmt)
+        return stmt
+
     def access_problems(self, target_tables: Sequence[str]) -> list[str]:
         """What would stop a load: a schema the user can neither use nor create, target
         tables it cannot read, insert into or delete from (`ferry check`)."""

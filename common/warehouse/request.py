@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from common.config.design import TableDesign
 from common.model.records import PendingPart
@@ -34,6 +34,14 @@ class LoadRequest:
     """The mapping each run's parts were written with (schemas change between runs);
     a run not listed was written with `schema`."""
 
+    kept_keys: dict[str, tuple[tuple[Any, ...], ...]] = field(default_factory=dict)
+    """Per deletes part (a reconcile's keys only in the target): the keys the source has
+    again, asked just before this load; they are not deleted."""
+    soft_deletes: bool = False
+    """Rows only in the target keep their row with _ferry_deleted_at set, instead of going."""
+    deleted_at: str = ""
+    """The time a soft delete writes (UTC, 'YYYY-MM-DD HH:MM:SS.ffffff')."""
+
     def schema_of(self, run_id: str) -> TableSchema:
         return self.run_schemas.get(run_id, self.schema)
 
@@ -44,6 +52,8 @@ class LoadResult:
 
     loaded: tuple[PendingPart, ...]
     skipped: tuple[PendingPart, ...]
+    deleted: dict[str, int] = field(default_factory=dict)
+    """Target rows deleted (or soft-deleted) by each run's deletes parts."""
 
     @property
     def rows(self) -> int:

@@ -217,6 +217,40 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
             f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {absent})"]
 
 
+SOFT_DELETED = "_ferry_deleted_at"
+"""The column ferry adds for `reconcile: {deletes: soft}`: when the row was found deleted in
+the source (NULL: a live row; a merge of the key writes the row anew, so NULL again)."""
+
+
+def add_soft_delete_column(schema: str, table: str) -> str:
+    return f"ALTER TABLE {table_ref(schema, table)} ADD COLUMN {quote_ident(SOFT_DELETED)} TIMESTAMP"
+
+
+def keys_match(target: str, staging: str, key: Sequence[str]) -> str:
+    return " AND ".join(f"{target}.{quote_ident(k)} = {staging}.{quote_ident(k)}" for k in key)
+
+
+def unstage_keys(staging: str, key: Sequence[str], rows: int) -> str:
+    """Take `rows` keys (params: each key's values in turn) out of a deletes staging table:
+    the keys the source has again (reconcile re-checks them just before deleting)."""
+    one = "(" + " AND ".join(f"{quote_ident(k).replace('%', '%%')} = %s" for k in key) + ")"
+    return f"DELETE FROM {quote_ident(staging).replace('%', '%%')} WHERE " + " OR ".join([one] * rows)
+
+
+def delete_keys(schema: str, table: str, staging: str, key: Sequence[str]) -> str:
+    """Delete the target rows whose keys a deletes staging table holds."""
+    target, stage = table_ref(schema, table), quote_ident(staging)
+    return f"DELETE FROM {target} USING {stage} WHERE {keys_match(target, stage, key)}"
+
+
+def soft_delete_keys(schema: str, table: str, staging: str, key: Sequence[str], at: str) -> str:
+    """Mark (once) the target rows whose keys a deletes staging table holds as deleted at `at`
+    ('YYYY-MM-DD HH:MM:SS.ffffff', UTC)."""
+    target, stage = table_ref(schema, table), quote_ident(staging)
+    return (f"UPDATE {target} SET {quote_ident(SOFT_DELETED)} = CAST({_literal(at)} AS TIMESTAMP)"
+            f" FROM {stage} WHERE {keys_match(target, stage, key)} AND {target}.{quote_ident(SOFT_DELETED)} IS NULL")
+
+
 def duplicate_key(staging: str, key: Sequence[str], quoted: bool = False) -> str:
     """One key that more than one staged row has, with its count (none: no row). Without a
     version column a run stages each key once, unless the key is not unique in the source.

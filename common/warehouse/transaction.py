@@ -13,6 +13,7 @@ from common import errors
 from common.errors import RefusedError
 from common.model import naming
 from common.model.records import PendingPart
+from common.model.types import TableSchema
 from common.warehouse import reload, sql
 from common.warehouse.ddl import TargetTables
 from common.warehouse.execute import first_row, run_statement, time_limit_in
@@ -20,6 +21,16 @@ from common.warehouse.ledger import Ledger
 from common.warehouse.request import LoadRequest, LoadResult
 
 log = logging.getLogger(__name__)
+
+
+def _rowcount(conn: Connection, statement: str) -> int:
+    """Run a statement without parameters (run_statement's way) and return its row count."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(statement)
+        return max(int(cursor.rowcount or 0), 0)
+    finally:
+        cursor.close()
 
 
 class LoadTransaction(TargetTables, Ledger):
@@ -31,7 +42,7 @@ class LoadTransaction(TargetTables, Ledger):
         runs = sorted({p.run_id for p in request.parts})
         with self.engine.connect() as conn:
             try:
-                todo, skipped = self._load_in(conn, request, ledger, runs)
+                todo, skipped, deleted = self._load_in(conn, request, ledger, runs)
             except BaseException as exc:
                 # A load cut short (a time limit inside COPY, a lost connection) can leave the
                 # connection mid-command: never hand it back to the pool for the retry.
@@ -51,10 +62,11 @@ class LoadTransaction(TargetTables, Ledger):
         log.info("loaded %d parts (%d rows) of %s into %s.%s; %d already loaded",
                  len(todo), sum(p.rows for p in todo), request.table, self.schema,
                  request.target_table, len(skipped))
-        return LoadResult(loaded=tuple(todo), skipped=skipped)
+        return LoadResult(loaded=tuple(todo), skipped=skipped, deleted=deleted)
 
-    def _load_in(self, conn: Connection, request: LoadRequest, ledger: str,
-                 runs: list[str]) -> tuple[list[PendingPart], tuple[PendingPart, ...]]:
+    def _load_in(self, conn: Connection, request: LoadRequest, ledger: str, runs: list[str],
+                 ) -> tuple[list[PendingPart], tuple[PendingPart, ...], dict[str, int]]:
+        deleted: dict[str, int] = {}
         with conn.begin():
             done: set[str] = set()
             if runs:
@@ -67,14 +79,39 @@ class LoadTransaction(TargetTables, Ledger):
                 if todo or not request.parts:
                     self._replace(conn, request, todo)
             elif todo:
+                rows = [p for p in todo if not naming.is_deletes_key(p.key)]
                 created = self.ensure_table(conn, request.target_table, request.schema, request.design)
-                if created and self._copies_straight(request, todo):
-                    self._copy_straight(conn, request, todo)
-                else:
-                    self._merge(conn, request, todo)
+                if rows and created and self._copies_straight(request, rows):
+                    self._copy_straight(conn, request, rows)
+                elif rows:
+                    self._merge(conn, request, rows)
+                deleted = self._delete(conn, request, [p for p in todo if naming.is_deletes_key(p.key)])
             if todo:
                 self._write_ledger(conn, ledger, request, todo)
-        return todo, skipped
+        return todo, skipped, deleted
+
+    def _delete(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> dict[str, int]:
+        """Apply deletes parts (a reconcile's keys only in the target), after the merge, in its
+        transaction: staged, less the keys the source has again (request.kept_keys), then
+        deleted from the target, or marked deleted (soft). Returns the rows each run's took."""
+        deleted: dict[str, int] = {}
+        key = request.schema.key_targets
+        keys_schema = TableSchema(table=request.schema.table, key=request.schema.key,
+                                  columns=tuple(request.schema.column(k) for k in request.schema.key))
+        for run_id, group in itertools.groupby(parts, key=lambda p: p.run_id):
+            group = list(group)
+            staging = naming.staging_table_name(request.target_table, f"{request.load_id}d")
+            run_statement(conn, sql.create_staging(staging, keys_schema.columns, self.dialect))
+            self.stage(conn, naming.quote_ident(staging), keys_schema, request, group)
+            kept = [k for p in group for k in request.kept_keys.get(p.key, ())]
+            for start in range(0, len(kept), 500):
+                some = kept[start:start + 500]
+                conn.exec_driver_sql(sql.unstage_keys(staging, key, len(some)), tuple(v for k in some for v in k))
+            stmt = (sql.soft_delete_keys(self.schema, request.target_table, staging, key, request.deleted_at)
+                    if request.soft_deletes else sql.delete_keys(self.schema, request.target_table, staging, key))
+            deleted[run_id] = deleted.get(run_id, 0) + _rowcount(conn, stmt)
+            run_statement(conn, sql.drop_staging(staging))
+        return deleted
 
     def _merge(self, conn: Connection, request: LoadRequest, parts: Sequence[PendingPart]) -> None:
         # Oldest run first, so a newer version of a row replaces an older one. Each run's

@@ -19,6 +19,8 @@
 -- ARGV[9] session the committing message belongs to
 -- ARGV[10] attempt id (must be the chunk's fence)
 -- ARGV[11] final run statuses as a JSON array
+-- ARGV[12] a reconcile range's findings, JSON {counts = {field = n}, ...} ('' for none):
+--          kept on the chunk, its counts added to the run's fields of the same names
 -- Returns: 1 committed; 0 already committed; -1 no such chunk; -2 stale session;
 --          -3 the run is over; -4 another attempt holds the fence.
 --#include cursor.lua
@@ -28,6 +30,7 @@ local session_key = KEYS[6]
 local chunk_no, rows, nbytes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local parts_json, worker, now, run_id, lock_ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local session, attempt_id, finals_json = ARGV[9], ARGV[10], ARGV[11]
+local findings = (ARGV[12] and ARGV[12] ~= '') and cjson.decode(ARGV[12]) or nil
 
 local raw = redis.call('HGET', chunks_key, chunk_no)
 if not raw then
@@ -63,6 +66,12 @@ chunk.loaded_parts = 0
 chunk.worker = worker
 chunk.committed_at = now
 chunk.attempt = attempt_id
+if findings then
+  chunk.reconcile = findings
+  for field, n in pairs(findings.counts or {}) do
+    redis.call('HINCRBY', meta_key, field, n)
+  end
+end
 redis.call('HSET', chunks_key, chunk_no, cjson.encode(chunk))
 
 local nparts = #parts

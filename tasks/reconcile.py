@@ -1,0 +1,210 @@
+"""A reconcile range (one chunk of a reconcile run): take the chunk's fence, compare the
+range on both sides and narrow it down to keys (common/reconcile/diff.py), read the rows
+the target lacks or holds differently again from the source, by key, into Parquet parts,
+write the keys only in the target as a deletes object, and commit them all as the chunk's
+parts with its findings. The run's load then merges the repairs and applies the deletes
+exactly as a sync's load merges (tasks/load.py). A dry run commits the findings only.
+
+Also the beat tick of a table's `reconcile: {schedule: ...}` (scheduled_reconcile)."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from celery.exceptions import Ignore
+
+from common.config.pipeline import reconcile_refusal
+from common.errors import TerminalError, TransientError, classify
+from common.model import bounds, naming
+from common.model.bounds import Key
+from common.model.records import Chunk, Part
+from common.model.types import TableSchema
+from common.reconcile import deletes, plan as passes
+from common.reconcile.diff import Found, RangeDiff
+from common.source import reads
+from common.source.convert import BatchStats, gc_paused, rows_to_batch
+from common.source.throttle import Throttle
+from common.state import faults, slots
+from common.state.chunks import Attempt, Commit
+from common.store.parquet import BackgroundWriter, PartWriter
+from common.verify.compare import SOFT_DELETED, MySQLSide, Part as KeyPart, WarehouseSide
+from common.warehouse import sql
+from tasks.base import FerryTask
+from tasks.celery import app
+from tasks.context import RETRY, TableContext, describe, lock_ttl_s, table_context, translated, transient_retries
+from tasks.extract import MAX_ATTEMPTS, REFUSED, SLOT_WAIT_S, already_committed, write_marker
+from workers import resources
+
+log = logging.getLogger(__name__)
+
+REPAIR_BATCH_KEYS = 1000
+"""Rows read again from the source per query, by key."""
+
+
+def _target_columns(ctx: TableContext, wh: Any) -> set[str]:
+    query, params = sql.target_column_types(ctx.cfg.target_schema, ctx.table_target)
+    return {r[0] for r in wh.exec_driver_sql(query, tuple(params))}
+
+
+def _compare(ctx: TableContext, conn: Any, chunk: Chunk, schema: TableSchema, mode: str, buckets: bool,
+             throttle: Throttle) -> Found:
+    key = [schema.column(k) for k in schema.key]
+    columns = list(schema.columns) if mode == "rows" else key
+    cols, bound = passes.cursor_filter(ctx.table, schema, ctx.state.cursor())
+    warehouse = resources.warehouse(ctx.cfg)
+    with warehouse.engine.connect() as wh:
+        present = _target_columns(ctx, wh)
+        if not present:
+            raise TerminalError(f"table {ctx.table.key}: the target {ctx.cfg.target_schema}.{ctx.table_target} "
+                                f"does not exist; sync the table before reconciling it")
+        missing = [c.name for c in columns if c.name not in present]
+        if missing:
+            raise TerminalError(f"table {ctx.table.key}: the target lacks column(s) {', '.join(missing)}; sync "
+                                f"the table (its load adds them) before reconciling it")
+        src = MySQLSide(conn, ctx.table.key, columns, key, cols, bound)
+        dst = WarehouseSide(wh, warehouse.dialect, ctx.cfg.target_schema, ctx.table_target, columns, key,
+                            [schema.column(c).name for c in cols], bound, live_only=SOFT_DELETED in present)
+        part = KeyPart(bucket=str(chunk.hi[0])) if buckets else KeyPart(chunk.lo, chunk.hi)
+        found = RangeDiff(src, dst, throttle).compare(part)
+        wh.rollback()
+    return found
+
+
+def _repair_parts(ctx: TableContext, conn: Any, run_id: str, chunk: Chunk, attempt_id: str,
+                  schema: TableSchema, keys: list[Key], throttle: Throttle) -> list[Part]:
+    """The source's rows with these keys, read now, as the chunk's Parquet parts (a key
+    deleted meanwhile is simply not read: the next reconcile finds it)."""
+    if not keys:
+        return []
+    arrow_schema = schema.arrow_schema()
+    stats = BatchStats()
+    writer = BackgroundWriter(PartWriter(
+        resources.store(ctx.cfg.s3),
+        lambda part: naming.part_key(ctx.table_prefix, run_id, chunk.number, attempt_id, part),
+        arrow_schema, ctx.table.part_mb, ctx.table.part_rows,
+        metadata={**naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id),
+                  "chunk": str(chunk.number), "attempt": attempt_id}))
+    try:
+        with gc_paused():
+            for rows in reads.read_keys(conn, ctx.table.key,
+                                        [reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
+                                        list(schema.key), keys, REPAIR_BATCH_KEYS):
+                writer.write(rows_to_batch(rows, schema, arrow_schema, stats,
+                                           truncate=ctx.table.on_oversize == "truncate"))
+                throttle(len(rows))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def _reconcile(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
+               meta: dict[str, str | None]) -> tuple[list[Part], dict[str, Any]]:
+    """Compare the chunk's range and, unless a dry run, write its repairs and deletes."""
+    schema = TableSchema.from_json(json.loads(meta["schema"] or "{}"))
+    mode, dry_run, buckets = meta["rec_mode"] or "rows", meta["rec_dry_run"] == "1", meta["rec_split"] == "buckets"
+    settings = ctx.table.reconcile
+    conn = None
+    parts: list[Part] = []
+    with slots.read_slot(resources.redis_client(), ctx.cfg.pipeline.source, ctx.cfg.source.max_concurrent_chunks,
+                         attempt_id, wait_s=SLOT_WAIT_S):
+        try:
+            conn = resources.mysql(ctx.cfg.source)
+            throttle = Throttle(conn, settings.max_threads_running, settings.max_rows_per_s,
+                                what=f"reconcile of {ctx.table.key} range {chunk.number}")
+            found = _compare(ctx, conn, chunk, schema, mode, buckets, throttle)
+            faults.maybe_fail(ctx.state, f"reconcile:{chunk.number}")
+            if not dry_run:
+                parts = _repair_parts(ctx, conn, run_id, chunk, attempt_id, schema,
+                                      found.only_source + found.differs, throttle)
+                if found.only_target:
+                    parts.append(deletes.write(
+                        resources.store(ctx.cfg.s3),
+                        naming.deletes_key(ctx.table_prefix, run_id, chunk.number, attempt_id), schema,
+                        found.only_target, naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id)))
+        except BaseException:
+            if conn is not None:  # a read may be half done: this connection cannot be reused
+                resources.drop_mysql(conn)
+            raise
+    findings = found.findings(dry_run)
+    findings["counts"].update(rec_throttle_waits=throttle.pauses,
+                              rec_throttle_ms=int(throttle.waited_s * 1000))
+    return parts, findings
+
+
+@app.task(name="ferry.reconcile_range", base=FerryTask, bind=True, **RETRY)
+@translated
+def reconcile_range(self: Any, pipeline: str, table: str, run_id: str, number: int,
+                    session: int = 1) -> dict[str, Any]:
+    ctx = table_context(pipeline, table)
+    worker = self.request.hostname or ""
+    attempt_id = naming.new_attempt_id(session)
+    outcome, attempts = ctx.state.begin_attempt(run_id, number, session, attempt_id, worker, lock_ttl_s())
+    if outcome is Attempt.ALREADY:
+        return already_committed(self, ctx.state.chunk(run_id, number), number)
+    if outcome is not Attempt.FENCED:
+        log.info("reconcile %s of %s: range %d message of session %d skipped", run_id, table, number, session)
+        raise Ignore()
+    chunk = ctx.state.chunk(run_id, number)
+    assert chunk is not None
+    meta = ctx.state.run_fields(run_id, "schema", "rec_mode", "rec_dry_run", "rec_split")
+    marker = None
+    try:
+        redelivered = attempts - 1 - transient_retries(self)
+        if redelivered >= MAX_ATTEMPTS:
+            raise TerminalError(f"range {number} of the reconcile of {table} was started {redelivered} times "
+                                f"without finishing (a worker process dying on it?)")
+        faults.maybe_fail(ctx.state, number, session)
+        parts, findings = _reconcile(ctx, run_id, chunk, attempt_id, meta)
+        if parts:
+            marker = write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
+    except Exception as exc:
+        err = classify(exc)
+        ctx.state.count_failed_attempt()
+        if not isinstance(err, TransientError) or self.request.retries >= self.max_retries:
+            ctx.state.record_chunk_error(run_id, number, session, describe(err))
+        raise
+    committed = ctx.state.commit_chunk(run_id, number, parts, worker, lock_ttl_s(), session, attempt_id,
+                                       findings=findings)
+    if committed is not Commit.COMMITTED:
+        store = resources.store(ctx.cfg.s3)
+        if marker:
+            store.delete([marker])
+        ctx.state.record_orphans([p.key for p in parts], run_id, number, attempt_id, REFUSED[committed])
+        raise Ignore()
+    c = findings["counts"]
+    log.info("reconcile range committed: pipeline %s table %s run %s range %d (%s, %s] source rows %d "
+             "target rows %d: %d only in source, %d differ, %d only in target%s", pipeline, table, run_id,
+             number, bounds.show(chunk.lo), bounds.show(chunk.hi), c["rec_rows_compared"], c["rec_target_rows"],
+             c["rec_only_source"], c["rec_differs"], c["rec_only_target"],
+             " (dry run)" if findings["dry_run"] else "")
+    return {"chunk": number, "rows": sum(p.rows for p in parts), "parts": len(parts), **c}
+
+
+@app.task(name="ferry.scheduled_reconcile", base=FerryTask, ignore_result=True)
+def scheduled_reconcile(pipeline: str, table: str) -> dict[str, Any]:
+    """A beat tick of the table's `reconcile: {schedule: ...}`: the next ranges_per_run ranges
+    of the pass in progress; skipped while the table is busy."""
+    from tasks.sync import launch
+
+    ctx = table_context(pipeline, table)
+    why = reconcile_refusal(ctx.table)
+    if why:
+        log.warning("scheduled reconcile of %s (pipeline %s) skipped: %s", table, pipeline, why)
+        return {"table": table, "skipped": True, "reason": why}
+    got = launch(ctx.state, pipeline, naming.new_run_id(), **fields(ctx, dry_run=False, whole_pass=False,
+                                                                        scheduled=True))
+    if got.busy_with:
+        log.info("scheduled reconcile of %s (pipeline %s) skipped: busy with run %s", table, pipeline,
+                 got.busy_with)
+        return {"table": table, "skipped": True, "busy_with": got.busy_with}
+    return {"table": table, "run_id": got.run_id, "session": got.session, "resumed": got.resumed}
+
+
+def fields(ctx: TableContext, dry_run: bool, whole_pass: bool, scheduled: bool = False,
+           mode: str | None = None) -> dict[str, Any]:
+    """launch()'s arguments for a reconcile of the table."""
+    return {"kind": "reconcile", "extract_only": dry_run,
+            "rec_mode": mode or ctx.table.reconcile.mode, "rec_dry_run": "1" if dry_run else "",
+            "rec_whole": "1" if whole_pass else "", **({"scheduled": "1"} if scheduled else {})}
