@@ -74,7 +74,8 @@ def verify_table(pipeline: str, table: str, ranges: int, as_json: bool) -> None:
             if missing:
                 fail(f"table {table}: key column(s) {', '.join(missing)} missing from the source or the target")
             report = verify.verify(conn, wh, warehouse.dialect, settings, schema, columns,
-                                   cfg.target_schema, target_table, bound, bound_text, ranges)
+                                   cfg.target_schema, target_table, bound, bound_text, ranges,
+                                   live_only=verify.SOFT_DELETED in in_target)
             wh.rollback()
         for c in schema.columns:
             if c not in columns:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 from tests.conftest import Pipe
@@ -79,3 +80,152 @@ def test_rows_mode_repairs_deletes_updates_and_rows_behind_the_cursor(pipe: Pipe
     status = pipe.state("orders").reconcile_state()
     assert status["rows_deleted_total"] == "3000" and status["rows_repaired_total"] == "600"
     assert status["last_complete_at"] and status["last_complete_mode"] == "rows"
+
+
+def test_keys_mode_finds_deletes_and_missing_rows_not_updates(pipe: Pipe, workers: list) -> None:
+    n = 20_000
+    seed_orders(pipe, n)
+    pipe.write({"orders": {"reconcile": {"range_rows": 4000}}}, chunk_rows=5000)
+    assert pipe.sync("--wait").code == 0
+    changed = drift(pipe, random.Random(7), n)
+    code, doc, text = reconcile(pipe, "orders", "--wait", "--mode", "keys")
+    assert code == 0, text
+    assert doc["mode"] == "keys"
+    assert doc["rows_only_in_target"] == doc["rows_deleted"] == 3000, doc
+    assert doc["rows_only_in_source"] == doc["rows_repaired"] == 100 and doc["rows_differing"] == 0, doc
+    keys = {r[0] for r in pipe.pg().execute(f'SELECT id FROM "{pipe.db}".orders')}
+    cur = pipe.mysql().cursor()
+    cur.execute("SELECT id FROM orders")
+    source = {r[0] for r in cur.fetchall()}
+    assert keys == source and not (keys & changed["deleted"]) and changed["inserted"] <= keys
+    # The 500 updates are for rows mode.
+    code, doc, text = reconcile(pipe, "orders", "--wait")
+    assert code == 0 and doc["rows_differing"] == doc["rows_repaired"] == 500 and doc["rows_deleted"] == 0, doc
+    pipe.assert_synced("orders")
+
+
+def test_timestamp_strategy_table(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE events (id INT NOT NULL PRIMARY KEY, val INT, updated_at DATETIME(6) NOT NULL,"
+                 " KEY (updated_at))")
+    pipe.mysql().cursor().executemany("INSERT INTO events VALUES (%s, %s, %s)",
+                                      [(i, i, f"2024-01-01 00:{i // 600 % 60:02d}:{i % 60:02d}") for i in range(1, 8001)])
+    pipe.write({"events": {"strategy": "timestamp", "cursor": "updated_at",
+                           "reconcile": {"range_rows": 1500}}}, chunk_rows=2000)
+    assert pipe.sync("--wait").code == 0
+    # A DBA's fix that leaves updated_at alone (outside the lookback a sync re-reads), deletes,
+    # and a row written with an old time.
+    pipe.execute("UPDATE events SET val = -val WHERE id IN (10, 2000, 4000)",
+                 "DELETE FROM events WHERE id BETWEEN 100 AND 199 OR id = 8000",
+                 "INSERT INTO events VALUES (9000, 9, '2023-06-01 00:00:00')")
+    assert pipe.sync("--wait").code == 0
+    code, doc, text = reconcile(pipe, "events", "--wait")
+    assert code == 0, text
+    assert (doc["rows_deleted"], doc["rows_differing"], doc["rows_only_in_source"]) == (101, 3, 1), doc
+    pipe.assert_synced("events")
+
+
+def test_composite_and_text_keys(pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE order_lines (order_id INT NOT NULL, line SMALLINT NOT NULL, sku VARCHAR(20),"
+                 " PRIMARY KEY (order_id, line))",
+                 "CREATE TABLE skus (code VARCHAR(24) NOT NULL PRIMARY KEY, name TEXT,"
+                 " updated_at DATETIME(6) NOT NULL, KEY (updated_at))")
+    pipe.mysql().cursor().executemany("INSERT INTO order_lines VALUES (%s, %s, %s)",
+                                      [(o, ln, f"sku{o * ln}") for o in range(1, 1501) for ln in range(1, 5)])
+    pipe.mysql().cursor().executemany("INSERT INTO skus VALUES (%s, %s, '2024-01-01 00:00:00')",
+                                      [(f"SKU-{i:05d}-ä", f"name {i}") for i in range(1, 5001)])
+    pipe.write({"order_lines": {"cursor": "order_id", "cursor_increasing": True, "reconcile": {"range_rows": 1000}},
+                "skus": {"strategy": "timestamp", "cursor": "updated_at", "reconcile": {"range_rows": 1000}}},
+               chunk_rows=2000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM order_lines WHERE order_id BETWEEN 200 AND 260 AND line > 2",
+                 "UPDATE order_lines SET sku = 'x' WHERE order_id = 1000",
+                 "INSERT INTO order_lines VALUES (700, 9, 'late')",
+                 "DELETE FROM skus WHERE code LIKE 'SKU-01%'",
+                 "UPDATE skus SET name = 'renamed' WHERE code = 'SKU-04000-ä'")
+    code, doc, text = reconcile(pipe, "order_lines", "--wait")
+    assert code == 0, text
+    assert (doc["rows_deleted"], doc["rows_differing"], doc["rows_only_in_source"]) == (122, 4, 1), doc
+    pipe.assert_synced("order_lines")
+    code, doc, text = reconcile(pipe, "skus", "--wait")
+    assert code == 0, text
+    assert (doc["rows_deleted"], doc["rows_differing"], doc["rows_only_in_source"]) == (1000, 1, 0), doc
+    assert doc["ranges"] == 16  # 5,000 rows in ranges of 1,000: one hex digit of the key's MD5
+    pipe.assert_synced("skus")
+
+
+def test_dry_run_reports_and_changes_nothing(pipe: Pipe, workers: list) -> None:
+    n = 6000
+    seed_orders(pipe, n)
+    pipe.write({"orders": {"reconcile": {"range_rows": 1000}}}, chunk_rows=2000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM orders WHERE id <= 40", "UPDATE orders SET note = 'x' WHERE id = 5000",
+                 "INSERT INTO orders VALUES (101, 'new', 1.00, NULL, NULL)")
+    before = pipe.pg().execute(f'SELECT * FROM "{pipe.db}".orders ORDER BY id').fetchall()
+    objects = {k for k, _ in pipe.store.list(f"ferry/{pipe.name}/")}
+    code, doc, text = reconcile(pipe, "orders", "--wait", "--dry-run")
+    assert code == 1, text  # differences found
+    assert doc["dry_run"] and doc["status"] == "extracted"
+    assert (doc["rows_only_in_target"], doc["rows_differing"], doc["rows_only_in_source"]) == (20, 1, 1), doc
+    assert doc["rows_deleted"] == doc["rows_repaired"] == 0 and not doc["pass_complete"]
+    assert "would delete" in text
+    assert pipe.pg().execute(f'SELECT * FROM "{pipe.db}".orders ORDER BY id').fetchall() == before
+    # Only the run's plan was written: no part, no deletes object.
+    new = {k for k, _ in pipe.store.list(f"ferry/{pipe.name}/")} - objects
+    assert all(k.endswith("plan.json") for k in new), new
+    assert pipe.state("orders").reconcile_state().get("rows_deleted_total") is None
+    code, doc, _ = reconcile(pipe, "orders", "--wait")
+    assert code == 0 and doc["rows_deleted"] == 20
+    pipe.assert_synced("orders")
+
+
+def test_soft_deletes_keep_the_row_and_a_key_that_comes_back_is_cleared(pipe: Pipe, workers: list) -> None:
+    seed_orders(pipe, 3000)
+    pipe.write({"orders": {"reconcile": {"deletes": "soft", "range_rows": 1000}}}, chunk_rows=1000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM orders WHERE id IN (2, 1000, 4000)")
+    code, doc, text = reconcile(pipe, "orders", "--wait")
+    assert code == 0 and doc["rows_deleted"] == 3, text
+    pg = pipe.pg()
+    marked = pg.execute(f'SELECT id FROM "{pipe.db}".orders WHERE _ferry_deleted_at IS NOT NULL ORDER BY id')
+    assert [r[0] for r in marked] == [2, 1000, 4000]
+    assert target_count(pipe, "orders") == 3000
+    # verify and a second reconcile leave the soft-deleted rows out of the comparison.
+    out = pipe.ferry("verify", "-p", pipe.name, "-t", pipe.table("orders"), "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    code, doc, _ = reconcile(pipe, "orders", "--wait")
+    assert code == 0 and doc["rows_deleted"] == 0 and doc["rows_only_in_target"] == 0, doc
+    # The key comes back in the source: the row is copied again, live.
+    pipe.execute("INSERT INTO orders VALUES (1000, 'back', 2.00, NULL, 'again')")
+    code, doc, _ = reconcile(pipe, "orders", "--wait")
+    assert code == 0 and doc["rows_only_in_source"] == doc["rows_repaired"] == 1, doc
+    row = pg.execute(f'SELECT customer, _ferry_deleted_at FROM "{pipe.db}".orders WHERE id = 1000').fetchone()
+    assert row == ("back", None)
+    assert target_count(pipe, "orders", " WHERE _ferry_deleted_at IS NULL") == 2998
+
+
+def test_a_key_written_again_before_the_load_is_not_deleted(pipe: Pipe, workers: list) -> None:
+    """The load asks the source again just before it deletes: a key inserted in between stays."""
+    from common.state import faults
+
+    seed_orders(pipe, 2000)
+    pipe.write({"orders": {"reconcile": {"range_rows": 5000}}}, chunk_rows=1000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM orders WHERE id IN (10, 20, 30)")
+    st = pipe.state("orders")
+    # The range's task sleeps after comparing, before its deletes object is written and the load runs.
+    faults.inject(st.r, pipe.name, pipe.table("orders"), "reconcile:0", 1, "sleep", 4)
+    import subprocess
+    import sys
+    from tests.services import REPO, wait_for
+    proc = subprocess.Popen([sys.executable, "-m", "ferry", "reconcile", "-p", pipe.name, "-t",
+                             pipe.table("orders"), "--wait"], env=pipe.env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: any(st.run_fields(r, "kind")["kind"] == "reconcile" for r in st.runs()), 30, "the reconcile")
+    time.sleep(1.5)
+    pipe.execute("INSERT INTO orders VALUES (20, 'back', 3.00, NULL, NULL)")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    run = [r for r in st.runs() if st.run_fields(r, "kind")["kind"] == "reconcile"][-1]
+    assert st.run_fields(run, "rec_only_target", "rows_deleted") == {"rec_only_target": "3", "rows_deleted": "2"}
+    ids = {r[0] for r in pipe.pg().execute(f'SELECT id FROM "{pipe.db}".orders')}
+    assert 20 in ids and 10 not in ids and 30 not in ids
