@@ -1,6 +1,7 @@
 """`ferry beat`: Celery beat with the `schedule:` of every table of the config directory's
 pipelines; each tick enqueues a scheduled sync (ferry.scheduled_sync, tasks/sync.py), which starts or resumes
-the table's run exactly as `ferry sync` does, or skips the tick while a run is active."""
+the table's run exactly as `ferry sync` does, or skips the tick while a run is active; and with the
+`reconcile: {schedule: ...}` of every table, ticks of ferry.scheduled_reconcile (tasks/reconcile.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 import click
 
 from common.config import schedule
+from common.config.pipeline import reconcile_refusal
 from common.config.settings import config_dir
 from ferry.console import fail, pipeline_config
 
@@ -19,6 +21,7 @@ def beat_entries() -> dict[str, dict[str, Any]]:
     for path in sorted((config_dir() / "pipelines").glob("*.yml")):
         cfg = pipeline_config(path.stem)
         for key in sorted(cfg.pipeline.tables):
+            _reconcile_entry(entries, cfg, key)
             spec = cfg.table(key).schedule
             if not spec:
                 continue
@@ -30,6 +33,19 @@ def beat_entries() -> dict[str, dict[str, Any]]:
                 "options": {"queue": "plan", "expires": max(expires, 1.0),
                             "argsrepr": f"(pipeline={cfg.name!r}, table={key!r})", "kwargsrepr": "{}"}}
     return entries
+
+
+def _reconcile_entry(entries: dict[str, dict[str, Any]], cfg: Any, key: str) -> None:
+    """The table's `reconcile: {schedule: ...}` as a beat entry (ferry.scheduled_reconcile)."""
+    table = cfg.table(key)
+    spec = table.reconcile.schedule
+    if not spec or reconcile_refusal(table):
+        return
+    expires = schedule.interval_s(spec) or 60.0
+    entries[f"{cfg.name} {key} reconcile"] = {
+        "task": "ferry.scheduled_reconcile", "schedule": schedule.to_celery(spec), "args": [cfg.name, key],
+        "options": {"queue": "plan", "expires": max(expires, 1.0),
+                    "argsrepr": f"(pipeline={cfg.name!r}, table={key!r})", "kwargsrepr": "{}"}}
 
 
 @click.command("beat")

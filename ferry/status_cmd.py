@@ -66,7 +66,35 @@ def _table_doc(st: TableState, strategy: str) -> dict[str, Any]:
     last = state.get("last_run")
     if last and last != owner:
         doc["last_run"] = _run_doc(st, last)
+    rec = reconcile_doc(st)
+    if rec:
+        doc["reconcile"] = rec
     return doc
+
+
+def reconcile_doc(st: TableState) -> dict[str, Any] | None:
+    """The table's last reconcile and last complete pass (`ferry status`, `watermark get`)."""
+    r = st.reconcile_state()
+    if not r:
+        return None
+    at = lambda f: float(r[f]) if r.get(f) else None  # noqa: E731
+    return {"last_at": at("last_at"), "last_run": r.get("last_run"), "last_mode": r.get("last_mode"),
+            "last_status": r.get("last_status"), "last_dry_run": r.get("last_dry_run") == "1",
+            "last_rows_deleted": int(r.get("last_rows_deleted") or 0),
+            "last_rows_repaired": int(r.get("last_rows_repaired") or 0),
+            "rows_deleted_total": int(r.get("rows_deleted_total") or 0),
+            "rows_repaired_total": int(r.get("rows_repaired_total") or 0),
+            "last_complete_pass_at": at("last_complete_at"), "last_complete_pass_mode": r.get("last_complete_mode"),
+            "pass_in_progress": "pass_from" in r,
+            "pass_from": bounds.show(bounds.decode(r["pass_from"])) if r.get("pass_from") else None}
+
+
+def reconcile_line(rec: dict[str, Any]) -> str:
+    when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "never"  # noqa: E731
+    return (f"    reconcile: last {when(rec['last_at'])} ({rec['last_mode']} mode{', dry run' if rec['last_dry_run'] else ''}"
+            f", {rec['last_status']}): {rec['last_rows_deleted']:,} deleted, {rec['last_rows_repaired']:,} repaired; "
+            f"last complete pass {when(rec['last_complete_pass_at'])}"
+            + (f"; pass in progress after {rec['pass_from']}" if rec["pass_in_progress"] else ""))
 
 
 @click.command()
@@ -142,6 +170,8 @@ def _print(doc: dict[str, Any]) -> None:
                 r = t["last_run"]
                 click.echo(f"    last {r['run_id']}: {r['status']}, rows {r['rows']:,} in {r['seconds']} s "
                            f"({r['rows_per_s']:,}/s)")
+            if "reconcile" in t:
+                click.echo(reconcile_line(t["reconcile"]))
             if t["last_error"]:
                 click.echo(f"    last error: {t['last_error']}")
     for problem in doc["problems"]:

@@ -77,6 +77,10 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
                           "files_extracted": int(session.get("files_extracted", 0)),
                           "rows_loaded": int(session.get("rows_loaded", 0)),
                           "files_loaded": int(session.get("files_loaded", 0))}
+    from ferry.status_cmd import reconcile_doc
+    rec = reconcile_doc(st)
+    if rec:
+        doc["reconcile"] = rec
     if show_files:
         from common.recovery import orphans
 

@@ -199,6 +199,8 @@ def scheduled_reconcile(pipeline: str, table: str) -> dict[str, Any]:
         log.info("scheduled reconcile of %s (pipeline %s) skipped: busy with run %s", table, pipeline,
                  got.busy_with)
         return {"table": table, "skipped": True, "busy_with": got.busy_with}
+    log.info("scheduled reconcile of %s (pipeline %s): run %s %s (session %d)", table, pipeline, got.run_id,
+             "resumed" if got.resumed else "queued", got.session)
     return {"table": table, "run_id": got.run_id, "session": got.session, "resumed": got.resumed}
 
 

@@ -104,7 +104,8 @@ def test_alert_rules_are_valid() -> None:
     doc = yaml.safe_load(path.read_text())
     rules = [r for g in doc["groups"] for r in g["rules"]]
     names = {r["alert"] for r in rules}
-    assert {"FerryTableStale", "FerryLoadBacklogGrowing", "FerryRunsFailing", "FerryRunStalled"} <= names
+    assert {"FerryTableStale", "FerryLoadBacklogGrowing", "FerryRunsFailing", "FerryRunStalled",
+            "FerryReconcilePassOverdue"} <= names
     for r in rules:
         assert "ferry_" in r["expr"] and r["for"] and r["annotations"]["summary"]
     if shutil.which("promtool"):

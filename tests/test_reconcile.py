@@ -229,3 +229,107 @@ def test_a_key_written_again_before_the_load_is_not_deleted(pipe: Pipe, workers:
     assert st.run_fields(run, "rec_only_target", "rows_deleted") == {"rec_only_target": "3", "rows_deleted": "2"}
     ids = {r[0] for r in pipe.pg().execute(f'SELECT id FROM "{pipe.db}".orders')}
     assert 20 in ids and 10 not in ids and 30 not in ids
+
+
+def _reconciles(st: Any) -> list[str]:
+    return [r for r in st.runs() if st.run_fields(r, "kind")["kind"] == "reconcile"]
+
+
+def test_bad_input_exits_2_and_queues_nothing(pipe: Pipe, workers: list) -> None:
+    seed_orders(pipe, 100)
+    pipe.execute("CREATE TABLE logs (ts INT, msg TEXT)", "INSERT INTO logs VALUES (1, 'a')",
+                 "CREATE TABLE small (id INT PRIMARY KEY)")
+    pipe.write({"orders": {}, "logs": {"load": "append", "cursor": "ts"}, "small": {"strategy": "full"}})
+    cases = {"orders": "has never been synced", "logs": "`load: append` has none",
+             "small": "needs no reconcile: every run replaces the whole target", "nosuch": "no table"}
+    for table, says in cases.items():
+        code, doc, text = reconcile(pipe, table, "--wait")
+        assert code == 2 and says in text and doc["status"] == "refused", (table, text)
+        assert pipe.state(table).runs() == []
+    # A reconcile schedule on an append table is a config error naming the file and table.
+    pipe.write({"logs": {"load": "append", "cursor": "ts", "reconcile": {"schedule": "0 * * * *"}}})
+    code, doc, text = reconcile(pipe, "logs")
+    assert code == 2 and f"pipelines/{pipe.name}.yml" in text and "load: append" in text, text
+    pipe.write({"orders": {"reconcile": {"mode": "everything"}}})
+    code, _, text = reconcile(pipe, "orders")
+    assert code == 2 and "reconcile" in text and "mode" in text, text
+
+
+def test_a_reconcile_and_a_sync_of_the_same_table_exclude_each_other(pipe: Pipe, workers: list) -> None:
+    from common.state import faults
+    import subprocess
+    import sys
+    from tests.services import REPO, wait_for
+
+    seed_orders(pipe, 3000)
+    pipe.write({"orders": {"reconcile": {"range_rows": 1000}}}, chunk_rows=1000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM orders WHERE id = 4")
+    st = pipe.state("orders")
+    faults.inject(st.r, pipe.name, pipe.table("orders"), 0, 1, "sleep", 4)  # range 0 holds the run
+    proc = subprocess.Popen([sys.executable, "-m", "ferry", "reconcile", "-p", pipe.name, "-t",
+                             pipe.table("orders"), "--wait"], env=pipe.env, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: bool(_reconciles(st)) and st.lock_owner() == _reconciles(st)[0], 30, "the reconcile")
+    runs_before = st.runs()
+    synced = pipe.sync()  # no --wait: skipped, busy
+    assert synced.code == 4 and synced.report["busy_tables"] == [pipe.table("orders")], synced.stderr
+    code, doc, text = reconcile(pipe, "orders")  # a second reconcile without --wait: busy too
+    assert code == 4 and doc["busy_with"] == _reconciles(st)[0], text
+    attached = pipe.sync("--wait")  # a sync with --wait attaches to the active run
+    assert attached.code == 0 and attached.report["runs"][pipe.table("orders")] == _reconciles(st)[0]
+    assert st.runs() == runs_before  # nothing was queued by any of them
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert "1 only in the target (deleted 1)" in out
+    pipe.assert_synced("orders")
+
+
+def test_the_throttle_pauses_while_the_source_is_busy(pipe: Pipe, workers: list) -> None:
+    import threading
+
+    seed_orders(pipe, 2000)
+    pipe.write({"orders": {"reconcile": {"range_rows": 1000, "max_threads_running": 2,
+                                         "max_rows_per_s": 5000}}}, chunk_rows=1000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM orders WHERE id IN (6, 3000)")
+    def sleep() -> None:
+        cur = pipe.mysql().cursor()
+        cur.execute("SELECT SLEEP(4)")
+        cur.fetchall()
+
+    busy = [threading.Thread(target=sleep) for _ in range(4)]
+    for t in busy:
+        t.start()
+    time.sleep(0.5)
+    code, doc, text = reconcile(pipe, "orders", "--wait")
+    for t in busy:
+        t.join()
+    assert code == 0, text
+    assert doc["throttle_pauses"] >= 1 and doc["throttle_seconds"] >= 1.0, doc
+    assert doc["rows_deleted"] == 2
+    pipe.assert_synced("orders")
+
+
+def test_status_watermark_and_metrics_show_the_last_reconcile(pipe: Pipe, workers: list) -> None:
+    seed_orders(pipe, 2000)
+    pipe.write({"orders": {"reconcile": {"range_rows": 1000}}}, chunk_rows=1000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM orders WHERE id <= 20", "UPDATE orders SET note = 'y' WHERE id = 100")
+    assert reconcile(pipe, "orders", "--wait")[0] == 0
+    out = pipe.ferry("status", "-p", pipe.name, "--json")
+    rec = json.loads(out.stdout)["pipelines"][pipe.name][pipe.table("orders")]["reconcile"]
+    assert rec["last_mode"] == "rows" and rec["last_status"] == "succeeded"
+    assert (rec["last_rows_deleted"], rec["last_rows_repaired"]) == (10, 1)
+    assert rec["last_complete_pass_at"] and not rec["pass_in_progress"]
+    text = pipe.ferry("status", "-p", pipe.name).stdout
+    assert "reconcile: last" in text and "10 deleted, 1 repaired; last complete pass 20" in text, text
+    got = json.loads(pipe.ferry("watermark", "get", "-p", pipe.name, "-t", pipe.table("orders"), "--json").stdout)
+    assert got["reconcile"]["rows_deleted_total"] == 10 and got["reconcile"]["rows_repaired_total"] == 1
+    assert got["cursor"] == "4000"  # a reconcile never moves the cursor
+    from tests.test_refused import _gauge
+    table = pipe.table("orders")
+    assert _gauge(pipe, "ferry_reconcile_rows_deleted", table) == 10
+    assert _gauge(pipe, "ferry_reconcile_rows_repaired", table) == 1
+    # (deploy/alerts.yml: FerryReconcilePassOverdue)
+    assert 0 <= _gauge(pipe, "ferry_reconcile_seconds_since_complete_pass", table) < 120

@@ -74,6 +74,9 @@ class FerryCollector:
             "refused": GaugeMetricFamily("ferry_refused_ranges",
                                          "Key ranges the warehouse refused that wait (ferry runs show)", labels=LABELS),
             "active": GaugeMetricFamily("ferry_run_active", "1 while a run holds the table's lock", labels=LABELS),
+            "rec_since": GaugeMetricFamily("ferry_reconcile_seconds_since_complete_pass",
+                                           "Seconds since the last complete reconcile pass over the table ended",
+                                           labels=LABELS),
             "pending": GaugeMetricFamily("ferry_run_chunks_pending",
                                          "Chunks of the active run not committed yet", labels=LABELS),
             "progress": GaugeMetricFamily("ferry_run_seconds_since_progress",
@@ -88,6 +91,12 @@ class FerryCollector:
                                            labels=LABELS),
             "runs": CounterMetricFamily("ferry_runs", "Runs by the final status they reached",
                                         labels=LABELS + ["status"]),
+            "rec_deleted": CounterMetricFamily("ferry_reconcile_rows_deleted",
+                                               "Target rows a reconcile deleted (or soft-deleted): gone from the source",
+                                               labels=LABELS),
+            "rec_repaired": CounterMetricFamily("ferry_reconcile_rows_repaired",
+                                                "Rows a reconcile copied again (missing or differing in the target)",
+                                                labels=LABELS),
             "attempts": CounterMetricFamily("ferry_chunk_attempts", "Chunk attempts started", labels=LABELS),
             "failures": CounterMetricFamily("ferry_chunk_failures", "Chunk attempts that failed", labels=LABELS),
         }
@@ -131,5 +140,10 @@ class FerryCollector:
         c["skipped"].add_metric(labels, int(state.get("rows_skipped", 0)))
         for status in FINAL_STATUSES:
             c["runs"].add_metric(labels + [status], int(state.get(f"runs_{status}", 0)))
+        rec = st.reconcile_state()
+        c["rec_deleted"].add_metric(labels, int(rec.get("rows_deleted_total", 0)))
+        c["rec_repaired"].add_metric(labels, int(rec.get("rows_repaired_total", 0)))
+        if rec.get("last_complete_at"):
+            g["rec_since"].add_metric(labels, round(now - float(rec["last_complete_at"]), 3))
         c["attempts"].add_metric(labels, int(state.get("chunk_attempts", 0)))
         c["failures"].add_metric(labels, int(state.get("chunk_failures", 0)))
