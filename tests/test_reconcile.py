@@ -333,3 +333,132 @@ def test_status_watermark_and_metrics_show_the_last_reconcile(pipe: Pipe, worker
     assert _gauge(pipe, "ferry_reconcile_rows_repaired", table) == 1
     # (deploy/alerts.yml: FerryReconcilePassOverdue)
     assert 0 <= _gauge(pipe, "ferry_reconcile_seconds_since_complete_pass", table) < 120
+
+
+def test_a_worker_killed_mid_reconcile_then_reconcile_again_is_exact(isolated: Pipe, log_dir: Any) -> None:
+    import signal  # noqa: F401
+    from common.state import faults
+    from tests.services import Worker, wait_for
+
+    pipe = isolated
+    n = 12_000
+    seed_orders(pipe, n)
+    pipe.write({"orders": {"reconcile": {"range_rows": 1000}}}, chunk_rows=3000)
+    first = Worker("rec-doomed", pipe.env, log_dir, concurrency=2)
+    try:
+        assert pipe.sync("--wait").code == 0
+        changed = drift(pipe, random.Random(3), n)
+        st = pipe.state("orders")
+        for i in range(12):
+            faults.inject(st.r, pipe.name, pipe.table("orders"), i, 1, "sleep", 1.5)
+        code, doc, text = reconcile(pipe, "orders")  # queued
+        assert code == 0 and doc["status"] == "queued", text
+        run_id = doc["run_id"]
+        wait_for(lambda: sum(1 for c in st.chunks(run_id) if c.state != "pending") >= 2, 60, "two ranges checked")
+    finally:
+        first.kill()
+    done_before = {c.number: c.attempt for c in st.chunks(run_id) if c.state != "pending"}
+    assert 2 <= len(done_before) < 12
+    fresh = Worker("rec-fresh", pipe.env, log_dir, concurrency=2)
+    try:
+        code, doc, text = reconcile(pipe, "orders", "--wait", timeout_s=200)
+    finally:
+        fresh.stop()
+    assert code == 0, text
+    assert doc["run_id"] == run_id  # the same reconcile, gone on from the ranges not yet checked
+    chunks = {c.number: c for c in st.chunks(run_id)}
+    assert all(chunks[i].attempt == a for i, a in done_before.items())  # checked once, not again
+    assert doc["rows_deleted"] == len(changed["deleted"]) and doc["rows_repaired"] == 600, doc
+    pipe.assert_synced("orders")
+
+
+def test_a_writer_during_a_reconcile_then_a_sync(pipe: Pipe, workers: list) -> None:
+    """Rows written while a reconcile runs are repaired with their newest version or left for
+    the next sync (timestamp strategy), never replaced by an older one; a delete in a range
+    already checked is the next reconcile's."""
+    import threading
+
+    pipe.execute("CREATE TABLE live (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, val INT NOT NULL,"
+                 " updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),"
+                 " KEY (updated_at))")
+    pipe.mysql().cursor().executemany("INSERT INTO live (val) VALUES (%s)", [(i,) for i in range(20_000)])
+    pipe.write({"live": {"strategy": "timestamp", "cursor": "updated_at", "lag_s": 0,
+                         "reconcile": {"range_rows": 1500}}}, chunk_rows=5000)
+    assert pipe.sync("--wait").code == 0
+    pipe.execute("DELETE FROM live WHERE id % 50 = 0")  # drift from before the reconcile
+    stop = threading.Event()
+    deleted: set[int] = set()
+
+    def write() -> None:
+        rng = random.Random(5)
+        cur = pipe.mysql().cursor()
+        while not stop.is_set():
+            cur.execute("INSERT INTO live (val) VALUES (%s)", (rng.randint(0, 10 ** 6),))
+            cur.execute("UPDATE live SET val = val + 1 WHERE id = %s", (rng.randint(1, 20_000),))
+            victim = rng.randint(1, 20_000)
+            cur.execute("DELETE FROM live WHERE id = %s", (victim,))
+            if cur.rowcount:
+                deleted.add(victim)
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        code, doc, text = reconcile(pipe, "live", "--wait")
+    finally:
+        stop.set()
+        writer.join()
+    assert code == 0, text
+    assert doc["rows_deleted"] >= 400
+    assert pipe.sync("--wait").code == 0
+    # Every source row is in the target as the source has it now; extra target rows are only
+    # rows the writer deleted after their range was checked.
+    cur = pipe.mysql().cursor()
+    cur.execute("SELECT id, val FROM live")
+    source = dict(cur.fetchall())
+    target = dict(pipe.pg().execute(f'SELECT id, val FROM "{pipe.db}".live').fetchall())
+    assert {k: target.get(k) for k in source} == source
+    assert set(target) - set(source) <= deleted
+    code, doc, text = reconcile(pipe, "live", "--wait")
+    assert code == 0 and doc["rows_deleted"] == len(set(target) - set(source)), doc
+    pipe.assert_synced("live")
+
+
+def test_a_scheduled_reconcile_covers_the_table_over_several_ticks(isolated: Pipe, log_dir: Any) -> None:
+    import subprocess
+    import sys
+    from tests.services import REPO, Worker, wait_for
+
+    pipe = isolated
+    seed_orders(pipe, 8000)
+    pipe.write({"orders": {"reconcile": {"range_rows": 1000, "ranges_per_run": 3, "schedule": {"every": "1s"}}}},
+               chunk_rows=4000)
+    worker = Worker("rec-beat", pipe.env, log_dir, concurrency=2)
+    beat = None
+    try:
+        assert pipe.sync("--wait").code == 0
+        pipe.execute("DELETE FROM orders WHERE id IN (2, 5000, 9000, 15998)",
+                     "UPDATE orders SET note = 'z' WHERE id = 12000")
+        st = pipe.state("orders")
+        beat = subprocess.Popen([sys.executable, "-m", "ferry", "beat", "--schedule-file",
+                                 str(log_dir / f"beat-{pipe.name}")], env=pipe.env, cwd=REPO,
+                                stdout=open(log_dir / "beat-reconcile.log", "wb"), stderr=subprocess.STDOUT)
+        wait_for(lambda: bool(st.reconcile_state().get("last_complete_at")), 120, "a complete pass")
+    finally:
+        if beat is not None:
+            beat.terminate()
+            beat.wait(10)
+        worker.stop()
+    runs = [r for r in _reconciles(st) if st.run_meta(r).get("status") == "succeeded"]
+    metas = [st.run_meta(r) for r in runs]
+    ends = [i for i, m in enumerate(metas) if m.get("rec_pass_end") == "1"]
+    assert ends, metas
+    one_pass = metas[:ends[0] + 1]
+    assert len(one_pass) == 3  # 8 ranges, 3 a tick
+    assert all(int(m["chunks"]) <= 3 for m in one_pass)
+    assert one_pass[0]["rec_pass_from"] == "null"
+    for before, after in zip(one_pass, one_pass[1:]):  # each tick goes on where the last one stopped
+        assert after["rec_pass_from"] == before["rec_pass_to"]
+    assert sum(int(m.get("rows_deleted") or 0) for m in one_pass) == 4
+    assert sum(int(m.get("rows_extracted") or 0) for m in one_pass) == 1
+    pipe.assert_synced("orders")
