@@ -50,16 +50,18 @@ def reconcile_report(st: TableState, run_id: str) -> dict[str, Any]:
             **({"error": m["error"]} if m.get("error") else {})}
 
 
-def _print(doc: dict[str, Any]) -> None:
+def _print(doc: dict[str, Any], err: bool = False) -> None:
+    """The report as text (on stderr when the JSON report goes to stdout)."""
+    echo = lambda text: click.echo(text, err=err)  # noqa: E731
     verb = "would delete" if doc["dry_run"] else "deleted"
-    click.echo(f"reconcile {doc['table']} ({doc['mode']} mode{', dry run' if doc['dry_run'] else ''}): run "
+    echo(f"reconcile {doc['table']} ({doc['mode']} mode{', dry run' if doc['dry_run'] else ''}): run "
                f"{doc['run_id']} {doc['status']}; {doc['ranges_checked']} of {doc['ranges']} range(s) checked, "
                f"{doc['rows_compared']:,} source rows compared in {doc['seconds']:,.1f} s")
-    click.echo(f"  {doc['rows_only_in_target']:,} only in the target ({verb} {doc['rows_deleted']:,}), "
+    echo(f"  {doc['rows_only_in_target']:,} only in the target ({verb} {doc['rows_deleted']:,}), "
                f"{doc['rows_only_in_source']:,} only in the source, {doc['rows_differing']:,} differing "
                f"({'would repair' if doc['dry_run'] else 'repaired'} {doc['rows_repaired']:,})")
     for d in doc["first_differences"]:
-        click.echo(f"  key {d['key']}: {d['what']}")
+        echo(f"  key {d['key']}: {d['what']}")
 
 
 @click.command("reconcile")
@@ -142,7 +144,7 @@ def reconcile(pipeline: str, table: str, mode: str | None, dry_run: bool, wait: 
         code = EXIT_TIMEOUT
     doc.update(pipeline=pipeline, exit_code=code)
     out.write(doc)
-    _print(doc)
+    _print(doc, err=str(json_output) == "-")
     if code == EXIT_TIMEOUT:
         click.echo(f"ferry: reconcile still {status} after {timeout_s}s", err=True)
     elif status not in (RunStatus.SUCCEEDED, RunStatus.EXTRACTED):

@@ -38,7 +38,8 @@ def launch(st: TableState, pipeline: str, new_run: str | None, limit: int | None
     (a --load-only run loads what awaits load). With `retry` (`ferry retry`), only the
     latest failed or cancelled run is resumed and nothing new is started. Nothing is queued
     while a run holds the lock. A reconcile (kind="reconcile", `ferry reconcile`) is a run
-    of the table too: it resumes only an unfinished reconcile of the same mode."""
+    of the table too: it resumes only an unfinished reconcile of the same kind (mode, dry
+    run, whole pass or a scheduled one)."""
     owner = st.lock_owner()
     if owner:
         return Launched(st.table, busy_with=owner)
@@ -47,7 +48,9 @@ def launch(st: TableState, pipeline: str, new_run: str | None, limit: int | None
         if resumed is None:
             return Launched(st.table)
     elif kind == "reconcile":
-        resumed = st.resumable_run(kind=kind, rec_mode=fields["rec_mode"], rec_dry_run=fields["rec_dry_run"])
+        # (the same mode, dry or not, and whole pass or scheduled share: another is not resumed)
+        resumed = st.resumable_run(kind=kind, rec_mode=fields["rec_mode"], rec_dry_run=fields["rec_dry_run"],
+                                   rec_whole=fields["rec_whole"])
     else:
         resumed = None if load_only else st.resumable_run()
     run_id = resumed or new_run

@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "common.plan": {"common.model", "common.config", "common.source"},
     "common.recovery": {"common.model", "common.config", "common.state", "common.store"},
     "common.verify": None,
-    "common.reconcile": {"common.model", "common.config", "common.source", "common.store", "common.verify"},
+    "common.reconcile": {"common.model", "common.config", "common.source", "common.plan", "common.store",
+                         "common.verify"},
 }
 
 

@@ -13,6 +13,21 @@ is cited beside it; what no page says is left to the live smoke test (make test-
   data formats (positional, same column count).
 - DELETE ... USING, INSERT ... SELECT, ROW_NUMBER() OVER: DELETE / INSERT / window functions
   pages of the SQL reference.
+- Reconcile (test_reconcile_statements_on_redshift): the deletes staging table and its COPY as
+  a load's (CREATE TABLE / COPY above); `DELETE FROM staging WHERE (k = v) OR ...` and
+  `DELETE FROM target USING staging WHERE ...`: DELETE,
+  https://docs.aws.amazon.com/redshift/latest/dg/r_DELETE.html ("DELETE [ FROM ] table_name
+  [ { USING } table_name, ... ] [ WHERE condition ]"); the soft delete
+  `UPDATE target SET c = CAST('...' AS TIMESTAMP) FROM staging WHERE ...`: UPDATE,
+  https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html ("UPDATE table_name SET column
+  = { expression | DEFAULT } [ FROM fromlist ] [ WHERE condition ]"; the SET column is not
+  qualified with the table name, which that page calls invalid); CAST of a string literal to
+  TIMESTAMP: CAST function, https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html;
+  `ALTER TABLE ... ADD COLUMN "_ferry_deleted_at" TIMESTAMP`: ALTER TABLE (ADD [ COLUMN ]
+  column_name column_type), https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html.
+  The range checksums are verify's queries (below), with `"_ferry_deleted_at" IS NULL` added.
+  What no page proves and only the live test can: that rowcount of the DELETE/UPDATE through
+  redshift_connector is the rows removed (ferry counts it for its report).
 """
 from __future__ import annotations
 
@@ -214,6 +229,35 @@ def test_every_verify_query_parses(statement: str) -> None:
 def test_every_redshift_statement_parses(statement: str) -> None:
     # Parameters are bound by the driver: parse with a literal where each %s stands.
     sqlglot.parse_one(statement.replace("%s", "'x'").replace("%%", "%"), read="redshift")
+
+
+RECONCILE_STATEMENTS = [
+    sql.create_staging("orders__stage_abc12d", COLS[:1], sql.REDSHIFT),
+    sql.unstage_keys("orders__stage_abc12d", ["id"], 2),
+    sql.delete_keys("ana", "orders", "orders__stage_abc12d", ["id"]),
+    sql.soft_delete_keys("ana", "orders", "orders__stage_abc12d", ["id", "shop"], "2026-12-03 06:00:00.123456"),
+    sql.add_soft_delete_column("ana", "orders"),
+]
+
+
+def test_reconcile_statements_on_redshift() -> None:
+    """The golden text of what a reconcile's load sends (citations in the module docstring)."""
+    assert RECONCILE_STATEMENTS == [
+        'CREATE TEMP TABLE "orders__stage_abc12d" ("id" BIGINT)',
+        'DELETE FROM "orders__stage_abc12d" WHERE ("id" = %s) OR ("id" = %s)',
+        'DELETE FROM "ana"."orders" USING "orders__stage_abc12d" WHERE "ana"."orders"."id" = "orders__stage_abc12d"."id"',
+        'UPDATE "ana"."orders" SET "_ferry_deleted_at" = CAST(\'2026-12-03 06:00:00.123456\' AS TIMESTAMP) FROM '
+        '"orders__stage_abc12d" WHERE "ana"."orders"."id" = "orders__stage_abc12d"."id" AND "ana"."orders"."shop" = '
+        '"orders__stage_abc12d"."shop" AND "ana"."orders"."_ferry_deleted_at" IS NULL',
+        'ALTER TABLE "ana"."orders" ADD COLUMN "_ferry_deleted_at" TIMESTAMP',
+    ]
+    for statement in RECONCILE_STATEMENTS:
+        sqlglot.parse_one(statement.replace("%s", "1"), read="redshift")
+    side = WarehouseSide(None, sql.REDSHIFT, "ana", "orders", VERIFY_COLS, [VERIFY_COLS[0]], [], None, live_only=True)
+    for q in (side.sums_sql(Part((10,), (20,)))[0], side.rows_sql(Part((10,), (20,)), None)[0],
+              side.buckets_sql("3")[0]):
+        assert '"_ferry_deleted_at" IS NULL' in q
+        sqlglot.parse_one(q.replace("%s", "'x'").replace("%%", "%"), read="redshift")
 
 
 def test_redshift_load_failures_are_refusals_and_lost_connections_are_not() -> None:

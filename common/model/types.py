@@ -96,6 +96,10 @@ class TableSchema:
         """What the target depends on: names, types and key (not nullability)."""
         return self.key, tuple((c.source, c.name, c.kind, c.arrow, c.target) for c in self.columns)
 
+    def key_only(self) -> "TableSchema":
+        """The mapping cut to its key columns (a reconcile's deletes hold only keys)."""
+        return TableSchema(table=self.table, columns=tuple(self.column(k) for k in self.key), key=self.key)
+
     @property
     def key_targets(self) -> tuple[str, ...]:
         return tuple(self.column(k).name for k in self.key)

@@ -15,24 +15,15 @@ import pyarrow.parquet as pq
 from common.model import naming
 from common.model.bounds import Key
 from common.model.records import Part
-from common.model.types import ColumnSpec, TableSchema
+from common.model.types import TableSchema
 from common.store.s3 import Store
-
-
-def key_columns(schema: TableSchema) -> list[ColumnSpec]:
-    return [schema.column(k) for k in schema.key]
-
-
-def key_schema(schema: TableSchema) -> TableSchema:
-    """The table's mapping cut to its key: what a deletes object holds (target names)."""
-    return TableSchema(table=schema.table, columns=tuple(key_columns(schema)), key=schema.key)
 
 
 def write(store: Store, key: str, schema: TableSchema, keys: Sequence[Key],
           metadata: dict[str, str]) -> Part:
     """Upload the keys (target values) as Parquet with the key columns' types. Counted as 0
     rows: a part's rows are the rows it loads, and these load none."""
-    cols = key_columns(schema)
+    cols = schema.key_only().columns
     arrays = [pa.array([k[i] for k in keys], type=c.arrow_type()) for i, c in enumerate(cols)]
     table = pa.Table.from_arrays(arrays, names=[c.name for c in cols])
     out = io.BytesIO()

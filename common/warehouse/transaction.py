@@ -13,7 +13,6 @@ from common import errors
 from common.errors import RefusedError
 from common.model import naming
 from common.model.records import PendingPart
-from common.model.types import TableSchema
 from common.warehouse import reload, sql
 from common.warehouse.ddl import TargetTables
 from common.warehouse.execute import first_row, run_statement, time_limit_in
@@ -95,9 +94,10 @@ class LoadTransaction(TargetTables, Ledger):
         transaction: staged, less the keys the source has again (request.kept_keys), then
         deleted from the target, or marked deleted (soft). Returns the rows each run's took."""
         deleted: dict[str, int] = {}
+        if not parts:
+            return deleted
         key = request.schema.key_targets
-        keys_schema = TableSchema(table=request.schema.table, key=request.schema.key,
-                                  columns=tuple(request.schema.column(k) for k in request.schema.key))
+        keys_schema = request.schema.key_only()
         for run_id, group in itertools.groupby(parts, key=lambda p: p.run_id):
             group = list(group)
             staging = naming.staging_table_name(request.target_table, f"{request.load_id}d")
