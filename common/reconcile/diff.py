@@ -1,9 +1,8 @@
-"""One reconcile range compared on both sides and narrowed down to keys, as `ferry verify`
-narrows (common/verify/compare.py, whose two sides it uses): counts and checksums of the
-range; where they differ, of its parts (key ranges probed on the source, or hash buckets
-of a text key), until a part holds at most LEAF_ROWS source rows; then the rows of that
-part are read from both sides by key hash and key, whole, and sorted into the keys only in
-the source, only in the target, and in both with different content.
+"""One reconcile range compared on both sides and narrowed down to keys, with the two
+sides of `ferry verify` (common/verify/compare.py): the range's count and checksum; where
+they differ, those of its MD5 buckets; then the rows of the differing buckets, read from
+both sides by key hash and key and sorted into the keys only in the source, only in the
+target, and in both with different content (RangeDiff says how many queries that takes).
 
 In keys mode the two sides hash the key alone (the columns compared are the key's), so
 the source reads only its key index; in rows mode every column, normalised as verify does.
@@ -12,12 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from common.model import bounds
 from common.model.bounds import Key
-from common.verify.compare import FANOUT, LEAF_ROWS, MySQLSide, Part, Sums, WarehouseSide
+from common.verify.compare import LEAF_ROWS, MySQLSide, Part, Sums, WarehouseSide
 
+BUCKET_ROWS = 32
+"""A differing range is grouped into buckets of about this many rows."""
+MAX_BUCKETS = 2000
+"""More differing buckets than this: the whole range is read (one query, no long IN list)."""
 FIRST_KEYS = 10
 """A range's findings name at most this many keys (the report's first differences)."""
 
@@ -50,8 +53,15 @@ class Found:
 
 
 class RangeDiff:
-    """Compares the two sides part by part; `before_query(rows)` runs before each source
-    query (the throttle), with the rows the last one covered."""
+    """Compares the two sides of a range; `before_query(rows)` runs before each source query
+    (the throttle), with the rows the last one covered.
+
+    Three queries a side at most, whatever the number of differences: the range's count
+    and checksum; if they differ, the counts and checksums of its buckets (the leading hex
+    digits of each key's MD5, enough digits for about BUCKET_ROWS rows a bucket) in one
+    GROUP BY; then the key hash, key and row hash of the rows of the buckets that differ, in
+    one query (of the whole range when most buckets differ), sorted out here by key hash.
+    A range of at most LEAF_ROWS rows is read row by row at once."""
 
     def __init__(self, src: MySQLSide, dst: WarehouseSide, before_query: Callable[[int], None]) -> None:
         self.src = src
@@ -59,55 +69,36 @@ class RangeDiff:
         self.before_query = before_query
         self.found = Found()
 
-    def _sums(self, part: Part) -> tuple[Sums, Sums]:
-        self.before_query(0)
-        a = self.src.sums(part)
-        return a, self.dst.sums(part)
-
     def compare(self, part: Part) -> Found:
         """The range's rows compared; every difference in it narrowed down to its keys."""
-        a, b = self._sums(part)
+        self.before_query(0)
+        a, b = self.src.sums(part), self.dst.sums(part)
         self.found.source_rows, self.found.target_rows = a.rows, b.rows
         self.before_query(a.rows)
-        if a != b:
-            self._narrow(part, a, b)
+        if a == b:
+            return self.found
+        rows = max(a.rows, b.rows)
+        prefix = part.bucket or ""
+        if rows <= LEAF_ROWS or len(prefix) >= 32:
+            self._rows(part, ())
+            return self.found
+        depth = max(1, min(32 - len(prefix), math.ceil(math.log(rows / BUCKET_ROWS, 16))))
+        inside = None if part.bucket is not None else part  # (a bucket part is its prefix)
+        mine = self.src.bucket_sums(prefix, inside, depth)
+        self.before_query(a.rows)
+        theirs = self.dst.bucket_sums(prefix, inside, depth)
+        empty = Sums(0, (0, 0))
+        differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k, empty) != theirs.get(k, empty))
+        in_them = sum(max(mine.get(k, empty).rows, theirs.get(k, empty).rows) for k in differ)
+        whole = len(differ) > MAX_BUCKETS or in_them > rows // 2
+        self._rows(part, () if whole else differ)
         return self.found
 
-    def _narrow(self, part: Part, s: Sums, t: Sums) -> None:
-        if max(s.rows, t.rows) <= LEAF_ROWS or s.rows <= 1:
-            self._rows(part)
-            return
-        if part.bucket is not None:
-            if len(part.bucket) >= 32:
-                self._rows(part)
-                return
-            self.before_query(0)
-            mine, theirs = self.src.bucket_sums(part.bucket), self.dst.bucket_sums(part.bucket)
-            self.before_query(s.rows)
-            empty = Sums(0, (0, 0))
-            for b in sorted(mine.keys() | theirs.keys()):
-                x, y = mine.get(b, empty), theirs.get(b, empty)
-                if x != y:
-                    self._narrow(Part(bucket=b), x, y)
-            return
-        self.before_query(0)
-        subs = self.src.split(part.lo, part.hi, max(2, min(FANOUT, math.ceil(s.rows / LEAF_ROWS))))
-        self.before_query(s.rows)
-        if len(subs) <= 1:
-            self._rows(part)
-            return
-        for sub in subs:
-            x, y = self._sums(sub)
-            self.before_query(x.rows)
-            if x != y:
-                self._narrow(sub, x, y)
-
-    def _rows(self, part: Part) -> None:
-        """Both sides' rows of a part, whole (key hash, key, row hash), sorted out by key hash."""
-        self.before_query(0)
-        mine = {k: (key, h) for k, key, h in self.src.rows(part, None)}
+    def _rows(self, part: Part, buckets: Sequence[str]) -> None:
+        """Both sides' rows of a part (or of its buckets), whole, sorted out by key hash."""
+        mine = {k: (key, h) for k, key, h in self.src.rows(part, None, buckets)}
         self.before_query(len(mine))
-        theirs = {k: (key, h) for k, key, h in self.dst.rows(part, None)}
+        theirs = {k: (key, h) for k, key, h in self.dst.rows(part, None, buckets)}
         self.found.leaves += 1
         for k in sorted(mine.keys() | theirs.keys()):
             if k not in theirs:
