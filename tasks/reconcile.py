@@ -21,7 +21,7 @@ from common.model.bounds import Key
 from common.model.records import Chunk, Part
 from common.model.types import TableSchema
 from common.reconcile import deletes, plan as passes
-from common.reconcile.diff import Found, RangeDiff
+from common.reconcile.diff import Found, range_diff
 from common.source import reads
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.source.throttle import Throttle
@@ -66,7 +66,7 @@ def _compare(ctx: TableContext, conn: Any, chunk: Chunk, schema: TableSchema, mo
         dst = WarehouseSide(wh, warehouse.dialect, ctx.cfg.target_schema, ctx.table_target, columns, key,
                             [schema.column(c).name for c in cols], bound, live_only=SOFT_DELETED in present)
         part = KeyPart(bucket=str(chunk.hi[0])) if buckets else KeyPart(chunk.lo, chunk.hi)
-        found = RangeDiff(src, dst, throttle).compare(part)
+        found = range_diff(src, dst, throttle).compare(part)
         wh.rollback()
     return found
 

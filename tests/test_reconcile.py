@@ -266,7 +266,7 @@ def test_a_reconcile_and_a_sync_of_the_same_table_exclude_each_other(pipe: Pipe,
     assert pipe.sync("--wait").code == 0
     pipe.execute("DELETE FROM orders WHERE id = 4")
     st = pipe.state("orders")
-    faults.inject(st.r, pipe.name, pipe.table("orders"), 0, 1, "sleep", 4)  # range 0 holds the run
+    faults.inject(st.r, pipe.name, pipe.table("orders"), 0, 1, "sleep", 15)  # range 0 holds the run
     proc = subprocess.Popen([sys.executable, "-m", "ferry", "reconcile", "-p", pipe.name, "-t",
                              pipe.table("orders"), "--wait"], env=pipe.env, cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

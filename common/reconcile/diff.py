@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from common.model import bounds
 from common.model.bounds import Key
-from common.verify.compare import LEAF_ROWS, MySQLSide, Part, Sums, WarehouseSide
+from common.verify.compare import LEAF_ROWS, MySQLSide, Part, Sums, WarehouseSide, and_where
 
 BUCKET_ROWS = 32
 """A differing range is grouped into buckets of about this many rows."""
@@ -107,3 +107,93 @@ class RangeDiff:
                 self.found.only_target.append(theirs[k][0])
             elif mine[k][1] != theirs[k][1]:
                 self.found.differs.append(mine[k][0])
+
+
+M1, M2 = 1_000_003, 999_983
+"""Two primes: a key set's checksum is its count, the sum of its keys and the sum of the
+products of each key's residues modulo them (integer arithmetic, exact on both sides)."""
+
+
+def integer_key(side: MySQLSide) -> bool:
+    """A single integer key in keys mode: compared by arithmetic, not by MD5 (IntKeysDiff)."""
+    key = side.key
+    return (len(key) == 1 and [c.source for c in side.columns] == [key[0].source]
+            and (key[0].kind == "int" or (key[0].kind == "decimal" and key[0].scale == 0)))
+
+
+def _int_sums_sql(side: Any, part: Part) -> tuple[str, list[Any]]:
+    k = side.quote(side.key_names[0])
+    where, params = and_where(side.filter, side._in(part))
+    return (f"SELECT COUNT(*), COALESCE(SUM({k}), 0), COALESCE(SUM(MOD({k}, {M1}) * MOD({k}, {M2})), 0),"
+            f" MIN({k}), MAX({k}) FROM {side.table_ref}{where}"), params
+
+
+def _int_buckets_sql(side: Any, part: Part, base: int, width: int) -> tuple[str, list[Any]]:
+    k = side.quote(side.key_names[0])
+    where, params = and_where(side.filter, side._in(part))
+    b = f"FLOOR(({k} - {int(base)}) / {int(width)})"
+    return (f"SELECT {b} AS b, COUNT(*), SUM({k}), SUM(MOD({k}, {M1}) * MOD({k}, {M2})) FROM {side.table_ref}{where}"
+            f" GROUP BY {b}"), params
+
+
+def _int_keys_sql(side: Any, part: Part, spans: Sequence[tuple[int, int]]) -> tuple[str, list[Any]]:
+    """The keys of a part, within [lo, hi) spans (none: all of the part's)."""
+    k = side.quote(side.key_names[0])
+    inside = (" WHERE (" + " OR ".join(f"({k} >= {int(a)} AND {k} < {int(z)})" for a, z in spans) + ")"
+              if spans else "", [])
+    where, params = and_where(side.filter, side._in(part), inside)
+    return f"SELECT {k} FROM {side.table_ref}{where}", params
+
+
+class IntKeysDiff(RangeDiff):
+    """Keys mode on a single integer key: the checksum is arithmetic (count, sum, sum of
+    residue products), the buckets are key value intervals of about BUCKET_ROWS rows, and
+    the keys of the differing intervals are read by index range: no hash is computed on the
+    source, which reads only its key (about a tenth of the CPU of the MD5 path)."""
+
+    def _sums(self, side: Any, part: Part) -> tuple[Sums, int | None, int | None]:
+        r = side.fetch(*_int_sums_sql(side, part))[0]
+        lo = None if r[3] is None else int(r[3])
+        hi = None if r[4] is None else int(r[4])
+        return Sums(int(r[0]), (int(r[1]), int(r[2]))), lo, hi
+
+    def compare(self, part: Part) -> Found:
+        self.before_query(0)
+        (a, lo_a, hi_a), (b, lo_b, hi_b) = self._sums(self.src, part), self._sums(self.dst, part)
+        self.found.source_rows, self.found.target_rows = a.rows, b.rows
+        self.before_query(a.rows)
+        if a == b:
+            return self.found
+        base = min(v for v in (lo_a, lo_b) if v is not None)
+        top = max(v for v in (hi_a, hi_b) if v is not None)
+        rows = max(a.rows, b.rows)
+        spans: list[tuple[int, int]] = []
+        if rows > LEAF_ROWS:
+            width = max(1, math.ceil((top - base + 1) * BUCKET_ROWS / rows))
+            q = lambda side: {int(r[0]): Sums(int(r[1]), (int(r[2]), int(r[3])))  # noqa: E731
+                              for r in side.fetch(*_int_buckets_sql(side, part, base, width))}
+            mine = q(self.src)
+            self.before_query(a.rows)
+            theirs = q(self.dst)
+            empty = Sums(0, (0, 0))
+            differ = sorted(x for x in mine.keys() | theirs.keys() if mine.get(x, empty) != theirs.get(x, empty))
+            in_them = sum(max(mine.get(x, empty).rows, theirs.get(x, empty).rows) for x in differ)
+            if len(differ) <= MAX_BUCKETS and in_them <= rows // 2:
+                for x in differ:  # adjacent intervals joined
+                    lo, hi = base + x * width, base + (x + 1) * width
+                    if spans and spans[-1][1] == lo:
+                        spans[-1] = (spans[-1][0], hi)
+                    else:
+                        spans.append((lo, hi))
+        mine_keys = {int(r[0]): r[0] for r in self.src.fetch(*_int_keys_sql(self.src, part, spans))}
+        self.before_query(len(mine_keys))
+        theirs_keys = {int(r[0]): r[0] for r in self.dst.fetch(*_int_keys_sql(self.dst, part, spans))}
+        self.found.leaves += 1
+        self.found.only_source += [(mine_keys[k],) for k in sorted(mine_keys.keys() - theirs_keys.keys())]
+        self.found.only_target += [(theirs_keys[k],) for k in sorted(theirs_keys.keys() - mine_keys.keys())]
+        return self.found
+
+
+def range_diff(src: MySQLSide, dst: WarehouseSide, before_query: Callable[[int], None]) -> RangeDiff:
+    """The comparison that suits the range's sides."""
+    return (IntKeysDiff if integer_key(src) else RangeDiff)(src, dst, before_query)

@@ -95,7 +95,7 @@ class Report:
                 "differences": [d.to_json() for d in self.differences], "notes": self.notes}
 
 
-def _where(*clauses: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
+def and_where(*clauses: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
     """AND of WHERE clauses (each ' WHERE ...' or '')."""
     parts = [sql.removeprefix(" WHERE ") for sql, _ in clauses if sql]
     params = [p for _, ps in clauses for p in ps]
@@ -136,7 +136,7 @@ class Side:
 
     def sums_sql(self, part: Part) -> tuple[str, list[Any]]:
         """Row count and checksum of a part."""
-        where, params = _where(self.filter, self._in(part))
+        where, params = and_where(self.filter, self._in(part))
         return (f"SELECT COUNT(*), {', '.join(self.sum_exprs('r.h'))} FROM"
                 f" (SELECT {self.row_hash()} AS h FROM {self.table_ref}{where}) r"), params
 
@@ -144,7 +144,7 @@ class Side:
         """Count and checksum per bucket `depth` hex digits longer than `prefix`, within it
         (and within `part`, a key range or a bucket, when given)."""
         inside = self._in(Part(bucket=prefix)) if prefix else ("", [])
-        where, params = _where(self.filter, inside, self._in(part) if part is not None else ("", []))
+        where, params = and_where(self.filter, inside, self._in(part) if part is not None else ("", []))
         n = len(prefix) + depth
         return (f"SELECT SUBSTRING(r.k, 1, {n}) AS b, COUNT(*), {', '.join(self.sum_exprs(self._h))} FROM"
                 f" (SELECT {self.key_hash()} AS k{self._h_column} FROM {self.table_ref}{where}) r"
@@ -153,7 +153,7 @@ class Side:
     def rows_sql(self, part: Part, cap: int | None, buckets: Sequence[str] = ()) -> tuple[str, list[Any]]:
         """Key hash, row hash and key of a part's rows in key-hash order, at most cap (None:
         all, unordered); with `buckets` (hex prefixes of one length), only the rows in them."""
-        where, params = _where(self.filter, self._in(part))
+        where, params = and_where(self.filter, self._in(part))
         tail = f" ORDER BY r.k LIMIT {int(cap)}" if cap is not None else ""
         if buckets:
             n = len(buckets[0])
@@ -246,7 +246,7 @@ class WarehouseSide(Side):
         super().__init__(param_ref(schema, table), columns, key, filter_cols, bound,
                          lambda n: quote_ident(n).replace("%", "%%"))
         if live_only:  # rows soft-deleted by a reconcile are not the source's rows
-            self.filter = _where(self.filter, (f" WHERE {quote_ident(SOFT_DELETED)} IS NULL", []))
+            self.filter = and_where(self.filter, (f" WHERE {quote_ident(SOFT_DELETED)} IS NULL", []))
 
     def column_ref(self, col: ColumnSpec) -> str:
         return col.name
