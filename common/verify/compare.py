@@ -140,28 +140,24 @@ class Side:
         return (f"SELECT COUNT(*), {', '.join(self.sum_exprs('r.h'))} FROM"
                 f" (SELECT {self.row_hash()} AS h FROM {self.table_ref}{where}) r"), params
 
-    def buckets_sql(self, prefix: str, part: Part | None = None, depth: int = 1) -> tuple[str, list[Any]]:
-        """Count and checksum per bucket `depth` hex digits longer than `prefix`, within it
-        (and within `part`, a key range or a bucket, when given)."""
+    def buckets_sql(self, prefix: str) -> tuple[str, list[Any]]:
+        """Count and checksum per bucket one hex digit longer than `prefix`, within it."""
         inside = self._in(Part(bucket=prefix)) if prefix else ("", [])
-        where, params = and_where(self.filter, inside, self._in(part) if part is not None else ("", []))
-        n = len(prefix) + depth
+        where, params = and_where(self.filter, inside)
+        n = len(prefix) + 1
         return (f"SELECT SUBSTRING(r.k, 1, {n}) AS b, COUNT(*), {', '.join(self.sum_exprs(self._h))} FROM"
                 f" (SELECT {self.key_hash()} AS k{self._h_column} FROM {self.table_ref}{where}) r"
                 f" GROUP BY SUBSTRING(r.k, 1, {n})"), params
 
-    def rows_sql(self, part: Part, cap: int | None, buckets: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    def rows_sql(self, part: Part, cap: int | None) -> tuple[str, list[Any]]:
         """Key hash, row hash and key of a part's rows in key-hash order, at most cap (None:
-        all, unordered); with `buckets` (hex prefixes of one length), only the rows in them."""
+        all, unordered)."""
         where, params = and_where(self.filter, self._in(part))
         tail = f" ORDER BY r.k LIMIT {int(cap)}" if cap is not None else ""
-        if buckets:
-            n = len(buckets[0])
-            tail = f" WHERE SUBSTRING(r.k, 1, {n}) IN ({', '.join(['%s'] * len(buckets))}){tail}"
         return (f"SELECT r.k, {self._h}, {', '.join(f'r.c{i}' for i in range(len(self.key)))} FROM"
                 f" (SELECT {self.key_hash()} AS k{self._h_column},"
                 f" {', '.join(f'{self.quote(n)} AS c{i}' for i, n in enumerate(self.key_names))}"
-                f" FROM {self.table_ref}{where}) r{tail}"), params + list(buckets)
+                f" FROM {self.table_ref}{where}) r{tail}"), params
 
     @property
     def _keys_only(self) -> bool:
@@ -180,12 +176,12 @@ class Side:
         row = self.fetch(*self.sums_sql(part))[0]
         return Sums(int(row[0]), tuple(int(v) for v in row[1:]))
 
-    def bucket_sums(self, prefix: str, part: Part | None = None, depth: int = 1) -> dict[str, Sums]:
+    def bucket_sums(self, prefix: str) -> dict[str, Sums]:
         return {str(r[0]): Sums(int(r[1]), tuple(int(v) for v in r[2:]))
-                for r in self.fetch(*self.buckets_sql(prefix, part, depth))}
+                for r in self.fetch(*self.buckets_sql(prefix))}
 
-    def rows(self, part: Part, cap: int | None, buckets: Sequence[str] = ()) -> list[tuple[str, Key, str]]:
-        return [(str(r[0]), tuple(r[2:]), str(r[1])) for r in self.fetch(*self.rows_sql(part, cap, buckets))]
+    def rows(self, part: Part, cap: int | None) -> list[tuple[str, Key, str]]:
+        return [(str(r[0]), tuple(r[2:]), str(r[1])) for r in self.fetch(*self.rows_sql(part, cap))]
 
 
 class MySQLSide(Side):
