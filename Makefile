@@ -40,6 +40,7 @@ bench: venv services
 	$(PY) -m bench.bench_sync --sync-only --rows $${BENCH_RSS_ROWS:-4000000} --table bench.orders_4m
 	$(PY) -m bench.bench_wide
 	$(PY) -m bench.bench_plan
+	$(PY) -m bench.bench_reconcile --rows $${BENCH_ROWS:-1000000} --keys-rows $${BENCH_RECONCILE_KEYS_ROWS:-10000000}
 
 flower: venv
 	$(VENV)/bin/ferry flower

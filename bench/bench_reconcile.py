@@ -32,7 +32,7 @@ import yaml
 from bench.bench_sync import PG, PIPELINE, ensure_table, fresh_run, synced
 from tests.services import MotoServer, Worker
 
-TARGET_SCHEMA = "ferry_bench_rec"
+TARGET_SCHEMA = "ferry_bench_rec"  # (--target-schema)
 
 
 def mariadbd_cpu_s() -> float:
@@ -90,6 +90,18 @@ def measured(fn: Any) -> tuple[float, float, Any]:
     return round(time.time() - t0, 2), round(mariadbd_cpu_s() - cpu, 2), got
 
 
+def stages(client: Any, table: str, run_id: str) -> dict[str, float]:
+    """Where a run's time went: queued to planned, the ranges, the load."""
+    from common.state.table import TableState
+
+    st = TableState(client, PIPELINE, table)
+    m = st.run_meta(run_id)
+    last = max(c.committed_at or 0 for c in st.chunks(run_id))
+    q, p = float(m["queued_at"]), float(m["planned_at"])
+    return {"plan_s": round(p - q, 2), "ranges_s": round(last - p, 2),
+            "load_s": round(float(m["finished_at"]) - float(m.get("load_started_at") or last), 2)}
+
+
 def restore_target(name: str) -> None:
     with psycopg.connect(**PG, autocommit=True) as pg:
         pg.execute(f'DROP TABLE IF EXISTS {TARGET_SCHEMA}."{name}"')
@@ -98,14 +110,19 @@ def restore_target(name: str) -> None:
 
 
 def main() -> int:
+    global TARGET_SCHEMA
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keys-rows", type=int, default=0, help="Also a keys-mode pass over a table this big.")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--source", default="bench.orders", help="The table made by demo.seed to copy from.")
+    ap.add_argument("--table", default="bench.drift", help="The copy that drifts (dropped after).")
+    ap.add_argument("--target-schema", default="ferry_bench_rec")
     args = ap.parse_args()
-    ensure_table("bench.orders", args.rows)
-    table, name = "bench.drift", "drift"
-    copy_table("bench.orders", table, args.rows)
+    TARGET_SCHEMA = args.target_schema
+    ensure_table(args.source, args.rows)
+    table, name = args.table, args.table.split(".")[1]
+    copy_table(args.source, table, args.rows)
     work = Path(tempfile.mkdtemp(prefix="ferry-bench-rec-"))
     moto = MotoServer(work)
     workers: list[Worker] = []
@@ -128,7 +145,8 @@ def main() -> int:
             wall, cpu, doc = measured(lambda: ferry(env, "reconcile", "-p", PIPELINE, "-t", table, "--mode", mode,
                                                     "--wait"))
             ops[f"reconcile_{mode}"] = {"wall_s": wall, "source_cpu_s": cpu, "rows_deleted": doc["rows_deleted"],
-                                        "rows_repaired": doc["rows_repaired"], "ranges": doc["ranges"]}
+                                        "rows_repaired": doc["rows_repaired"], "ranges": doc["ranges"],
+                                        **stages(client, table, doc["run_id"])}
         result["rows_mode_exact"] = synced(table, TARGET_SCHEMA, client)["match"]
         restore_target(name)
         write_pipeline(work, table, "full")
@@ -143,7 +161,7 @@ def main() -> int:
         result["ops"] = ops
         if args.keys_rows:
             big, big_name = "bench.drift_big", "drift_big"
-            copy_table("bench.orders", big, args.keys_rows)
+            copy_table(args.source, big, args.keys_rows)
             doc = yaml.safe_load((work / "pipelines" / f"{PIPELINE}.yml").read_text())
             doc["tables"] = {big: {"reconcile": {"range_rows": 200_000}}}
             (work / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump(doc))

@@ -25,7 +25,12 @@ is cited beside it; what no page says is left to the live smoke test (make test-
   TIMESTAMP: CAST function, https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html;
   `ALTER TABLE ... ADD COLUMN "_ferry_deleted_at" TIMESTAMP`: ALTER TABLE (ADD [ COLUMN ]
   column_name column_type), https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html.
-  The range checksums are verify's queries (below), with `"_ferry_deleted_at" IS NULL` added.
+  The range checksums are verify's queries (below), with `"_ferry_deleted_at" IS NULL` added;
+  keys mode on an integer key sums the key and MOD(k, p) products: MOD function,
+  https://docs.aws.amazon.com/redshift/latest/dg/r_MOD.html, and SUM ("BIGINT for BIGINT,
+  SMALLINT, and INTEGER arguments; NUMERIC for NUMERIC arguments", precision 38),
+  https://docs.aws.amazon.com/redshift/latest/dg/r_SUM.html, so both are summed as
+  DECIMAL(38,0) (a BIGINT sum of large keys would overflow).
   What no page proves and only the live test can: that rowcount of the DELETE/UPDATE through
   redshift_connector is the rows removed (ferry counts it for its report).
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
+from common.reconcile import diff
 from common.verify import rowhash
 from common.config.design import RedshiftKeys, SortKeySpec, TableDesign
 from common.verify.compare import Part, WarehouseSide
@@ -254,9 +260,15 @@ def test_reconcile_statements_on_redshift() -> None:
     for statement in RECONCILE_STATEMENTS:
         sqlglot.parse_one(statement.replace("%s", "1"), read="redshift")
     side = WarehouseSide(None, sql.REDSHIFT, "ana", "orders", VERIFY_COLS, [VERIFY_COLS[0]], [], None, live_only=True)
+    keys = WarehouseSide(None, sql.REDSHIFT, "ana", "orders", VERIFY_COLS[:1], VERIFY_COLS[:1], [], None)
+    # Keys mode on an integer key (MOD: r_MOD.html; SUM of a BIGINT is a BIGINT, of a NUMERIC
+    # a NUMERIC of precision 38: r_SUM.html, so the sums are of DECIMAL(38,0)).
+    assert diff._int_sums_sql(keys, Part((10,), (20,)))[0] == (
+        'SELECT COUNT(*), COALESCE(SUM(CAST("id" AS DECIMAL(38,0))), 0), COALESCE(SUM(CAST(MOD("id", 1000003) *'
+        ' MOD("id", 999983) AS DECIMAL(38,0))), 0) FROM "ana"."orders" WHERE "id" > %s AND "id" <= %s')
     for q in (side.sums_sql(Part((10,), (20,)))[0], side.rows_sql(Part((10,), (20,)), None)[0],
-              side.buckets_sql("3")[0]):
-        assert '"_ferry_deleted_at" IS NULL' in q
+              side.buckets_sql("3")[0], diff._int_keys_sql(keys, Part(None, (20,)))[0]):
+        assert '"_ferry_deleted_at" IS NULL' in q or "MOD" not in q and q.startswith('SELECT "id"')
         sqlglot.parse_one(q.replace("%s", "'x'").replace("%%", "%"), read="redshift")
 
 

@@ -103,7 +103,9 @@ def integer_key(side: MySQLSide) -> bool:
 def _int_sums_sql(side: Any, part: Part) -> tuple[str, list[Any]]:
     k = side.quote(side.key_names[0])
     where, params = and_where(side.filter, side._in(part))
-    return (f"SELECT COUNT(*), COALESCE(SUM({k}), 0), COALESCE(SUM(MOD({k}, {M1}) * MOD({k}, {M2})), 0)"
+    # DECIMAL sums: Redshift's SUM of a BIGINT is a BIGINT (r_SUM.html), which large keys overflow.
+    return (f"SELECT COUNT(*), COALESCE(SUM(CAST({k} AS DECIMAL(38,0))), 0),"
+            f" COALESCE(SUM(CAST(MOD({k}, {M1}) * MOD({k}, {M2}) AS DECIMAL(38,0))), 0)"
             f" FROM {side.table_ref}{where}"), params
 
 
