@@ -143,7 +143,8 @@ class FerryCollector:
         rec = st.reconcile_state()
         c["rec_deleted"].add_metric(labels, int(rec.get("rows_deleted_total", 0)))
         c["rec_repaired"].add_metric(labels, int(rec.get("rows_repaired_total", 0)))
-        if rec.get("last_complete_at"):
-            g["rec_since"].add_metric(labels, round(now - float(rec["last_complete_at"]), 3))
+        since = st.seconds_since_complete_pass(now)
+        if since is not None:
+            g["rec_since"].add_metric(labels, round(since, 3))
         c["attempts"].add_metric(labels, int(state.get("chunk_attempts", 0)))
         c["failures"].add_metric(labels, int(state.get("chunk_failures", 0)))
