@@ -38,7 +38,8 @@ def reconcile_report(st: TableState, run_id: str) -> dict[str, Any]:
     finished = float(m["finished_at"]) if m.get("finished_at") else None
     return {"table": st.table, "run_id": run_id, "status": m.get("status", "lost"), "mode": m.get("rec_mode"),
             "dry_run": dry_run, "whole_pass": m.get("rec_whole") == "1",
-            "ranges": n("chunks"), "ranges_checked": n("rec_ranges"),
+            "ranges": n("chunks"), "ranges_checked": n("rec_ranges"), "ranges_differing": n("rec_leaves"),
+            "ranges_read_without_checksum": n("rec_read_whole"),
             "rows_compared": n("rec_rows_compared"), "target_rows": n("rec_target_rows"),
             "rows_only_in_source": n("rec_only_source"), "rows_differing": n("rec_differs"),
             "rows_only_in_target": n("rec_only_target"),

@@ -21,6 +21,7 @@ from common.model.bounds import Key
 from common.model.records import Chunk, Part
 from common.model.types import TableSchema
 from common.reconcile import deletes, plan as passes
+from common.reconcile import diff
 from common.reconcile.diff import Found, range_diff
 from common.source import reads
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
@@ -47,8 +48,8 @@ def _target_columns(ctx: TableContext, wh: Any) -> set[str]:
     return {r[0] for r in wh.exec_driver_sql(query, tuple(params))}
 
 
-def _compare(ctx: TableContext, conn: Any, chunk: Chunk, schema: TableSchema, mode: str, buckets: bool,
-             throttle: Throttle) -> Found:
+def _compare(ctx: TableContext, run_id: str, conn: Any, chunk: Chunk, schema: TableSchema, mode: str,
+             buckets: bool, throttle: Throttle) -> tuple[Found, bool]:
     key = [schema.column(k) for k in schema.key]
     columns = list(schema.columns) if mode == "rows" else key
     cols, bound = passes.cursor_filter(ctx.table, schema, ctx.state.cursor())
@@ -66,9 +67,11 @@ def _compare(ctx: TableContext, conn: Any, chunk: Chunk, schema: TableSchema, mo
         dst = WarehouseSide(wh, warehouse.dialect, ctx.cfg.target_schema, ctx.table_target, columns, key,
                             [schema.column(c).name for c in cols], bound, live_only=SOFT_DELETED in present)
         part = KeyPart(bucket=str(chunk.hi[0])) if buckets else KeyPart(chunk.lo, chunk.hi)
-        found = range_diff(src, dst, throttle).compare(part)
+        done = ctx.state.run_fields(run_id, "rec_ranges", "rec_leaves")
+        whole = diff.dense(int(done["rec_ranges"] or 0), int(done["rec_leaves"] or 0))
+        found = range_diff(src, dst, throttle).compare(part, whole=whole)
         wh.rollback()
-    return found
+    return found, whole
 
 
 def _repair_parts(ctx: TableContext, conn: Any, run_id: str, chunk: Chunk, attempt_id: str,
@@ -113,7 +116,7 @@ def _reconcile(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
             conn = resources.mysql(ctx.cfg.source)
             throttle = Throttle(conn, settings.max_threads_running, settings.max_rows_per_s,
                                 what=f"reconcile of {ctx.table.key} range {chunk.number}")
-            found = _compare(ctx, conn, chunk, schema, mode, buckets, throttle)
+            found, whole = _compare(ctx, run_id, conn, chunk, schema, mode, buckets, throttle)
             faults.maybe_fail(ctx.state, f"reconcile:{chunk.number}")
             if not dry_run:
                 parts = _repair_parts(ctx, conn, run_id, chunk, attempt_id, schema,
@@ -128,7 +131,7 @@ def _reconcile(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                 resources.drop_mysql(conn)
             raise
     findings = found.findings(dry_run)
-    findings["counts"].update(rec_throttle_waits=throttle.pauses,
+    findings["counts"].update(rec_read_whole=int(whole), rec_throttle_waits=throttle.pauses,
                               rec_throttle_ms=int(throttle.waited_s * 1000))
     return parts, findings
 

@@ -3,6 +3,8 @@ sides of `ferry verify` (common/verify/compare.py): the range's count and checks
 they differ, the key hash, key and row hash of its rows, read from both sides and sorted
 into the keys only in the source, only in the target, and in both with different content
 (RangeDiff). A single integer key in keys mode is compared by arithmetic instead (IntKeysDiff).
+Where most ranges of a run differ (drift spread over the whole table), a range skips its
+checksums and is read at once (`whole`): every range would be read anyway.
 
 In keys mode the two sides hash the key alone (the columns compared are the key's), so
 the source reads only its key index; in rows mode every column, normalised as verify does.
@@ -63,21 +65,29 @@ class RangeDiff:
         self.before_query = before_query
         self.found = Found()
 
-    def compare(self, part: Part) -> Found:
-        """The range's rows compared; every difference in it named by its key."""
-        self.before_query(0)
-        a, b = self.src.sums(part), self.dst.sums(part)
-        self.found.source_rows, self.found.target_rows = a.rows, b.rows
-        self.before_query(a.rows)
-        if a != b:
-            self._rows(part)
+    def compare(self, part: Part, whole: bool = False) -> Found:
+        """The range's rows compared; every difference in it named by its key. With `whole`
+        (most ranges of the run so far differed) the checksums are skipped and the rows read
+        at once: one query a side instead of two."""
+        if not whole:
+            self.before_query(0)
+            a, b = self.src.sums(part), self.dst.sums(part)
+            self.found.source_rows, self.found.target_rows = a.rows, b.rows
+            self.before_query(a.rows)
+            if a == b:
+                return self.found
+        else:
+            self.before_query(0)
+        self._rows(part, counted=not whole)
         return self.found
 
-    def _rows(self, part: Part) -> None:
+    def _rows(self, part: Part, counted: bool = True) -> None:
         """Both sides' rows of a part, whole, sorted out by key hash."""
         mine = {k: (key, h) for k, key, h in self.src.rows(part, None)}
         self.before_query(len(mine))
         theirs = {k: (key, h) for k, key, h in self.dst.rows(part, None)}
+        if not counted:
+            self.found.source_rows, self.found.target_rows = len(mine), len(theirs)
         self.found.leaves += 1
         for k in sorted(mine.keys() | theirs.keys()):
             if k not in theirs:
@@ -125,16 +135,19 @@ class IntKeysDiff(RangeDiff):
         r = side.fetch(*_int_sums_sql(side, part))[0]
         return Sums(int(r[0]), (int(r[1]), int(r[2])))
 
-    def compare(self, part: Part) -> Found:
+    def compare(self, part: Part, whole: bool = False) -> Found:
         self.before_query(0)
-        a, b = self._sums(self.src, part), self._sums(self.dst, part)
-        self.found.source_rows, self.found.target_rows = a.rows, b.rows
-        self.before_query(a.rows)
-        if a == b:
-            return self.found
+        if not whole:
+            a, b = self._sums(self.src, part), self._sums(self.dst, part)
+            self.found.source_rows, self.found.target_rows = a.rows, b.rows
+            self.before_query(a.rows)
+            if a == b:
+                return self.found
         mine = {int(r[0]): r[0] for r in self.src.fetch(*_int_keys_sql(self.src, part))}
         self.before_query(len(mine))
         theirs = {int(r[0]): r[0] for r in self.dst.fetch(*_int_keys_sql(self.dst, part))}
+        if whole:
+            self.found.source_rows, self.found.target_rows = len(mine), len(theirs)
         self.found.leaves += 1
         self.found.only_source += [(mine[k],) for k in sorted(mine.keys() - theirs.keys())]
         self.found.only_target += [(theirs[k],) for k in sorted(theirs.keys() - mine.keys())]
@@ -144,3 +157,8 @@ class IntKeysDiff(RangeDiff):
 def range_diff(src: MySQLSide, dst: WarehouseSide, before_query: Callable[[int], None]) -> RangeDiff:
     """The comparison that suits the range's sides."""
     return (IntKeysDiff if integer_key(src) else RangeDiff)(src, dst, before_query)
+
+
+def dense(ranges_checked: int, ranges_read: int) -> bool:
+    """Most ranges checked so far in the run differed (at least 2 checked): read the next whole."""
+    return ranges_checked >= 2 and ranges_read * 2 > ranges_checked
