@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from celery.exceptions import Ignore
 
@@ -118,19 +119,36 @@ def already_committed(task: Any, chunk: Chunk | None, number: int) -> dict[str, 
     return {"chunk": number, "rows": chunk.rows if chunk else 0, "redelivered": True}
 
 
-@app.task(name="ferry.extract_chunk", base=FerryTask, bind=True, **RETRY)
-@translated
-def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int,
-                  session: int = 1) -> dict[str, Any]:
-    ctx = table_context(pipeline, table)
-    worker = self.request.hostname or ""
+@dataclass(frozen=True)
+class Committed:
+    """A chunk attempt that committed: the chunk (as its attempt started), the attempt, its
+    parts and what its work returned besides."""
+
+    chunk: Chunk
+    attempt_id: str
+    attempts: int
+    parts: list[Part]
+    extra: Any
+
+
+def attempt_chunk(task: Any, ctx: TableContext, run_id: str, number: int, session: int, what: str,
+                  work: Callable[[Chunk, str], tuple[list[Part], Any, dict[str, Any] | None]],
+                  ) -> Committed | dict[str, Any]:
+    """One attempt of a chunk, the same for a sync's chunk and a reconcile's range: take its
+    fence (a message whose chunk is committed is counted in the chord once; one of a stale
+    session or an ended run is ignored), bound the redeliveries, run `work(chunk, attempt_id)`
+    (-> parts uploaded, anything, the findings a reconcile commits with them), write the
+    marker, and commit in Redis; an attempt refused at commit leaves orphans and is ignored.
+    Returns the committed attempt, or the chord's result of an already committed chunk."""
+    worker = task.request.hostname or ""
+    table = ctx.table.key
     attempt_id = naming.new_attempt_id(session)
     outcome, attempts = ctx.state.begin_attempt(run_id, number, session, attempt_id, worker, lock_ttl_s())
     if outcome is Attempt.ALREADY:
-        return already_committed(self, ctx.state.chunk(run_id, number), number)
+        return already_committed(task, ctx.state.chunk(run_id, number), number)
     if outcome is not Attempt.FENCED:
         # Not counted in any chord: a stale session's chord never calls its load.
-        log.info("run %s of %s: chunk %d message of session %d skipped (%s)", run_id, table, number,
+        log.info("run %s of %s: %s %d message of session %d skipped (%s)", run_id, table, what, number,
                  session, "stale session" if outcome is Attempt.STALE_SESSION else "run is over")
         raise Ignore()
     chunk = ctx.state.chunk(run_id, number)
@@ -140,30 +158,45 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         # Starts beyond its retries are redeliveries: a message whose process died with it
         # (a retry after a transient error is a new message with one more retry, and those
         # are bounded by the outage tolerance instead).
-        redelivered = attempts - 1 - transient_retries(self)
+        redelivered = attempts - 1 - transient_retries(task)
         if redelivered >= MAX_ATTEMPTS:
-            raise TerminalError(f"chunk {number} of {table} was started {redelivered} times without "
+            raise TerminalError(f"{what} {number} of {table} was started {redelivered} times without "
                                 f"finishing (a worker process dying on it?)")
         faults.maybe_fail(ctx.state, number, session)
-        stats = BatchStats()
-        parts = _write_parts(ctx, run_id, chunk, attempt_id, stats)
-        marker = write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
+        parts, extra, findings = work(chunk, attempt_id)
+        marker = write_marker(ctx, run_id, chunk, attempt_id, parts, worker) if parts or findings is None else None
     except Exception as exc:
         err = classify(exc)
         ctx.state.count_failed_attempt()
-        if not isinstance(err, TransientError) or self.request.retries >= self.max_retries:
+        if not isinstance(err, TransientError) or task.request.retries >= task.max_retries:
             # Recorded here, before Celery runs the chord's error callback, which reads it.
             ctx.state.record_chunk_error(run_id, number, session, describe(err))
         raise
-    committed = ctx.state.commit_chunk(run_id, number, parts, worker, lock_ttl_s(), session, attempt_id)
+    committed = ctx.state.commit_chunk(run_id, number, parts, worker, lock_ttl_s(), session, attempt_id,
+                                       findings=findings)
     if committed is not Commit.COMMITTED:
         # This attempt lost: its objects are orphans, never read by a load. Its marker goes
         # first, so a rebuild never adopts an attempt that Redis refused.
-        store.delete([marker])
+        if marker:
+            store.delete([marker])
         ctx.state.record_orphans([p.key for p in parts], run_id, number, attempt_id, REFUSED[committed])
-        log.info("run %s of %s: chunk %d attempt %s not committed: %s", run_id, table, number,
+        log.info("run %s of %s: %s %d attempt %s not committed: %s", run_id, table, what, number,
                  attempt_id, REFUSED[committed])
         raise Ignore()
+    return Committed(chunk, attempt_id, attempts, parts, extra)
+
+
+@app.task(name="ferry.extract_chunk", base=FerryTask, bind=True, **RETRY)
+@translated
+def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int,
+                  session: int = 1) -> dict[str, Any]:
+    ctx = table_context(pipeline, table)
+    stats = BatchStats()
+    got = attempt_chunk(self, ctx, run_id, number, session, "chunk",
+                        lambda chunk, attempt_id: (_write_parts(ctx, run_id, chunk, attempt_id, stats), None, None))
+    if isinstance(got, dict):
+        return got
+    chunk, attempt_id, attempts, parts = got.chunk, got.attempt_id, got.attempts, got.parts
     # (chunk was read after this attempt took the fence: started_at is this attempt's start)
     log.info("chunk committed: pipeline %s table %s run %s chunk %d range (%s, %s] rows %d bytes %d "
              "seconds %.1f attempt %d (%s)", pipeline, table, run_id, number, bounds.show(chunk.lo),

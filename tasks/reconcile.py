@@ -12,10 +12,8 @@ import json
 import logging
 from typing import Any
 
-from celery.exceptions import Ignore
-
 from common.config.pipeline import reconcile_refusal
-from common.errors import TerminalError, TransientError, classify
+from common.errors import TerminalError
 from common.model import bounds, naming
 from common.model.bounds import Key
 from common.model.records import Chunk, Part
@@ -27,14 +25,13 @@ from common.source import reads
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.source.throttle import Throttle
 from common.state import faults, slots
-from common.state.chunks import Attempt, Commit
 from common.store.parquet import BackgroundWriter, PartWriter
 from common.verify.compare import SOFT_DELETED, MySQLSide, Part as KeyPart, WarehouseSide
 from common.warehouse import sql
 from tasks.base import FerryTask
 from tasks.celery import app
-from tasks.context import RETRY, TableContext, describe, lock_ttl_s, table_context, translated, transient_retries
-from tasks.extract import MAX_ATTEMPTS, REFUSED, SLOT_WAIT_S, already_committed, write_marker
+from tasks.context import RETRY, TableContext, table_context, translated
+from tasks.extract import SLOT_WAIT_S, attempt_chunk
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -141,41 +138,16 @@ def _reconcile(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
 def reconcile_range(self: Any, pipeline: str, table: str, run_id: str, number: int,
                     session: int = 1) -> dict[str, Any]:
     ctx = table_context(pipeline, table)
-    worker = self.request.hostname or ""
-    attempt_id = naming.new_attempt_id(session)
-    outcome, attempts = ctx.state.begin_attempt(run_id, number, session, attempt_id, worker, lock_ttl_s())
-    if outcome is Attempt.ALREADY:
-        return already_committed(self, ctx.state.chunk(run_id, number), number)
-    if outcome is not Attempt.FENCED:
-        log.info("reconcile %s of %s: range %d message of session %d skipped", run_id, table, number, session)
-        raise Ignore()
-    chunk = ctx.state.chunk(run_id, number)
-    assert chunk is not None
     meta = ctx.state.run_fields(run_id, "schema", "rec_mode", "rec_dry_run", "rec_split")
-    marker = None
-    try:
-        redelivered = attempts - 1 - transient_retries(self)
-        if redelivered >= MAX_ATTEMPTS:
-            raise TerminalError(f"range {number} of the reconcile of {table} was started {redelivered} times "
-                                f"without finishing (a worker process dying on it?)")
-        faults.maybe_fail(ctx.state, number, session)
+
+    def work(chunk: Chunk, attempt_id: str) -> tuple[list[Part], Any, dict[str, Any]]:
         parts, findings = _reconcile(ctx, run_id, chunk, attempt_id, meta)
-        if parts:
-            marker = write_marker(ctx, run_id, chunk, attempt_id, parts, worker)
-    except Exception as exc:
-        err = classify(exc)
-        ctx.state.count_failed_attempt()
-        if not isinstance(err, TransientError) or self.request.retries >= self.max_retries:
-            ctx.state.record_chunk_error(run_id, number, session, describe(err))
-        raise
-    committed = ctx.state.commit_chunk(run_id, number, parts, worker, lock_ttl_s(), session, attempt_id,
-                                       findings=findings)
-    if committed is not Commit.COMMITTED:
-        store = resources.store(ctx.cfg.s3)
-        if marker:
-            store.delete([marker])
-        ctx.state.record_orphans([p.key for p in parts], run_id, number, attempt_id, REFUSED[committed])
-        raise Ignore()
+        return parts, findings, findings
+
+    got = attempt_chunk(self, ctx, run_id, number, session, "range", work)
+    if isinstance(got, dict):
+        return got
+    chunk, parts, findings = got.chunk, got.parts, got.extra
     c = findings["counts"]
     log.info("reconcile range committed: pipeline %s table %s run %s range %d (%s, %s] source rows %d "
              "target rows %d: %d only in source, %d differ, %d only in target%s", pipeline, table, run_id,
