@@ -21,31 +21,23 @@ def beat_entries() -> dict[str, dict[str, Any]]:
     for path in sorted((config_dir() / "pipelines").glob("*.yml")):
         cfg = pipeline_config(path.stem)
         for key in sorted(cfg.pipeline.tables):
-            _reconcile_entry(entries, cfg, key)
-            spec = cfg.table(key).schedule
-            if not spec:
-                continue
-            # A tick that waits longer than the interval (no worker on `plan`) is dropped,
-            # not piled up: the next tick starts the run.
-            expires = schedule.interval_s(spec) or 60.0
-            entries[f"{cfg.name} {key}"] = {
-                "task": "ferry.scheduled_sync", "schedule": schedule.to_celery(spec), "args": [cfg.name, key],
-                "options": {"queue": "plan", "expires": max(expires, 1.0),
-                            "argsrepr": f"(pipeline={cfg.name!r}, table={key!r})", "kwargsrepr": "{}"}}
+            table = cfg.table(key)
+            if table.schedule:
+                entries[f"{cfg.name} {key}"] = _entry("ferry.scheduled_sync", cfg.name, key, table.schedule)
+            # (a table's `reconcile: {schedule: ...}`: ferry.scheduled_reconcile)
+            if table.reconcile.schedule and not reconcile_refusal(table):
+                entries[f"{cfg.name} {key} reconcile"] = _entry("ferry.scheduled_reconcile", cfg.name, key,
+                                                                 table.reconcile.schedule)
     return entries
 
 
-def _reconcile_entry(entries: dict[str, dict[str, Any]], cfg: Any, key: str) -> None:
-    """The table's `reconcile: {schedule: ...}` as a beat entry (ferry.scheduled_reconcile)."""
-    table = cfg.table(key)
-    spec = table.reconcile.schedule
-    if not spec or reconcile_refusal(table):
-        return
+def _entry(task: str, pipeline: str, key: str, spec: str) -> dict[str, Any]:
+    # A tick that waits longer than the interval (no worker on `plan`) is dropped, not piled
+    # up: the next tick starts the run.
     expires = schedule.interval_s(spec) or 60.0
-    entries[f"{cfg.name} {key} reconcile"] = {
-        "task": "ferry.scheduled_reconcile", "schedule": schedule.to_celery(spec), "args": [cfg.name, key],
-        "options": {"queue": "plan", "expires": max(expires, 1.0),
-                    "argsrepr": f"(pipeline={cfg.name!r}, table={key!r})", "kwargsrepr": "{}"}}
+    return {"task": task, "schedule": schedule.to_celery(spec), "args": [pipeline, key],
+            "options": {"queue": "plan", "expires": max(expires, 1.0),
+                        "argsrepr": f"(pipeline={pipeline!r}, table={key!r})", "kwargsrepr": "{}"}}
 
 
 @click.command("beat")

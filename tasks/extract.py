@@ -44,6 +44,17 @@ REFUSED = {Commit.ALREADY: "another attempt committed the chunk first",
             Commit.RUN_OVER: "the run ended meanwhile"}
 
 
+def part_writer(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
+                arrow_schema: Any) -> BackgroundWriter:
+    """The Parquet parts of one chunk attempt, written under its own keys (also a reconcile's repairs)."""
+    return BackgroundWriter(PartWriter(
+        resources.store(ctx.cfg.s3),
+        lambda part: naming.part_key(ctx.table_prefix, run_id, chunk.number, attempt_id, part),
+        arrow_schema, ctx.table.part_mb, ctx.table.part_rows,
+        metadata={**naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id),
+                  "chunk": str(chunk.number), "attempt": attempt_id}))
+
+
 def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                  stats: BatchStats) -> list[Part]:
     """Read the chunk's range and write it as Parquet parts; returns the parts uploaded."""
@@ -53,12 +64,7 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
             raise ctx.state.missing_error(run_id, chunk.number)
         raise StateError(f"table {ctx.table.key}: no recorded schema; plan the run again")
     arrow_schema = schema.arrow_schema()
-    writer = BackgroundWriter(PartWriter(
-        resources.store(ctx.cfg.s3),
-        lambda part: naming.part_key(ctx.table_prefix, run_id, chunk.number, attempt_id, part),
-        arrow_schema, ctx.table.part_mb, ctx.table.part_rows,
-        metadata={**naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id),
-                  "chunk": str(chunk.number), "attempt": attempt_id}))
+    writer = part_writer(ctx, run_id, chunk, attempt_id, arrow_schema)
     conn = None
     try:
         with slots.read_slot(resources.redis_client(), ctx.cfg.pipeline.source, ctx.cfg.source.max_concurrent_chunks,

@@ -25,13 +25,12 @@ from common.source import reads
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.source.throttle import Throttle
 from common.state import faults, slots
-from common.store.parquet import BackgroundWriter, PartWriter
 from common.verify.compare import SOFT_DELETED, MySQLSide, Part as KeyPart, WarehouseSide
 from common.warehouse import sql
 from tasks.base import FerryTask
 from tasks.celery import app
 from tasks.context import RETRY, TableContext, table_context, translated
-from tasks.extract import SLOT_WAIT_S, attempt_chunk
+from tasks.extract import SLOT_WAIT_S, attempt_chunk, part_writer
 from workers import resources
 
 log = logging.getLogger(__name__)
@@ -79,12 +78,7 @@ def _repair_parts(ctx: TableContext, conn: Any, run_id: str, chunk: Chunk, attem
         return []
     arrow_schema = schema.arrow_schema()
     stats = BatchStats()
-    writer = BackgroundWriter(PartWriter(
-        resources.store(ctx.cfg.s3),
-        lambda part: naming.part_key(ctx.table_prefix, run_id, chunk.number, attempt_id, part),
-        arrow_schema, ctx.table.part_mb, ctx.table.part_rows,
-        metadata={**naming.object_metadata(ctx.cfg.name, ctx.table.key, run_id),
-                  "chunk": str(chunk.number), "attempt": attempt_id}))
+    writer = part_writer(ctx, run_id, chunk, attempt_id, arrow_schema)
     try:
         with gc_paused():
             for rows in reads.read_keys(conn, ctx.table.key,

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 from typing import Any
 
 from tests.conftest import Pipe
+from tests.services import REPO, wait_for
 
 
 def reconcile(pipe: Pipe, table: str, *args: str, timeout_s: float = 240) -> tuple[int, dict[str, Any], str]:
@@ -18,6 +21,13 @@ def reconcile(pipe: Pipe, table: str, *args: str, timeout_s: float = 240) -> tup
     proc = pipe.ferry("reconcile", "-p", pipe.name, "-t", pipe.table(table), "--json-output", str(out), *args,
                       timeout_s=timeout_s)
     return proc.returncode, json.loads(out.read_text()) if out.exists() else {}, proc.stdout + proc.stderr
+
+
+def start_reconcile(pipe: Pipe, table: str) -> subprocess.Popen:
+    """`ferry reconcile --wait` in the background."""
+    return subprocess.Popen([sys.executable, "-m", "ferry", "reconcile", "-p", pipe.name, "-t", pipe.table(table),
+                             "--wait"], env=pipe.env, cwd=REPO, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
 
 
 def seed_orders(pipe: Pipe, n: int, step: int = 2, extra: str = "") -> None:
@@ -66,8 +76,9 @@ def test_rows_mode_repairs_deletes_updates_and_rows_behind_the_cursor(pipe: Pipe
     code, doc, text = reconcile(pipe, "orders", "--wait")
     assert code == 0, text
     assert doc["status"] == "succeeded" and doc["mode"] == "rows" and not doc["dry_run"]
-    assert doc["rows_only_in_target"] == doc["rows_deleted"] == 3000, doc
-    assert doc["rows_differing"] == 500 and doc["rows_only_in_source"] == 100, doc
+    assert doc["rows_only_in_target"] == doc["rows_deleted"] == len(changed["deleted"]) == 3000, doc
+    assert doc["rows_differing"] == len(changed["updated"]) == 500, doc
+    assert doc["rows_only_in_source"] == len(changed["inserted"]) == 100, doc
     assert doc["rows_repaired"] == 600
     assert doc["rows_compared"] == n - 3000 + 100
     assert doc["ranges_checked"] == doc["ranges"] == doc["ranges_differing"] >= 6 and doc["pass_complete"]
@@ -217,12 +228,7 @@ def test_a_key_written_again_before_the_load_is_not_deleted(pipe: Pipe, workers:
     st = pipe.state("orders")
     # The range's task sleeps after comparing, before its deletes object is written and the load runs.
     faults.inject(st.r, pipe.name, pipe.table("orders"), "reconcile:0", 1, "sleep", 4)
-    import subprocess
-    import sys
-    from tests.services import REPO, wait_for
-    proc = subprocess.Popen([sys.executable, "-m", "ferry", "reconcile", "-p", pipe.name, "-t",
-                             pipe.table("orders"), "--wait"], env=pipe.env, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_reconcile(pipe, "orders")
     wait_for(lambda: any(st.run_fields(r, "kind")["kind"] == "reconcile" for r in st.runs()), 30, "the reconcile")
     time.sleep(1.5)
     pipe.execute("INSERT INTO orders VALUES (20, 'back', 3.00, NULL, NULL)")
@@ -260,9 +266,6 @@ def test_bad_input_exits_2_and_queues_nothing(pipe: Pipe, workers: list) -> None
 
 def test_a_reconcile_and_a_sync_of_the_same_table_exclude_each_other(pipe: Pipe, workers: list) -> None:
     from common.state import faults
-    import subprocess
-    import sys
-    from tests.services import REPO, wait_for
 
     seed_orders(pipe, 3000)
     pipe.write({"orders": {"reconcile": {"range_rows": 1000}}}, chunk_rows=1000)
@@ -270,9 +273,7 @@ def test_a_reconcile_and_a_sync_of_the_same_table_exclude_each_other(pipe: Pipe,
     pipe.execute("DELETE FROM orders WHERE id = 4")
     st = pipe.state("orders")
     faults.inject(st.r, pipe.name, pipe.table("orders"), 0, 1, "sleep", 15)  # range 0 holds the run
-    proc = subprocess.Popen([sys.executable, "-m", "ferry", "reconcile", "-p", pipe.name, "-t",
-                             pipe.table("orders"), "--wait"], env=pipe.env, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_reconcile(pipe, "orders")
     wait_for(lambda: bool(_reconciles(st)) and st.lock_owner() == _reconciles(st)[0], 30, "the reconcile")
     runs_before = st.runs()
     synced = pipe.sync()  # no --wait: skipped, busy
@@ -339,9 +340,8 @@ def test_status_watermark_and_metrics_show_the_last_reconcile(pipe: Pipe, worker
 
 
 def test_a_worker_killed_mid_reconcile_then_reconcile_again_is_exact(isolated: Pipe, log_dir: Any) -> None:
-    import signal  # noqa: F401
     from common.state import faults
-    from tests.services import Worker, wait_for
+    from tests.services import Worker
 
     pipe = isolated
     n = 12_000
@@ -428,9 +428,7 @@ def test_a_writer_during_a_reconcile_then_a_sync(pipe: Pipe, workers: list) -> N
 
 
 def test_a_scheduled_reconcile_covers_the_table_over_several_ticks(isolated: Pipe, log_dir: Any) -> None:
-    import subprocess
-    import sys
-    from tests.services import REPO, Worker, wait_for
+    from tests.services import Worker
 
     pipe = isolated
     seed_orders(pipe, 8000)
