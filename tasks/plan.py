@@ -164,6 +164,10 @@ def _plan_reconcile(ctx: TableContext, run_id: str, meta: dict[str, str]) -> dic
     if live.shape() != recorded.shape():
         raise TerminalError(f"table {ctx.table.key}: the source's columns changed since the last sync; sync the "
                             f"table first (its run adapts the target), then reconcile")
+    # The target gets the recorded columns first, as a load would (a sync that found no new
+    # rows recorded a new column without loading, so without adding it to the target).
+    for stmt in resources.warehouse(ctx.cfg).evolve(ctx.table_target, recorded):
+        ctx.state.record_schema_event(run_id, f"target: {stmt}")
     whole = meta.get("rec_whole") == "1"
     in_pass, after, started = (False, None, None) if whole else ctx.state.pass_from()
     plan = passes.plan_pass(conn, ctx.table, recorded, after, ctx.state.cursor(),
