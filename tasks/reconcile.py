@@ -57,8 +57,8 @@ def _compare(ctx: TableContext, run_id: str, conn: Any, chunk: Chunk, schema: Ta
                                 f"does not exist; sync the table before reconciling it")
         missing = [c.name for c in columns if c.name not in present]
         if missing:
-            raise TerminalError(f"table {ctx.table.key}: the target lacks column(s) {', '.join(missing)}; sync "
-                                f"the table (its load adds them) before reconciling it")
+            raise TerminalError(f"table {ctx.table.key}: the target lacks column(s) {', '.join(missing)} of the "
+                                f"recorded mapping (dropped there since the plan?); sync the table, then reconcile")
         src = MySQLSide(conn, ctx.table.key, columns, key, cols, bound)
         dst = WarehouseSide(wh, warehouse.dialect, ctx.cfg.target_schema, ctx.table_target, columns, key,
                             [schema.column(c).name for c in cols], bound, live_only=SOFT_DELETED in present)
