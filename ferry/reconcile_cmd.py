@@ -56,11 +56,11 @@ def _print(doc: dict[str, Any], err: bool = False) -> None:
     echo = lambda text: click.echo(text, err=err)  # noqa: E731
     verb = "would delete" if doc["dry_run"] else "deleted"
     echo(f"reconcile {doc['table']} ({doc['mode']} mode{', dry run' if doc['dry_run'] else ''}): run "
-               f"{doc['run_id']} {doc['status']}; {doc['ranges_checked']} of {doc['ranges']} range(s) checked, "
-               f"{doc['rows_compared']:,} source rows compared in {doc['seconds']:,.1f} s")
+         f"{doc['run_id']} {doc['status']}; {doc['ranges_checked']} of {doc['ranges']} range(s) checked, "
+         f"{doc['rows_compared']:,} source rows compared in {doc['seconds']:,.1f} s")
     echo(f"  {doc['rows_only_in_target']:,} only in the target ({verb} {doc['rows_deleted']:,}), "
-               f"{doc['rows_only_in_source']:,} only in the source, {doc['rows_differing']:,} differing "
-               f"({'would repair' if doc['dry_run'] else 'repaired'} {doc['rows_repaired']:,})")
+         f"{doc['rows_only_in_source']:,} only in the source, {doc['rows_differing']:,} differing "
+         f"({'would repair' if doc['dry_run'] else 'repaired'} {doc['rows_repaired']:,})")
     for d in doc["first_differences"]:
         echo(f"  key {d['key']}: {d['what']}")
 
