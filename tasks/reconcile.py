@@ -155,22 +155,15 @@ def reconcile_range(self: Any, pipeline: str, table: str, run_id: str, number: i
 def scheduled_reconcile(pipeline: str, table: str) -> dict[str, Any]:
     """A beat tick of the table's `reconcile: {schedule: ...}`: the next ranges_per_run ranges
     of the pass in progress; skipped while the table is busy."""
-    from tasks.sync import launch
+    from tasks.sync import launch, tick
 
     ctx = table_context(pipeline, table)
     why = reconcile_refusal(ctx.table)
     if why:
         log.warning("scheduled reconcile of %s (pipeline %s) skipped: %s", table, pipeline, why)
         return {"table": table, "skipped": True, "reason": why}
-    got = launch(ctx.state, pipeline, naming.new_run_id(), **fields(ctx, dry_run=False, whole_pass=False,
-                                                                        scheduled=True))
-    if got.busy_with:
-        log.info("scheduled reconcile of %s (pipeline %s) skipped: busy with run %s", table, pipeline,
-                 got.busy_with)
-        return {"table": table, "skipped": True, "busy_with": got.busy_with}
-    log.info("scheduled reconcile of %s (pipeline %s): run %s %s (session %d)", table, pipeline, got.run_id,
-             "resumed" if got.resumed else "queued", got.session)
-    return {"table": table, "run_id": got.run_id, "session": got.session, "resumed": got.resumed}
+    return tick("reconcile", pipeline, launch(ctx.state, pipeline, naming.new_run_id(),
+                                              **fields(ctx, dry_run=False, whole_pass=False, scheduled=True)))
 
 
 def fields(ctx: TableContext, dry_run: bool, whole_pass: bool, scheduled: bool = False,

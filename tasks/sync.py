@@ -80,11 +80,17 @@ def scheduled_sync(pipeline: str, table: str) -> dict[str, Any]:
     """A beat tick: what `ferry sync -p PIPE -t TABLE` does; a busy table is skipped this tick."""
     from tasks.context import table_context
 
-    got = launch(table_context(pipeline, table).state, pipeline, new_run_id(), scheduled="1")
+    return tick("sync", pipeline, launch(table_context(pipeline, table).state, pipeline, new_run_id(),
+                                         scheduled="1"))
+
+
+def tick(what: str, pipeline: str, got: Launched) -> dict[str, Any]:
+    """A beat tick's log line and result (a scheduled sync's or reconcile's): queued, resumed,
+    or skipped while the table is busy."""
     if got.busy_with:
-        log.info("scheduled sync of %s (pipeline %s) skipped: busy with active run %s", table, pipeline,
+        log.info("scheduled %s of %s (pipeline %s) skipped: busy with active run %s", what, got.table, pipeline,
                  got.busy_with)
-        return {"table": table, "skipped": True, "busy_with": got.busy_with}
-    log.info("scheduled sync of %s (pipeline %s): run %s %s (session %d)", table, pipeline, got.run_id,
+        return {"table": got.table, "skipped": True, "busy_with": got.busy_with}
+    log.info("scheduled %s of %s (pipeline %s): run %s %s (session %d)", what, got.table, pipeline, got.run_id,
              "resumed" if got.resumed else "queued", got.session)
-    return {"table": table, "run_id": got.run_id, "session": got.session, "resumed": got.resumed}
+    return {"table": got.table, "run_id": got.run_id, "session": got.session, "resumed": got.resumed}

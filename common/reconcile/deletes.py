@@ -12,7 +12,6 @@ from typing import Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.model import naming
 from common.model.bounds import Key
 from common.model.records import Part
 from common.model.types import TableSchema
@@ -38,7 +37,3 @@ def read(store: Store, key: str) -> list[Key]:
     table = pq.read_table(io.BytesIO(store.get(key)))
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
     return [tuple(row) for row in zip(*columns)]
-
-
-def is_deletes(key: str) -> bool:
-    return naming.is_deletes_key(key)

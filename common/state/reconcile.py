@@ -5,7 +5,6 @@ load adds the rows it deleted to its reconcile run (count_deleted)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from common.model import bounds
 from common.model.bounds import Key
@@ -25,10 +24,10 @@ class Reconciles(StateBase):
             return False, None, None
         return True, bounds.decode(text(got[0])), None if got[1] is None else text(got[1])
 
-    def count_deleted(self, run_id: str, rows: int, pipe: Any = None) -> None:
+    def count_deleted(self, run_id: str, rows: int) -> None:
         """A load deleted (or soft-deleted) `rows` target rows that a reconcile run found."""
         if rows:
-            self._w(pipe).hincrby(self.keys.meta(run_id), "rows_deleted", rows)
+            self.r.hincrby(self.keys.meta(run_id), "rows_deleted", rows)
 
     def seconds_since_complete_pass(self, now: float | None = None) -> float | None:
         raw = self.r.hget(self.keys.reconcile, "last_complete_at")

@@ -21,7 +21,7 @@ from common.config.pipeline import TableSettings
 from common.plan.strategies import keyset
 from common.model.naming import quote_ident, quote_mysql
 from common.model.types import ColumnSpec, TableSchema
-from common.warehouse.sql import Dialect, param_ref
+from common.warehouse.sql import SOFT_DELETED, Dialect, param_ref
 from common.state.table import TableState
 
 LEAF_ROWS = 1000
@@ -226,10 +226,6 @@ class MySQLSide(Side):
         ranges = probes.plan_bounds(self.conn, self.table_key, self.key_names, lo,
                                     max(1, math.ceil(total / parts)), top)
         return [Part(a, b) for a, b in ranges[:-1]] + [Part(ranges[-1][0], hi)]
-
-
-SOFT_DELETED = "_ferry_deleted_at"
-"""The target column `reconcile: {deletes: soft}` sets on a row deleted in the source."""
 
 
 class WarehouseSide(Side):
