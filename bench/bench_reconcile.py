@@ -7,7 +7,9 @@
 3. From that same target (restored from the copy before each), measures
    `ferry reconcile --mode keys`, `ferry reconcile --mode rows` and a full reload of the
    table (strategy: full, swapped in): wall seconds, and the source's CPU seconds (mariadbd's
-   utime + stime from /proc before and after), and checks the target after each.
+   utime + stime from /proc before and after, once the server is idle), and checks the
+   target after each. Also the floors no reconcile goes under here: one COUNT(*) over the
+   table (source CPU) and the CLI's start (wall).
 4. With --keys-rows N (make bench: 10,000,000), also a keys-mode pass over a table of N rows.
 
 A benchmark reports; it never fails for being slow.
@@ -40,6 +42,39 @@ def mariadbd_cpu_s() -> float:
     pid = subprocess.run(["pgrep", "-o", "-x", "mariadbd|mysqld"], capture_output=True, text=True).stdout.split()
     fields = Path(f"/proc/{pid[0]}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settled(limit_s: float = 60.0) -> float:
+    """Wait until the MySQL server is idle (two half-second samples under 0.02 s of CPU each):
+    the purge and page flushing that follow the drift's DELETE and UPDATE are not the
+    reconcile's cost. Returns the seconds waited."""
+    t0, quiet = time.time(), 0
+    while quiet < 2 and time.time() - t0 < limit_s:
+        cpu = mariadbd_cpu_s()
+        time.sleep(0.5)
+        quiet = quiet + 1 if mariadbd_cpu_s() - cpu < 0.02 else 0
+    return round(time.time() - t0, 1)
+
+
+def floors(table: str) -> dict[str, float]:
+    """What no reconcile of this table can go under here: the source's CPU for one
+    `SELECT COUNT(*)` over it (every key examined once; median of three) and the wall time of
+    starting the CLI (`ferry reconcile --help`; median of three)."""
+    conn = mysql.connector.connect(host="127.0.0.1", user="root", autocommit=True)
+    cur = conn.cursor()
+    cpus = []
+    for _ in range(3):
+        cpu = mariadbd_cpu_s()
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        cur.fetchall()
+        cpus.append(mariadbd_cpu_s() - cpu)
+    conn.close()
+    starts = []
+    for _ in range(3):
+        t0 = time.time()
+        subprocess.run([sys.executable, "-m", "ferry", "reconcile", "--help"], capture_output=True, check=True)
+        starts.append(time.time() - t0)
+    return {"count_all_source_cpu_s": round(sorted(cpus)[1], 3), "cli_start_s": round(sorted(starts)[1], 2)}
 
 
 def mysql_exec(*statements: str) -> None:
@@ -139,9 +174,12 @@ def main() -> int:
                    f" LIMIT {drift}) d)",
                    f"UPDATE {table} SET amount = amount + 1, updated_at = updated_at WHERE id IN (SELECT id FROM"
                    f" (SELECT id FROM {table} ORDER BY RAND(8) LIMIT {drift}) u)")
+        result["settle_s"] = settled()
+        result["floors"] = floors(table)
         ops = {}
         for mode in ("keys", "rows"):
             restore_target(name)
+            settled()
             wall, cpu, doc = measured(lambda: ferry(env, "reconcile", "-p", PIPELINE, "-t", table, "--mode", mode,
                                                     "--wait"))
             ops[f"reconcile_{mode}"] = {"wall_s": wall, "source_cpu_s": cpu, "rows_deleted": doc["rows_deleted"],
@@ -149,6 +187,7 @@ def main() -> int:
                                         **stages(client, table, doc["run_id"])}
         result["rows_mode_exact"] = synced(table, TARGET_SCHEMA, client)["match"]
         restore_target(name)
+        settled()
         write_pipeline(work, table, "full")
         wall, cpu, _ = measured(lambda: ferry(env, "sync", "-p", PIPELINE, "-t", table, "--wait"))
         ops["full_reload"] = {"wall_s": wall, "source_cpu_s": cpu}
@@ -158,6 +197,9 @@ def main() -> int:
             op = ops[f"reconcile_{mode}"]
             op["time_vs_full_reload"] = round(op["wall_s"] / full["wall_s"], 3)
             op["source_cpu_vs_full_reload"] = round(op["source_cpu_s"] / max(full["source_cpu_s"], 0.01), 3)
+        result["floors"]["count_all_vs_full_reload_cpu"] = round(
+            result["floors"]["count_all_source_cpu_s"] / max(full["source_cpu_s"], 0.01), 3)
+        result["floors"]["cli_start_vs_full_reload"] = round(result["floors"]["cli_start_s"] / full["wall_s"], 3)
         result["ops"] = ops
         if args.keys_rows:
             big, big_name = "bench.drift_big", "drift_big"
@@ -169,6 +211,7 @@ def main() -> int:
             ferry(env, "sync", "-p", PIPELINE, "-t", big, "--wait")
             sync_s = time.time() - t0
             mysql_exec(f"DELETE FROM {big} WHERE id % 1000 = 7")
+            settled()
             wall, cpu, got = measured(lambda: ferry(env, "reconcile", "-p", PIPELINE, "-t", big, "--mode", "keys",
                                                     "--wait"))
             result["keys_pass_big"] = {"rows": args.keys_rows, "sync_s": round(sync_s, 1), "wall_s": wall,

@@ -143,14 +143,14 @@ class IntKeysDiff(RangeDiff):
             self.before_query(a.rows)
             if a == b:
                 return self.found
-        mine = {int(r[0]): r[0] for r in self.src.fetch(*_int_keys_sql(self.src, part))}
+        mine = set(self.src.ints(*_int_keys_sql(self.src, part)))
         self.before_query(len(mine))
-        theirs = {int(r[0]): r[0] for r in self.dst.fetch(*_int_keys_sql(self.dst, part))}
+        theirs = set(self.dst.ints(*_int_keys_sql(self.dst, part)))
         if whole:
             self.found.source_rows, self.found.target_rows = len(mine), len(theirs)
         self.found.leaves += 1
-        self.found.only_source += [(mine[k],) for k in sorted(mine.keys() - theirs.keys())]
-        self.found.only_target += [(theirs[k],) for k in sorted(theirs.keys() - mine.keys())]
+        self.found.only_source += [(k,) for k in sorted(mine - theirs)]
+        self.found.only_target += [(k,) for k in sorted(theirs - mine)]
         return self.found
 
 

@@ -120,6 +120,9 @@ class Side:
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def ints(self, sql: str, params: Sequence[Any]) -> list[int]:
+        raise NotImplementedError
+
     def row_hash(self) -> str:
         raise NotImplementedError
 
@@ -184,6 +187,10 @@ class Side:
         return [(str(r[0]), tuple(r[2:]), str(r[1])) for r in self.fetch(*self.rows_sql(part, cap))]
 
 
+def _str(v: Any) -> Any:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else v
+
+
 class MySQLSide(Side):
     def __init__(self, conn: Any, table_key: str, columns: Sequence[ColumnSpec], key: Sequence[ColumnSpec],
                  filter_cols: Sequence[str], bound: Key | None) -> None:
@@ -195,11 +202,21 @@ class MySQLSide(Side):
         return col.source
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows, the first two columns (hashes, when there are) as str."""
         cur = self.conn.cursor()
         try:
             cur.execute(sql, tuple(params))
-            return [tuple(v.decode() if isinstance(v, (bytes, bytearray)) and i < 2 else v
-                          for i, v in enumerate(r)) for r in cur.fetchall()]
+            return [(_str(r[0]), _str(r[1]), *r[2:]) if len(r) > 1 else (_str(r[0]),) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def ints(self, sql: str, params: Sequence[Any]) -> list[int]:
+        """The first column of the rows as integers, read raw (no conversion per value by the
+        driver): an integer key's values."""
+        cur = self.conn.cursor(raw=True)
+        try:
+            cur.execute(sql, tuple(params))
+            return [int(r[0]) for r in cur.fetchall()]
         finally:
             cur.close()
 
@@ -244,7 +261,19 @@ class WarehouseSide(Side):
         return col.name
 
     def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.conn.exec_driver_sql(sql, tuple(params)).fetchall()]
+        """The rows, through the driver's own cursor (SQLAlchemy's rows cost 5× as much CPU for
+        the 100,000 rows of a range), in the connection's transaction."""
+        if not self.conn.in_transaction():
+            self.conn.begin()
+        cur = self.conn.connection.dbapi_connection.cursor()
+        try:
+            cur.execute(sql, tuple(params))
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def ints(self, sql: str, params: Sequence[Any]) -> list[int]:
+        return [int(r[0]) for r in self.fetch(sql, params)]
 
     def row_hash(self) -> str:
         return f"MD5({rowhash.target_row_text(self.columns, self.dialect)})".replace("%", "%%")
