@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from celery.exceptions import Ignore
 
@@ -15,7 +15,7 @@ from common.config.settings import settings
 from common.model import bounds, naming, schema_change
 from common.plan import strategies
 from common.state import faults, slots
-from common.source import catalog, reads
+from common.source import catalog, duck, reads
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import SchemaError, StateError, TerminalError, TransientError, classify
 from common.store.parquet import BackgroundWriter, PartWriter
@@ -65,20 +65,25 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
         raise StateError(f"table {ctx.table.key}: no recorded schema; plan the run again")
     arrow_schema = schema.arrow_schema()
     writer = part_writer(ctx, run_id, chunk, attempt_id, arrow_schema)
-    conn = None
+    conn = con = None
     try:
         with slots.read_slot(resources.redis_client(), ctx.cfg.pipeline.source, ctx.cfg.source.max_concurrent_chunks,
                              attempt_id, wait_s=SLOT_WAIT_S):
             conn = resources.mysql(ctx.cfg.source)
+            batches: Iterator[Any]
+            stats.reader = reader_of(ctx, schema)
+            if stats.reader == "duckdb":
+                con = resources.duck(ctx.cfg.source)
+                batches = duck.read_range(con, ctx.table.key, schema, strategies.keyset(ctx.table, schema), chunk.lo,
+                                          chunk.hi, ctx.table.batch_rows, ctx.table.batch_mb * 1024 * 1024, stats,
+                                          "mariadb" in str(conn.server_info).lower(),
+                                          truncate=ctx.table.on_oversize == "truncate")
+            else:
+                batches = _connector_batches(ctx, conn, schema, chunk, stats)
             # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
             with gc_paused():
-                for i, rows in enumerate(reads.read_range(
-                        conn, ctx.table.key, [c.source for c in schema.columns], strategies.keyset(ctx.table, schema),
-                        chunk.lo, chunk.hi, ctx.table.batch_rows,
-                        select=[reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
-                        batch_bytes=ctx.table.batch_mb * 1024 * 1024)):
-                    writer.write(rows_to_batch(rows, schema, arrow_schema, stats,
-                                               truncate=ctx.table.on_oversize == "truncate"))
+                for i, batch in enumerate(batches):
+                    writer.write(batch)
                     if i == 0:  # tests hold a read open here (FERRY_FAULTS)
                         faults.maybe_fail(ctx.state, f"read:{chunk.number}")
             _check_schema_after_read(ctx, run_id, conn, schema)
@@ -86,8 +91,40 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
         writer.abort()
         if conn is not None:  # the stream may be half read: this connection cannot be reused
             resources.drop_mysql(conn)
+        if con is not None:
+            resources.drop_duck(con)
         raise
     return writer.close()
+
+
+def _connector_batches(ctx: TableContext, conn: Any, schema: TableSchema, chunk: Chunk,
+                       stats: BatchStats) -> Iterator[Any]:
+    """The chunk's rows through mysql-connector-python (raw text), converted in bulk."""
+    arrow_schema = schema.arrow_schema()
+    for rows in reads.read_range(
+            conn, ctx.table.key, [c.source for c in schema.columns], strategies.keyset(ctx.table, schema),
+            chunk.lo, chunk.hi, ctx.table.batch_rows,
+            select=[reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
+            batch_bytes=ctx.table.batch_mb * 1024 * 1024):
+        yield rows_to_batch(rows, schema, arrow_schema, stats, truncate=ctx.table.on_oversize == "truncate")
+
+
+_READER_NOTED: set[tuple[str, str]] = set()
+
+
+def reader_of(ctx: TableContext, schema: TableSchema) -> str:
+    """The reader of the table's chunks: its own `reader`, else its source's; DuckDB's only
+    where it reads every column exactly (duck.why_not; logged once per process and table)."""
+    wanted = ctx.table.reader or ctx.cfg.source.reader
+    if wanted != "duckdb":
+        return "connector"
+    why = duck.why_not(ctx.cfg.source, schema, ctx.table.batch_mb * 1024 * 1024)
+    if why is None:
+        return "duckdb"
+    if (ctx.cfg.name, ctx.table.key) not in _READER_NOTED:
+        _READER_NOTED.add((ctx.cfg.name, ctx.table.key))
+        log.info("table %s (pipeline %s) is read by the connector, not DuckDB: %s", ctx.table.key, ctx.cfg.name, why)
+    return "connector"
 
 
 def _check_schema_after_read(ctx: TableContext, run_id: str, conn: Any, schema: TableSchema) -> None:
@@ -205,9 +242,9 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
     chunk, attempt_id, attempts, parts = got.chunk, got.attempt_id, got.attempts, got.parts
     # (chunk was read after this attempt took the fence: started_at is this attempt's start)
     log.info("chunk committed: pipeline %s table %s run %s chunk %d range (%s, %s] rows %d bytes %d "
-             "seconds %.1f attempt %d (%s)", pipeline, table, run_id, number, bounds.show(chunk.lo),
+             "seconds %.1f attempt %d (%s) reader %s", pipeline, table, run_id, number, bounds.show(chunk.lo),
              bounds.show(chunk.hi), sum(p.rows for p in parts), sum(p.bytes for p in parts),
-             time.time() - (chunk.started_at or time.time()), attempts, attempt_id)
+             time.time() - (chunk.started_at or time.time()), attempts, attempt_id, stats.reader)
     try:
         maybe_load_early(ctx, run_id, session)
     except Exception as exc:  # noqa: BLE001 - the chunk is committed; the run's load takes the parts anyway
@@ -221,5 +258,5 @@ def extract_chunk(self: Any, pipeline: str, table: str, run_id: str, number: int
         log.warning("table %s chunk %d: values truncated to their target column: %s", table, number,
                     stats.truncated)
         ctx.state.count(values_truncated=sum(stats.truncated.values()))
-    return {"chunk": number, "rows": sum(p.rows for p in parts), "parts": len(parts),
+    return {"chunk": number, "rows": sum(p.rows for p in parts), "parts": len(parts), "reader": stats.reader,
             "zero_dates": stats.zero_dates, "truncated": stats.truncated, "nul_removed": stats.nul_removed}

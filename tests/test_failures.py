@@ -74,7 +74,7 @@ def test_a_killed_query_is_retried_and_the_run_stays_exact(pipe: Pipe, workers: 
         probe = pipe.mysql().cursor()
         while time.time() < deadline and killed < 1:
             probe.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s"
-                          " AND info NOT LIKE '%%processlist%%'", (f"SELECT %FROM `{pipe.db}`.`orders`%",))
+                          " AND info NOT LIKE '%%processlist%%'", (f"%SELECT %FROM `{pipe.db}`.`orders`%",))
             for (thread_id,) in probe.fetchall():
                 probe.execute(f"KILL QUERY {int(thread_id)}")
                 killed += 1

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _pid = os.getpid()
 _mysql: dict[tuple[Any, ...], Any] = {}
+_duck: dict[tuple[Any, ...], Any] = {}
 _s3: dict[tuple[Any, ...], Any] = {}
 _engines: dict[tuple[Any, ...], Any] = {}
 _redis: dict[str, client.Redis] = {}
@@ -35,6 +36,7 @@ def forget() -> None:
     """Drop handles without closing them: after fork they belong to the parent."""
     global _pid
     _mysql.clear()
+    _duck.clear()
     _s3.clear()
     _engines.clear()
     _redis.clear()
@@ -94,6 +96,34 @@ def drop_mysql(conn: Any) -> None:
         pass
 
 
+def duck(src: SourceConfig) -> Any:
+    """This process's DuckDB connection with the source attached (common/source/duck.py),
+    through the source's endpoint (its tunnel's local end, if any)."""
+    from common.source import duck as duck_reader
+
+    _check_fork()
+    where = endpoint(src)
+    host, port = where.get("host", src.host), where.get("port", src.port)
+    key = (host, port, src.user, src.password, src.database, repr(sorted(src.options.items())))
+    if key not in _duck:
+        for k in [k for k in _duck if k[2:] == key[2:]]:  # the tunnel moved: the old one is dead
+            drop_duck(_duck[k])
+        _duck[key] = duck_reader.connect(src, host, port)
+    return _duck[key]
+
+
+def drop_duck(con: Any) -> None:
+    """Close and forget a DuckDB connection whose read failed (its MySQL connection may be
+    mid-result)."""
+    for k, v in list(_duck.items()):
+        if v is con:
+            del _duck[k]
+    try:
+        con.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def store(cfg: S3Config) -> "Store":
     from common.store.s3 import Store, make_client
 
@@ -127,6 +157,8 @@ def close_all() -> None:
     """Close everything this process opened (worker shutdown)."""
     for conn in list(_mysql.values()):
         drop_mysql(conn)
+    for con in list(_duck.values()):
+        drop_duck(con)
     for engine in _engines.values():
         engine.dispose()
     for conn in _redis.values():

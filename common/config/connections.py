@@ -57,6 +57,10 @@ class SourceConfig(_Model):
     max_execution_time_ms: int | None = Field(None, gt=0)
     """Server-side limit on one chunk's SELECT (MySQL max_execution_time, MariaDB
     max_statement_time)."""
+    reader: Literal["duckdb", "connector"] = "duckdb"
+    """How chunks are read: DuckDB's mysql extension (binary protocol, columnar; a table or
+    source it cannot read exactly falls back to the connector, logged) or mysql-connector-python
+    (the text protocol). A table's `reader` overrides it."""
 
 
 class PostgresTarget(_Model):

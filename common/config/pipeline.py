@@ -43,6 +43,8 @@ class Tuning(_Model):
     await load (default: load_max_mb)."""
     tinyint1_as_bool: bool = True
     """Map TINYINT(1) to BOOLEAN (else SMALLINT)."""
+    reader: Literal["duckdb", "connector"] | None = None
+    """How the table's chunks are read (default: its source's `reader`)."""
     lag_s: int = Field(5, ge=0)
     """Timestamp cursors: a run reads rows up to the source's clock minus this many seconds."""
     lookback_s: int = Field(300, ge=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,8 @@ class BatchStats:
     """Values cut to the target column's size (on_oversize: truncate), per target column."""
     nul_removed: dict[str, int] = field(default_factory=dict)
     """Text values whose NUL characters were removed, per target column."""
+    reader: str = ""
+    """Which reader read the rows: duckdb or connector."""
 
     def add(self, other: "BatchStats") -> None:
         for k, v in other.zero_dates.items():
@@ -101,12 +103,16 @@ def _bool(text: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
     ints = text.cast(pa.int16())
     odd = pc.filter(ints, pc.and_(pc.not_equal(ints, 0), pc.not_equal(ints, 1)))
     if len(odd):
-        raise SchemaError(
-            f"table {table}, column {spec.source} ({spec.mysql_type}): value {odd[0].as_py()} is neither "
-            f"0 nor 1 ({len(odd)} such in this batch) and would not survive as BOOLEAN; set "
-            f"tinyint1_as_bool: false for this table to copy the column as SMALLINT (a target table "
-            f"already created with a BOOLEAN column must then be dropped first)")
+        raise odd_bool_error(spec, table, odd[0].as_py(), len(odd))
     return pc.equal(ints, 1)
+
+
+def odd_bool_error(spec: ColumnSpec, table: str, value: Any, count: int) -> SchemaError:
+    return SchemaError(
+        f"table {table}, column {spec.source} ({spec.mysql_type}): value {value} is neither "
+        f"0 nor 1 ({count} such in this batch) and would not survive as BOOLEAN; set "
+        f"tinyint1_as_bool: false for this table to copy the column as SMALLINT (a target table "
+        f"already created with a BOOLEAN column must then be dropped first)")
 
 
 class Oversize(Exception):
@@ -198,9 +204,16 @@ def rows_to_batch(rows: Sequence[tuple[Any, ...]], schema: TableSchema,
                   for col, spec in zip(raw, schema.columns)]
     except Oversize as exc:
         names = [c.source for c in schema.columns]
-        key = ", ".join(f"{k}={raw[names.index(k)][exc.index].as_py().decode(errors='replace')}"
-                        for k in schema.key if k in names)
-        raise SchemaError(f"table {schema.table}, column {exc.spec.source}, row ({key}): a value of {exc.length} "
-                          f"bytes exceeds the target's {exc.spec.target}; set on_oversize: truncate, exclude "
-                          f"the column, or shorten the value") from None
+        at = exc.index
+        raise oversize_error(schema, exc, lambda k: raw[names.index(k)][at].as_py().decode(errors="replace")) from None
     return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
+
+
+def oversize_error(schema: TableSchema, exc: Oversize, key_value: Callable[[str], str]) -> SchemaError:
+    """The error of a value too long for its target column, naming the row by its key
+    (key_value: a key column's value in the row at fault, as text)."""
+    names = {c.source for c in schema.columns}
+    key = ", ".join(f"{k}={key_value(k)}" for k in schema.key if k in names)
+    return SchemaError(f"table {schema.table}, column {exc.spec.source}, row ({key}): a value of {exc.length} "
+                       f"bytes exceeds the target's {exc.spec.target}; set on_oversize: truncate, exclude "
+                       f"the column, or shorten the value")
