@@ -14,6 +14,7 @@ import redis
 from common.state import faults
 from tests.conftest import Pipe
 from tests.services import Worker, free_port, wait_for
+from tests.test_readers import readers_in_log
 from tests.test_sync import _seed
 
 
@@ -252,6 +253,7 @@ def test_a_mariadb_restart_mid_run_is_ridden_out(private_mariadb: PrivateMariaDB
     _sync_through_a_restart(pipe, server, 25, worker)
     log = worker.log_path.read_text()
     assert "MySQL" in log and "retry" in log, "a chunk met the restart and retried"
+    assert readers_in_log(worker.log_path, pipe.table("orders")) == {"duckdb"}
     src = mysql.connector.connect(host="127.0.0.1", port=server.port, user="root", database=pipe.db)
     src.cursor().execute("SET time_zone = '+00:00'")
     schema = pipe.schema_of("orders")

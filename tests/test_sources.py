@@ -8,6 +8,7 @@ from pathlib import Path
 
 from common.state import faults
 from tests.conftest import MYSQL, Pipe
+from tests.test_readers import readers_in_log
 from tests.services import Sshd, Worker, wait_for
 from tests.test_sync import _seed
 
@@ -39,6 +40,7 @@ def test_a_sync_through_a_bastion_survives_its_sessions_being_killed_twice(
     assert result and result[0].code == 0, result and result[0].stderr
     log = Path(worker.log_path).read_text()
     assert "tunnel down; reopening it" in log
+    assert readers_in_log(worker.log_path, pipe.table("orders")) == {"duckdb"}  # through the tunnel's local end
     assert sshd.PASSPHRASE not in log and "PRIVATE KEY" not in log
     totals = state.state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "6000"
