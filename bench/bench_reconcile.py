@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,17 +30,10 @@ import mysql.connector
 import psycopg
 import yaml
 
-from bench.bench_sync import PG, PIPELINE, ensure_table, fresh_run, synced
+from bench.bench_sync import PG, PIPELINE, ensure_table, fresh_run, mariadbd_cpu_s, synced
 from tests.services import MotoServer, Worker
 
 TARGET_SCHEMA = "ferry_bench_rec"  # (--target-schema)
-
-
-def mariadbd_cpu_s() -> float:
-    """CPU seconds (user + system) the MySQL server has used so far."""
-    pid = subprocess.run(["pgrep", "-o", "-x", "mariadbd|mysqld"], capture_output=True, text=True).stdout.split()
-    fields = Path(f"/proc/{pid[0]}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def settled(limit_s: float = 60.0) -> float:

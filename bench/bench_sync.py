@@ -1,10 +1,13 @@
 """`make bench`: sync a large table with real workers and report speed, memory and exactness.
 
 1. Seeds bench.orders (11 columns: DECIMAL, DATETIME(6), ENUM, DOUBLE, ...) if needed.
-2. Reads it in one process the way a worker does (fetch -> Arrow -> Parquet), and with
-   ConnectorX for reference.
+2. Reads it in one process the way a worker does (fetch -> Arrow -> Parquet) through each
+   reader (DuckDB's mysql extension, mysql-connector-python), and with ConnectorX (binary
+   and text protocol) for reference: seconds, rows/s and the source server's CPU seconds of
+   each read (mariadbd's utime + stime from /proc, before and after).
 3. Starts an S3 server and N workers, runs `ferry sync --wait` into PostgreSQL, and reports
-   rows/s of the whole sync and of its extraction stage, plus the workers' peak memory.
+   rows/s of the whole sync and of its extraction stage, the workers' peak memory, and the
+   source's CPU for the whole sync against one ConnectorX binary read of the same rows.
 4. Compares source and target: row count and a checksum over every column.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ import redis
 import yaml
 
 from common.model import naming
-from common.source import catalog, connection, reads
+from common.source import catalog, connection, duck, reads
 from common.config.connections import S3Config, SourceConfig
 from common.config.pipeline import TableSettings
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
@@ -41,6 +44,13 @@ from tests.services import MotoServer, Worker
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 PG = dict(host="127.0.0.1", port=5432, dbname="test", user="postgres")
 PIPELINE = "bench"
+
+
+def mariadbd_cpu_s() -> float:
+    """CPU seconds (user + system) the MySQL server has used so far."""
+    pid = subprocess.run(["pgrep", "-o", "-x", "mariadbd|mysqld"], capture_output=True, text=True).stdout.split()
+    fields = Path(f"/proc/{pid[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ensure_table(table: str, rows: int) -> None:
@@ -100,10 +110,17 @@ def single_process(table: str, batch_rows: int, reps: int = 3) -> dict[str, floa
     times: dict[str, list[float]] = {}
 
     def timed(what: str, fn: Any) -> Any:
-        t = time.perf_counter()
+        cpu, t = mariadbd_cpu_s(), time.perf_counter()
         out = fn()
         times.setdefault(what, []).append(time.perf_counter() - t)
+        times.setdefault(what.replace("_s", "_source_cpu_s"), []).append(mariadbd_cpu_s() - cpu)
         return out
+
+    con = duck.connect(SourceConfig(host="127.0.0.1", user="root"), "127.0.0.1", 3306)
+
+    def duck_read() -> int:
+        return sum(b.num_rows for b in duck.read_range(con, table, schema, list(schema.key), None, None, batch_rows,
+                                                       16 * 1024 * 1024, BatchStats(), mariadb=True))
 
     url = f"mysql://root:@127.0.0.1:3306/{schema_name}"
     for rep in range(reps + 1):  # the first round warms caches and is not counted
@@ -111,12 +128,14 @@ def single_process(table: str, batch_rows: int, reps: int = 3) -> dict[str, floa
             conn, table, schema, arrow_schema, batch_rows))
         times.setdefault("fetch_s", []).append(fetch)
         times.setdefault("convert_s", []).append(convert)
+        timed("duckdb_read_s", duck_read)
         if cx is not None:
             for proto in ("binary", "text"):
                 timed(f"connectorx_{proto}_s", lambda: cx.read_sql(
                     url, f"SELECT * FROM `{name}`", return_type="arrow", protocol=proto))
         if rep == 0:
             times.clear()
+    con.close()
     out: dict[str, float] = {k: statistics.median(v) for k, v in times.items()}
     if "connectorx_binary_s" in out:
         out["connectorx_s"] = out["connectorx_binary_s"]
@@ -232,11 +251,11 @@ def main() -> int:
         workers = [Worker(f"bench{i + 1}", env, work, concurrency=args.concurrency)
                    for i in range(args.workers)]
         report_path = work / "report.json"
-        t0 = time.time()
+        cpu0, t0 = mariadbd_cpu_s(), time.time()
         proc = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", PIPELINE, "-t", args.table,
                                "--wait", "--json-output", str(report_path)], env=env,
                               capture_output=True, text=True)
-        wall = time.time() - t0
+        wall, sync_cpu = time.time() - t0, mariadbd_cpu_s() - cpu0
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             return 1
@@ -249,7 +268,7 @@ def main() -> int:
         extract_s = max(c.committed_at or 0 for c in chunks) - float(meta["planned_at"])
         load_s = float(meta["finished_at"]) - float(meta["load_started_at"])
         result["sync"] = {
-            "wall_s": round(wall, 2), "rows_per_s": round(args.rows / wall),
+            "wall_s": round(wall, 2), "rows_per_s": round(args.rows / wall), "source_cpu_s": round(sync_cpu, 2),
             "plan_s": round(float(meta["planned_at"]) - float(meta.get("started_at") or queued), 2),
             "first_chunk_started_s": round(min(c.started_at or 1e18 for c in chunks) - queued, 2),
             "extract_s": round(extract_s, 2), "extract_rows_per_s": round(args.rows / extract_s),
@@ -268,8 +287,17 @@ def main() -> int:
     sp = result["single_process"]
     sp_fmt = {k: round(v, 2) if isinstance(v, float) else v for k, v in sp.items()}  # type: ignore[union-attr]
     result["single_process"] = sp_fmt
+    rows = sp.get("rows") or 0  # type: ignore[union-attr]
+    for what in ("read_to_arrow", "duckdb_read", "connectorx_binary", "connectorx_text"):
+        if f"{what}_s" in sp:  # type: ignore[operator]
+            sp_fmt[f"{what}_rows_per_s"] = round(rows / sp[f"{what}_s"])  # type: ignore[index]
     if "connectorx_s" in sp:  # type: ignore[operator]
         sp_fmt["read_vs_connectorx"] = round(sp["connectorx_s"] / sp["read_to_arrow_s"], 2)  # type: ignore[index]
+        # The reader a worker uses by default (DuckDB's) against ConnectorX's binary read (1.0: as fast).
+        sp_fmt["duckdb_read_vs_connectorx"] = round(sp["connectorx_s"] / sp["duckdb_read_s"], 2)  # type: ignore[index]
+        # The source's CPU for ferry's whole sync over one ConnectorX binary read of the same rows.
+        result["sync_source_cpu_vs_connectorx_read"] = round(  # type: ignore[index]
+            result["sync"]["source_cpu_s"] / max(sp["connectorx_binary_source_cpu_s"], 0.01), 2)  # type: ignore[index]
         # The same protocol as ferry's reads (text): what the driver, not the server, costs.
         sp_fmt["read_vs_connectorx_text"] = round(sp["connectorx_text_s"] / sp["read_to_arrow_s"], 2)  # type: ignore[index]
         # The two reference stages back to back, over ferry's whole sync (1.0: as fast).

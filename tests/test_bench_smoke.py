@@ -21,6 +21,11 @@ def test_the_benchmark_runs_and_reports_every_stage(ferry_env: dict[str, str]) -
     for key in ("wall_s", "plan_s", "first_chunk_started_s", "extract_s", "load_s", "no_change_sync_s"):
         assert isinstance(sync[key], (int, float)), key
     assert len(sync["workers_peak_rss_mb"]) == 2 and doc["single_process"]["plain_copy_s"] > 0
+    single = doc["single_process"]
+    for key in ("read_to_arrow_s", "duckdb_read_s", "read_to_arrow_source_cpu_s", "duckdb_read_source_cpu_s",
+                "duckdb_read_rows_per_s"):  # both readers, with the source's CPU of each
+        assert isinstance(single[key], (int, float)), key
+    assert isinstance(sync["source_cpu_s"], (int, float))
 
 
 def test_the_reconcile_benchmark_runs_and_reports(ferry_env: dict[str, str]) -> None:
