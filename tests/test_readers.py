@@ -214,3 +214,25 @@ def test_a_sync_through_each_reader_is_exact(pipe: Pipe, workers: list, log_dir:
     assert result.code == 0, result.stderr
     assert pipe.assert_synced("orders") == 2000
     assert set().union(*(readers_in_log(w.log_path, pipe.table("orders")) for w in workers)) == {reader}
+
+
+def test_duckdb_ranges_on_a_text_key_cover_the_same_rows(pipe: Pipe) -> None:
+    """Bounds are written into DuckDB's statement as literals: quotes, backslashes and 4-byte
+    UTF-8 in a composite key compare as the connector's parameters do, under any sql_mode."""
+    pipe.execute("CREATE TABLE k (a INT NOT NULL, b VARCHAR(10) NOT NULL, v INT, PRIMARY KEY (a, b))")
+    conn = pipe.mysql()
+    names = ["x", "o'k", "back\\slash", "😀", "Z", "é"]
+    conn.cursor().executemany("INSERT INTO k VALUES (%s, %s, %s)",
+                              [(a, b, a * 10 + i) for a in range(3) for i, b in enumerate(names)])
+    src = connection.connect(SOURCE)
+    src.cursor().execute("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'")  # (the DuckDB side has its own)
+    schema = catalog.read_schema(src, _settings(pipe, "k"))
+    con = duck.connect(SOURCE, MYSQL["host"], MYSQL["port"])
+    for lo, hi in (((0, "o'k"), (2, "back\\slash")), ((1, "😀"), None), (None, (0, "é"))):
+        a = [r for rows in reads.read_range(src, pipe.table("k"), ["a", "b", "v"], ["a", "b"], lo, hi, 100)
+             for r in rows]
+        b = pa.Table.from_batches(list(duck.read_range(con, pipe.table("k"), schema, ["a", "b"], lo, hi, 100, LOTS,
+                                                       BatchStats(), mariadb=True)), schema=schema.arrow_schema())
+        assert [(int(x), y.decode(), int(z)) for x, y, z in a] == [tuple(r.values()) for r in b.to_pylist()], (lo, hi)
+        assert b.num_rows > 0
+    con.close()

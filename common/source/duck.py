@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date, datetime
+from decimal import Decimal
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -267,16 +269,22 @@ def _inline(sql: str, params: Sequence[Any]) -> str:
 
 
 def _mysql_literal(v: Any) -> str:
+    """A bound as a MySQL literal that means the same under any sql_mode: numbers bare (a
+    DECIMAL exact, never through a string), text as hex with its character set (no escaping
+    to get wrong; the column's collation compares it), times quoted."""
     if v is None:
         return "NULL"
     if isinstance(v, bool):
         return "1" if v else "0"
-    if isinstance(v, (int,)):
+    if isinstance(v, (int, Decimal)):
         return str(v)
-    if isinstance(v, bytes):
-        return "X'" + v.hex() + "'"
-    text = str(v)
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    if isinstance(v, (bytes, bytearray)):
+        return "X'" + bytes(v).hex() + "'"
+    if isinstance(v, str):
+        return "_utf8mb4 X'" + v.encode().hex() + "'"
+    if isinstance(v, (datetime, date)):
+        return "'" + v.isoformat(sep=" ") + "'" if isinstance(v, datetime) else "'" + v.isoformat() + "'"
+    return "_utf8mb4 X'" + str(v).encode().hex() + "'"
 
 
 def read_range(con: Any, table_key: str, schema: TableSchema, cols: Sequence[str], lo: Key | None,
