@@ -170,7 +170,7 @@ def plain_copy(schema: Any, parquet: bytes) -> float:
     return elapsed
 
 
-def write_config(work: Path, s3_url: str, target_schema: str, table: str, defaults: dict[str, int]) -> None:
+def write_config(work: Path, s3_url: str, target_schema: str, table: str, defaults: dict[str, Any]) -> None:
     """connections.yml and pipelines/bench.yml for one table, into the local services."""
     (work / "pipelines").mkdir(exist_ok=True)
     (work / "connections.yml").write_text(yaml.safe_dump({
@@ -232,12 +232,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     ap.add_argument("--batch-rows", type=int, default=10_000)
+    ap.add_argument("--reader", choices=("duckdb", "connector"), default="duckdb",
+                    help="The workers' chunk reader for the sync (the single-process read measures both).")
     ap.add_argument("--sync-only", action="store_true",
                     help="Skip the single-process read (a run that only measures the sync, e.g. memory at 4M rows).")
     args = ap.parse_args()
 
     ensure_table(args.table, args.rows)
-    result: dict[str, object] = {"rows": args.rows, "workers": args.workers,
+    result: dict[str, object] = {"rows": args.rows, "workers": args.workers, "reader": args.reader,
                                  "concurrency": args.concurrency, "chunk_rows": args.chunk_rows}
     result["single_process"] = {} if args.sync_only else single_process(args.table, args.batch_rows)
 
@@ -247,7 +249,8 @@ def main() -> int:
     workers: list[Worker] = []
     try:
         env, client, _ = fresh_run(work, moto, target_schema, args.table,
-                                   {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows})
+                                   {"chunk_rows": args.chunk_rows, "batch_rows": args.batch_rows,
+                                    "reader": args.reader})
         workers = [Worker(f"bench{i + 1}", env, work, concurrency=args.concurrency)
                    for i in range(args.workers)]
         report_path = work / "report.json"

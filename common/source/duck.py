@@ -260,12 +260,14 @@ def range_sql(table_key: str, schema: TableSchema, cols: Sequence[str], lo: Key 
 
 def _inline(sql: str, params: Sequence[Any]) -> str:
     """The range's bounds written into the statement (mysql_query takes no parameters)."""
-    parts = sql.split("%s")
-    assert len(parts) == len(params) + 1
-    out = [parts[0]]
-    for p, rest in zip(params, parts[1:]):
-        out.append(_mysql_literal(p) + rest)
-    return "".join(out)
+    values = iter(params)
+    text = re.sub(r"%([%s])", lambda m: "%" if m.group(1) == "%" else _mysql_literal(next(values)), sql)
+    if next(values, _END) is not _END:
+        raise ValueError(f"more parameters than placeholders in {sql!r}")
+    return text
+
+
+_END = object()
 
 
 def _mysql_literal(v: Any) -> str:
