@@ -87,9 +87,13 @@ def endpoint(src: SourceConfig) -> dict[str, Any]:
 
 def drop_mysql(conn: Any) -> None:
     """Close and forget a connection whose state is unknown (e.g. a read failed mid-stream)."""
-    for k, v in list(_mysql.items()):
+    _drop(_mysql, conn)
+
+
+def _drop(cache: dict[tuple[Any, ...], Any], conn: Any) -> None:
+    for k, v in list(cache.items()):
         if v is conn:
-            del _mysql[k]
+            del cache[k]
     try:
         conn.close()
     except Exception:  # noqa: BLE001
@@ -115,13 +119,7 @@ def duck(src: SourceConfig) -> Any:
 def drop_duck(con: Any) -> None:
     """Close and forget a DuckDB connection whose read failed (its MySQL connection may be
     mid-result)."""
-    for k, v in list(_duck.items()):
-        if v is con:
-            del _duck[k]
-    try:
-        con.close()
-    except Exception:  # noqa: BLE001
-        pass
+    _drop(_duck, con)
 
 
 def store(cfg: S3Config) -> "Store":

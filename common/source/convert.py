@@ -70,7 +70,8 @@ def _text(arr: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
         raise SchemaError(f"table {table}, column {spec.source}: not valid UTF-8: {exc}") from None
 
 
-def _cast(arr: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
+def cast_to(arr: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
+    """The array as the column's Arrow type, exactly, or an error naming the table and column."""
     try:
         return arr.cast(spec.arrow_type())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -88,7 +89,7 @@ def _temporal(arr: pa.Array, spec: ColumnSpec, table: str, stats: BatchStats) ->
     if n_zero:
         stats.zero_dates[spec.name] = stats.zero_dates.get(spec.name, 0) + n_zero
         arr = pc.if_else(zero, pa.scalar(None, pa.string()), arr)
-    return _cast(arr, spec, table)
+    return cast_to(arr, spec, table)
 
 
 def _bit(arr: pa.Array, spec: ColumnSpec) -> pa.Array:
@@ -100,7 +101,11 @@ def _bit(arr: pa.Array, spec: ColumnSpec) -> pa.Array:
 
 def _bool(text: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
     """TINYINT(1) as BOOLEAN, exactly: 0 and 1 only (MySQL lets the column hold -128..127)."""
-    ints = text.cast(pa.int16())
+    return bool_of(text.cast(pa.int16()), spec, table)
+
+
+def bool_of(ints: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
+    """TINYINT(1) values (as integers) as BOOLEAN, refused unless each is 0 or 1."""
     odd = pc.filter(ints, pc.and_(pc.not_equal(ints, 0), pc.not_equal(ints, 1)))
     if len(odd):
         raise odd_bool_error(spec, table, odd[0].as_py(), len(odd))
@@ -183,7 +188,7 @@ def _without_nul(text: pa.Array, spec: ColumnSpec, stats: BatchStats) -> pa.Arra
 def _typed(text: pa.Array, spec: ColumnSpec, table: str, stats: BatchStats) -> pa.Array:
     kind = spec.kind
     if kind in ("int", "decimal", "float"):
-        return _cast(text, spec, table)
+        return cast_to(text, spec, table)
     if kind == "bool":
         return _bool(text, spec, table)
     if kind in ("timestamp", "date"):

@@ -29,12 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.config.connections import SourceConfig
-from common.errors import ConfigError, SchemaError, TerminalError, TransientError
+from common.errors import ConfigError, TerminalError, TransientError
 from common.model.bounds import Key
 from common.model.naming import quote_mysql
 from common.model.types import ColumnSpec, TableSchema
 from common.source.catalog import qualified
-from common.source.convert import BatchStats, Oversize, convert_column, odd_bool_error, oversize_error
+from common.source.convert import BatchStats, Oversize, bool_of, cast_to, convert_column, oversize_error
 from common.source.probes import order_by, range_where
 
 VECTOR_ROWS = 2048
@@ -342,22 +342,10 @@ def _convert(arr: pa.Array, flag: pa.Array | None, spec: ColumnSpec, table: str,
         raw = arr if pa.types.is_binary(arr.type) else arr.cast(pa.binary())
         return convert_column(raw, spec, table, stats, truncate)
     if how == "bool":
-        ints = arr.cast(pa.int16())
-        odd = pc.filter(ints, pc.and_(pc.not_equal(ints, 0), pc.not_equal(ints, 1)))
-        if len(odd):
-            raise odd_bool_error(spec, table, odd[0].as_py(), len(odd))
-        return pc.equal(ints, 1)
+        return bool_of(arr.cast(pa.int16()), spec, table)
     if how == "temporal":
         return _temporal(arr, flag, spec, table, stats)
-    return _cast(arr, spec, table)
-
-
-def _cast(arr: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
-    try:
-        return arr.cast(spec.arrow_type())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise SchemaError(f"table {table}, column {spec.source} ({spec.mysql_type}): value does not "
-                          f"fit {spec.arrow}: {exc}") from None
+    return cast_to(arr, spec, table)
 
 
 def _temporal(arr: pa.Array, flag: pa.Array | None, spec: ColumnSpec, table: str, stats: BatchStats) -> pa.Array:
@@ -376,4 +364,4 @@ def _temporal(arr: pa.Array, flag: pa.Array | None, spec: ColumnSpec, table: str
         arr = pc.if_else(year0, pa.scalar(None, arr.type), arr)
     if zero:
         stats.zero_dates[spec.name] = stats.zero_dates.get(spec.name, 0) + zero
-    return _cast(arr, spec, table)
+    return cast_to(arr, spec, table)
