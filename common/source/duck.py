@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime
-from decimal import Decimal
 import tempfile
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from importlib import metadata
 from typing import Any, Iterator, Sequence
 
