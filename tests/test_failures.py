@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from common.state import faults
 from common.model import naming
 from tests.conftest import Pipe
@@ -53,8 +55,10 @@ def test_terminal_chunk_failure_fails_the_run_and_keeps_committed_chunks(pipe: P
     assert totals["rows_extracted"] == totals["rows_loaded"] == "4000"
 
 
-def test_a_killed_query_is_retried_and_the_run_stays_exact(pipe: Pipe, workers: list) -> None:
-    """KILL QUERY (error 1317, what a DBA's query killer sends) on the chunks' reads: transient."""
+@pytest.mark.parametrize("kill", ["KILL QUERY", "KILL CONNECTION"])
+def test_a_killed_query_is_retried_and_the_run_stays_exact(pipe: Pipe, workers: list, kill: str) -> None:
+    """KILL QUERY (error 1317, what a DBA's query killer sends) or KILL CONNECTION on the
+    chunks' reads (DuckDB's, the default reader): transient, retried on a new connection."""
     import threading
     import time
 
@@ -77,7 +81,7 @@ def test_a_killed_query_is_retried_and_the_run_stays_exact(pipe: Pipe, workers: 
             probe.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s"
                           " AND info NOT LIKE '%%processlist%%'", (f"%SELECT %FROM `{pipe.db}`.`orders`%",))
             for (thread_id,) in probe.fetchall():
-                probe.execute(f"KILL QUERY {int(thread_id)}")
+                probe.execute(f"{kill} {int(thread_id)}")
                 killed += 1
             time.sleep(0.2)
         cur.execute("UNLOCK TABLES")
