@@ -15,7 +15,7 @@ from common.config.settings import settings
 from common.model import bounds, naming, schema_change
 from common.plan import strategies
 from common.state import faults, slots
-from common.source import catalog, duck, reads
+from common.source import catalog, connection, duck, reads
 from common.source.convert import BatchStats, gc_paused, rows_to_batch
 from common.errors import SchemaError, StateError, TerminalError, TransientError, classify
 from common.store.parquet import BackgroundWriter, PartWriter
@@ -76,7 +76,7 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                 con = resources.duck(ctx.cfg.source)
                 batches = duck.read_range(con, ctx.table.key, schema, strategies.keyset(ctx.table, schema), chunk.lo,
                                           chunk.hi, ctx.table.batch_rows, ctx.table.batch_mb * 1024 * 1024, stats,
-                                          "mariadb" in str(conn.server_info).lower(),
+                                          connection.is_mariadb(conn),
                                           truncate=ctx.table.on_oversize == "truncate")
             else:
                 batches = _connector_batches(ctx, conn, schema, chunk, stats)

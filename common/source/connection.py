@@ -31,11 +31,16 @@ def connect(src: SourceConfig, **overrides: Any) -> Any:
     if src.max_execution_time_ms:
         limit = int(src.max_execution_time_ms)
         # MariaDB names it max_statement_time (seconds); MySQL max_execution_time (ms, SELECTs).
-        settings += (f", max_statement_time = {limit / 1000:.3f}" if "mariadb" in str(conn.server_info).lower()
+        settings += (f", max_statement_time = {limit / 1000:.3f}" if is_mariadb(conn)
                      else f", max_execution_time = {limit}")
     cur.execute(settings)
     cur.close()
     return conn
+
+
+def is_mariadb(conn: Any) -> bool:
+    """The server is MariaDB (not MySQL): its per-statement settings and limits differ."""
+    return "mariadb" in str(conn.server_info).lower()
 
 
 def server_version(conn: Any) -> str:

@@ -108,16 +108,12 @@ def bool_of(ints: pa.Array, spec: ColumnSpec, table: str) -> pa.Array:
     """TINYINT(1) values (as integers) as BOOLEAN, refused unless each is 0 or 1."""
     odd = pc.filter(ints, pc.and_(pc.not_equal(ints, 0), pc.not_equal(ints, 1)))
     if len(odd):
-        raise odd_bool_error(spec, table, odd[0].as_py(), len(odd))
+        raise SchemaError(
+            f"table {table}, column {spec.source} ({spec.mysql_type}): value {odd[0].as_py()} is neither "
+            f"0 nor 1 ({len(odd)} such in this batch) and would not survive as BOOLEAN; set "
+            f"tinyint1_as_bool: false for this table to copy the column as SMALLINT (a target table "
+            f"already created with a BOOLEAN column must then be dropped first)")
     return pc.equal(ints, 1)
-
-
-def odd_bool_error(spec: ColumnSpec, table: str, value: Any, count: int) -> SchemaError:
-    return SchemaError(
-        f"table {table}, column {spec.source} ({spec.mysql_type}): value {value} is neither "
-        f"0 nor 1 ({count} such in this batch) and would not survive as BOOLEAN; set "
-        f"tinyint1_as_bool: false for this table to copy the column as SMALLINT (a target table "
-        f"already created with a BOOLEAN column must then be dropped first)")
 
 
 class Oversize(Exception):

@@ -309,30 +309,23 @@ def read_range(con: Any, table_key: str, schema: TableSchema, cols: Sequence[str
 def to_batch(batch: pa.RecordBatch, schema: TableSchema, arrow_schema: pa.Schema, stats: BatchStats,
              truncate: bool = False) -> pa.RecordBatch:
     """One DuckDB batch (a column per SELECT expression) as the table's record batch."""
-    arrays = []
-    i = 0
+    at = _positions(schema)
     try:
-        for spec in schema.columns:
-            arr = batch.column(i)
-            i += 1
-            flag = None
-            if _flag(spec):
-                flag = batch.column(i)
-                i += 1
-            arrays.append(_convert(arr, flag, spec, schema.table, stats, truncate))
+        arrays = [_convert(batch.column(i), batch.column(i + 1) if _flag(spec) else None, spec, schema.table,
+                           stats, truncate) for i, spec in zip(at, schema.columns)]
     except Oversize as exc:
-        at = exc.index
-        raise oversize_error(schema, exc, lambda name: _key_text(batch, schema, name, at)) from None
+        row, names = exc.index, [c.source for c in schema.columns]
+        raise oversize_error(schema, exc, lambda k: str(batch.column(at[names.index(k)])[row].as_py())) from None
     return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
 
 
-def _key_text(batch: pa.RecordBatch, schema: TableSchema, name: str, index: int) -> str:
-    at = 0
+def _positions(schema: TableSchema) -> list[int]:
+    """Where each column's values are in DuckDB's batch (a flagged column's IS NULL follows it)."""
+    out, i = [], 0
     for c in schema.columns:
-        if c.source == name:
-            return str(batch.column(at)[index].as_py())
-        at += 2 if _flag(c) else 1
-    return "?"
+        out.append(i)
+        i += 2 if _flag(c) else 1
+    return out
 
 
 def _convert(arr: pa.Array, flag: pa.Array | None, spec: ColumnSpec, table: str, stats: BatchStats,
