@@ -2,8 +2,9 @@
 
 Two tables, each synced by fresh workers (peak RSS is a per-process high-water mark):
 - bench.wide_blobs: 200 rows of a 1 MB LONGBLOB;
-- bench.wide_cols: 200 columns (VARCHAR(20)) x 30,000 rows.
-Reports the largest part, the peak RSS of the extract process and of the load process (one
+- bench.wide_cols: 200 columns (VARCHAR(20)) x 30,000 rows;
+- bench.wide_text: 100,000 rows of ~1 KB text in one chunk (read by DuckDB, in pages).
+Reports the reader, the largest part, the peak RSS of the extract process and of the load process (one
 worker each) next to the target (4 x part_mb + 200 MB),
 and whether the target equals the source (row count and a checksum over every column).
 """
@@ -22,6 +23,7 @@ import mysql.connector
 
 from bench.bench_sync import PIPELINE, fresh_run, peak_rss_mb, synced
 from tests.services import MotoServer, Worker
+from tests.test_readers import readers_in_log
 
 PART_MB = 64
 COLS = 200
@@ -32,10 +34,16 @@ def seed_wide() -> None:
     cur = conn.cursor()
     cur.execute("CREATE DATABASE IF NOT EXISTS bench")
     cur.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='bench'"
-                " AND table_name IN ('wide_blobs', 'wide_cols')")
-    if cur.fetchone()[0] == 2:
+                " AND table_name IN ('wide_blobs', 'wide_cols', 'wide_text')")
+    if cur.fetchone()[0] == 3:
         return
-    cur.execute("DROP TABLE IF EXISTS bench.wide_blobs, bench.wide_cols")
+    cur.execute("DROP TABLE IF EXISTS bench.wide_blobs, bench.wide_cols, bench.wide_text")
+    # DuckDB stores a statement's whole result before handing on a row: 100 MB in one chunk
+    # is read in pages, not held at once.
+    cur.execute("CREATE TABLE bench.wide_text (id INT NOT NULL PRIMARY KEY, body VARCHAR(1000) NOT NULL)"
+                " DEFAULT CHARSET=latin1")
+    cur.execute("INSERT INTO bench.wide_text SELECT seq, CONCAT(seq, REPEAT(MD5(seq), 31))"
+                " FROM test.seq_1_to_100000")
     cur.execute("CREATE TABLE bench.wide_blobs (id INT NOT NULL PRIMARY KEY, body LONGBLOB, note VARCHAR(20))")
     for start in range(0, 200, 4):
         cur.executemany("INSERT INTO bench.wide_blobs VALUES (%s, %s, %s)",
@@ -64,7 +72,7 @@ def run_case(table: str, work: Path, moto: MotoServer) -> dict[str, object]:
         if proc.returncode != 0:
             return {"error": proc.stderr[-2000:]}
         parts = [size for key, size in store.list(f"ferry/{PIPELINE}/") if key.endswith(".parquet")]
-        return {"wall_s": round(wall, 2), "parts": len(parts), "largest_part_mb": round(max(parts) / 2**20, 1),
+        return {"reader": sorted(readers_in_log(workers[0].log_path, table)), "wall_s": round(wall, 2), "parts": len(parts), "largest_part_mb": round(max(parts) / 2**20, 1),
                 "extract_peak_rss_mb": round(peak_rss_mb(workers[:1]), 1),
                 "load_peak_rss_mb": round(peak_rss_mb(workers[1:]), 1),
                 "target_rss_mb": 4 * PART_MB + 200, "check": synced(table, target_schema, client)}
@@ -79,7 +87,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ferry-bench-wide-"))
     moto = MotoServer(work)
     try:
-        result = {table: run_case(table, work, moto) for table in ("bench.wide_blobs", "bench.wide_cols")}
+        result = {table: run_case(table, work, moto) for table in ("bench.wide_blobs", "bench.wide_cols", "bench.wide_text")}
     finally:
         moto.stop()
     print(json.dumps(result, indent=2))

@@ -233,3 +233,39 @@ def test_duckdb_ranges_on_a_text_key_cover_the_same_rows(pipe: Pipe) -> None:
         assert [(int(x), y.decode(), int(z)) for x, y, z in a] == [tuple(r.values()) for r in b.to_pylist()], (lo, hi)
         assert b.num_rows > 0
     con.close()
+
+
+class _Counting:
+    """The real DuckDB connection, counting the statements sent through it."""
+
+    def __init__(self, con: object) -> None:
+        self.con, self.statements = con, 0
+
+    def execute(self, *args: object) -> object:
+        self.statements += 1
+        return self.con.execute(*args)
+
+
+def test_a_range_longer_than_a_page_is_read_in_keyset_pages_with_the_same_rows(pipe: Pipe) -> None:
+    """The extension stores a statement's whole result before handing on a row, so a chunk
+    is read in pages (a batch's worth at the declared widths, here 2,048 rows): every page
+    starts after the last key of the one before, on a composite text key whose groups a
+    page boundary cuts, and the rows are the connector's, once each and in order."""
+    pipe.execute("CREATE TABLE k (a INT NOT NULL, b VARCHAR(10) NOT NULL, v INT, PRIMARY KEY (a, b))")
+    names = ["x", "o'k", "back\\slash", "😀", "Z", "é", "ab", "a b"]
+    pipe.mysql().cursor().executemany("INSERT INTO k VALUES (%s, %s, %s)",
+                                      [(a, b, a * 10 + i) for a in range(700) for i, b in enumerate(names)])
+    src = connection.connect(SOURCE)
+    schema = catalog.read_schema(src, _settings(pipe, "k"))
+    con = _Counting(duck.connect(SOURCE, MYSQL["host"], MYSQL["port"]))
+    for lo, hi in ((None, None), ((3, "é"), (690, "o'k")), ((100, "Z"), (355, "x"))):
+        a = [r for rows in reads.read_range(src, pipe.table("k"), ["a", "b", "v"], ["a", "b"], lo, hi, 1000)
+             for r in rows]
+        con.statements = 0
+        b = pa.Table.from_batches(list(duck.read_range(con, pipe.table("k"), schema, ["a", "b"], lo, hi, 100, 1,
+                                                       BatchStats(), mariadb=True)), schema=schema.arrow_schema())
+        assert [(int(x), y.decode(), int(z)) for x, y, z in a] == [tuple(r.values()) for r in b.to_pylist()], (lo, hi)
+        assert con.statements == len(a) // duck.VECTOR_ROWS + 1, (lo, hi, len(a), con.statements)
+    assert len(a) < duck.VECTOR_ROWS < 5_600  # (the last range is one page, the others three)
+    con.con.close()
+    src.close()
