@@ -28,7 +28,7 @@ from common.store.s3 import Store, make_client
 from common.model.types import TableSchema
 from common.state.table import TableState
 from tests import compare
-from tests.services import REPO, MotoServer, Sshd, Worker
+from tests.services import REPO, MotoServer, Sshd, TlsMariaDB, Worker
 
 # Each test process (pytest-xdist runs several) has two Redis databases of its own: one
 # shared by its tests and workers, one for the tests that start and kill their own workers.
@@ -105,6 +105,13 @@ def workers(ferry_env: dict[str, str], s3_store: Store, log_dir: Path) -> Iterat
     yield started
     for w in started:
         w.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMariaDB]:
+    server = TlsMariaDB(tmp_path_factory.mktemp("tls-mariadb"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

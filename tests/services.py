@@ -154,3 +154,66 @@ class Sshd:
         self.proc.terminate()
         self.proc.wait(10)
         self.log.close()
+
+
+class TlsMariaDB:
+    """A second, real MariaDB on a loopback port that takes TLS only
+    (require_secure_transport, and a user created REQUIRE SSL), with a CA and a server
+    certificate for 127.0.0.1 made for the test."""
+
+    USER, PASSWORD = "ferry_tls", "tls-secret"
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir, self.port = workdir, free_port()
+        self.ca = workdir / "ca.pem"
+        ssl = ["openssl", "req", "-nodes", "-newkey", "rsa:2048", "-days", "2"]
+        subprocess.run([*ssl, "-x509", "-keyout", str(workdir / "ca-key.pem"), "-out", str(self.ca),
+                        "-subj", "/CN=ferry test CA"], check=True, capture_output=True)
+        subprocess.run([*ssl, "-keyout", str(workdir / "server-key.pem"), "-out", str(workdir / "server.csr"),
+                        "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+        (workdir / "san.cnf").write_text("subjectAltName = IP:127.0.0.1\n")
+        subprocess.run(["openssl", "x509", "-req", "-in", str(workdir / "server.csr"), "-CA", str(self.ca),
+                        "-CAkey", str(workdir / "ca-key.pem"), "-CAcreateserial", "-days", "2",
+                        "-extfile", str(workdir / "san.cnf"), "-out", str(workdir / "server-cert.pem")],
+                       check=True, capture_output=True)
+        data = workdir / "data"
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                        "--auth-root-authentication-method=socket", "--skip-test-db"],
+                       check=True, capture_output=True)
+        self.socket = workdir / "mysqld.sock"
+        self.log = open(workdir / "mariadbd.log", "wb")
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}", "--user=root", f"--port={self.port}",
+             "--bind-address=127.0.0.1", f"--socket={self.socket}", f"--pid-file={workdir / 'mariadbd.pid'}",
+             "--skip-log-bin", "--innodb-buffer-pool-size=32M", "--require-secure-transport=ON",
+             f"--ssl-ca={self.ca}", f"--ssl-cert={workdir / 'server-cert.pem'}",
+             f"--ssl-key={workdir / 'server-key.pem'}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.socket.exists(), 60, "TLS MariaDB")
+        self.admin(f"CREATE USER '{self.USER}'@'%' IDENTIFIED BY '{self.PASSWORD}' REQUIRE SSL",
+                   f"GRANT ALL ON *.* TO '{self.USER}'@'%'")
+
+    def admin(self, *statements: str) -> list[tuple]:
+        """Statements as root over the server's socket (a socket counts as secure)."""
+        import mysql.connector
+
+        conn = mysql.connector.connect(unix_socket=str(self.socket), user="root", autocommit=True)
+        rows: list[tuple] = []
+        try:
+            cur = conn.cursor()
+            for sql in statements:
+                cur.execute(sql)
+                rows = cur.fetchall() if cur.with_rows else []
+        finally:
+            conn.close()
+        return rows
+
+    def source_config(self, **options: object) -> dict[str, object]:
+        """A connections.yml source for this server, verifying its certificate by the CA."""
+        return {"host": "127.0.0.1", "port": self.port, "user": self.USER, "password": self.PASSWORD,
+                "options": {"ssl_ca": str(self.ca), "ssl_verify_cert": True, **options}}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()

@@ -13,7 +13,8 @@ from common.model import naming
 from common.state import faults
 from tests.conftest import MYSQL, Pipe
 from tests.test_readers import readers_in_log
-from tests.services import Sshd, Worker, wait_for
+from tests import compare
+from tests.services import Sshd, TlsMariaDB, Worker, wait_for
 from tests.test_sync import _seed
 
 
@@ -169,3 +170,62 @@ def test_session_limits_are_set_on_the_source_connection() -> None:
         assert conn.read_timeout == 7
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("reader", ["duckdb", "connector"])
+def test_a_source_that_takes_only_tls_is_read_by_each_reader_with_its_certificate_checked(
+        pipe: Pipe, workers: list, log_dir: Path, tls_mariadb: TlsMariaDB, reader: str) -> None:
+    """A second MariaDB that refuses plain connections (require_secure_transport, a user
+    REQUIRE SSL): the source's ssl_ca and ssl_verify_cert reach both readers' connections,
+    so every chunk is read over TLS with the server's certificate verified by the CA."""
+    server = tls_mariadb
+    server.admin(f"CREATE DATABASE `{pipe.db}`",
+                 f"CREATE TABLE `{pipe.db}`.orders (id INT NOT NULL PRIMARY KEY, amount DECIMAL(12,2) NOT NULL,"
+                 " note VARCHAR(40), at TIMESTAMP(6) NULL)",
+                 f"INSERT INTO `{pipe.db}`.orders SELECT seq, seq * 1.25, IF(seq % 5 = 0, NULL, CONCAT('n', seq)),"
+                 f" FROM_UNIXTIME(1700000000 + seq) FROM `{pipe.db}`.seq_1_to_3000")
+    try:
+        pipe.use_source(**server.source_config())
+        pipe.write({"orders": {"reader": reader}}, chunk_rows=1000)
+        result = pipe.sync("--wait")
+        assert result.code == 0, result.stderr
+        import mysql.connector
+        conn = mysql.connector.connect(host="127.0.0.1", port=server.port, user=server.USER,
+                                       password=server.PASSWORD, ssl_ca=str(server.ca), ssl_verify_cert=True)
+        conn.cursor().execute("SET time_zone = '+00:00'")
+        schema = pipe.schema_of("orders")
+        assert compare.assert_same_rows(list(compare.source_rows(conn, pipe.table("orders"), schema)),
+                                        list(compare.target_rows(pipe.pg(), pipe.db, "orders", schema)),
+                                        schema) == 3000
+        conn.close()
+        assert set().union(*(readers_in_log(w.log_path, pipe.table("orders")) for w in workers)) == {reader}
+    finally:
+        server.admin(f"DROP DATABASE `{pipe.db}`")
+
+
+def test_duckdb_checks_the_servers_certificate_and_is_refused_without_tls(tls_mariadb: TlsMariaDB,
+                                                                        tmp_path: Path) -> None:
+    """The extension's connection verifies the certificate against the source's ssl_ca (a
+    CA that did not sign it fails the connection), and plain connections are refused."""
+    import subprocess
+
+    from common.config.connections import SourceConfig
+    from common.source import duck
+
+    server = tls_mariadb
+    good = duck.connect(SourceConfig(**server.source_config()), "127.0.0.1", server.port)
+    cipher = good.execute("SELECT * FROM mysql_query('src', 'SHOW SESSION STATUS LIKE ''Ssl_cipher''')").fetchall()
+    good.close()
+    assert cipher[0][1].startswith("TLS_"), cipher
+    other = tmp_path / "other-ca.pem"
+    subprocess.run(["openssl", "req", "-nodes", "-newkey", "rsa:2048", "-days", "1", "-x509", "-keyout",
+                    str(tmp_path / "other-key.pem"), "-out", str(other), "-subj", "/CN=another CA"],
+                   check=True, capture_output=True)
+    with pytest.raises(Exception) as wrong_ca:
+        duck.connect(SourceConfig(**server.source_config(ssl_ca=str(other))), "127.0.0.1", server.port)
+    text = str(wrong_ca.value)
+    assert f"source {server.USER}@127.0.0.1:{server.port}" in text and "certificate" in text.lower(), text
+    with pytest.raises(Exception) as plain:
+        duck.connect(SourceConfig(**dict(server.source_config(), options={"ssl_disabled": True})),
+                     "127.0.0.1", server.port)
+    assert "Access denied" in str(plain.value), plain.value
