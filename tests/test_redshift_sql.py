@@ -8,7 +8,11 @@ is cited beside it; what no page says is left to the live smoke test (make test-
 - ALTER TABLE ... ALTER DISTSTYLE ALL|EVEN|AUTO | ALTER DISTSTYLE KEY DISTKEY c |
   ALTER [COMPOUND] SORTKEY (c, ...) | ALTER SORTKEY AUTO|NONE (no INTERLEAVED form):
   ALTER TABLE, https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html
-- COPY ... FORMAT AS PARQUET MANIFEST with IAM_ROLE or ACCESS_KEY_ID/SECRET_ACCESS_KEY:
+- COPY ... FORMAT AS PARQUET MANIFEST with IAM_ROLE 'arn', IAM_ROLE default (unquoted: "IAM_ROLE
+  { default | 'arn:aws:iam::<AWS account-id>:role/<role-name>' } ... Use the default keyword to
+  have Amazon Redshift use the IAM role that is set as default and associated with the
+  cluster", https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-authorization.html)
+  or ACCESS_KEY_ID/SECRET_ACCESS_KEY:
   COPY, https://docs.aws.amazon.com/redshift/latest/dg/r_COPY.html and COPY from columnar
   data formats (positional, same column count).
 - DELETE ... USING, INSERT ... SELECT, ROW_NUMBER() OVER: DELETE / INSERT / window functions
@@ -107,6 +111,7 @@ def _every_redshift_statement() -> list[str]:
         sql.create_staging("orders__stage_abc123", COLS, sql.REDSHIFT),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/ferry/p/shop.Order%20Lines/manifests/m.json", role),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/m.json", keys),
+        sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/m.json", copy_credentials("default", None, None)),
         # A first load copies straight into the target it just created (same COPY, r_COPY.html).
         sql.copy_parquet(sql.table_ref("ana", "orders"), "s3://bucket/m.json", role),
         sql.duplicate_key(sql.table_ref("ana", "orders"), ["id"], quoted=True),

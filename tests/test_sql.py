@@ -74,6 +74,9 @@ def test_copy_parquet_with_role_or_keys() -> None:
     role = copy_credentials("arn:aws:iam::123:role/r", None, None)
     assert sql.copy_parquet('"st"', "s3://b/m.json", role) == \
         "COPY \"st\" FROM 's3://b/m.json' IAM_ROLE 'arn:aws:iam::123:role/r' FORMAT AS PARQUET MANIFEST"
+    # The cluster's default role is a keyword (copy-parameters-authorization.html), not a quoted ARN.
+    assert copy_credentials("default", None, None) == "IAM_ROLE default"
+    assert copy_credentials("DEFAULT", "AK", "SK") == "IAM_ROLE default"
     keys = copy_credentials(None, "AK", "SK")
     assert keys == "ACCESS_KEY_ID 'AK' SECRET_ACCESS_KEY 'SK'"
 

@@ -88,7 +88,8 @@ class RedshiftTarget(_Model):
     schema_: str = Field("public", alias="schema")
     """Schema that holds target tables and the load ledger."""
     iam_role: str | None = None
-    """Role ARN for COPY; without it COPY uses the s3 section's keys."""
+    """Role ARN for COPY, or `default` (the cluster's default IAM role); without it COPY uses
+    the s3 section's keys."""
 
 
 TargetConfig = Annotated[Union[PostgresTarget, RedshiftTarget], Field(discriminator="type")]

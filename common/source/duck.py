@@ -39,7 +39,7 @@ from common.source.probes import order_by, range_where
 
 VECTOR_ROWS = 2048
 """DuckDB fills a vector of this many rows before it hands any on: the most it holds."""
-PAGE_BATCHES = 4
+PAGE_BATCHES = 8
 """A page (one statement, whose whole result the extension stores before handing on a row)
 holds at most this many batches' worth of rows at their declared widths."""
 
@@ -299,11 +299,11 @@ def read_range(con: Any, table_key: str, schema: TableSchema, cols: Sequence[str
     batch_rows rows and about batch_bytes of values each.
 
     The extension stores a statement's whole result in the client before it hands on a
-    row (mysql_stmt_store_result), so the range is read in keyset pages of one batch each
-    (`... ORDER BY key LIMIT n`, the next page after the last key read): a worker holds one
-    page of at most PAGE_BATCHES x batch_bytes at the columns' declared widths, not the
-    chunk, whatever chunk_rows is. (Each page costs about 4 ms of statements: pages of one
-    batch read bench.orders at half the speed.)"""
+    row (mysql_stmt_store_result), so the range is read in keyset pages (`... ORDER BY key
+    LIMIT n`, the next page after the last key read): a worker holds one page of at most
+    PAGE_BATCHES x batch_bytes at the columns' declared widths, not the chunk, whatever
+    chunk_rows is. (Each page costs a few statements: pages of one batch read bench.orders
+    at about half the speed; at 8 batches a chunk of bench.orders is one page.)"""
     widest = max(1, sum(value_bytes(c) for c in schema.columns))
     rows = max(VECTOR_ROWS, min(batch_rows, batch_bytes // widest))
     page = max(rows, PAGE_BATCHES * batch_bytes // widest)

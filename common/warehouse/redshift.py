@@ -51,9 +51,10 @@ class RedshiftWarehouse(Warehouse):
 
 def copy_credentials(iam_role: str | None, access_key_id: str | None, secret_access_key: str | None,
                      session_token: str | None = None) -> str:
-    """The credentials clause of COPY: an IAM role, else access keys."""
+    """The credentials clause of COPY: an IAM role (`default`: the role set as the cluster's
+    default, a keyword, never quoted), else access keys."""
     if iam_role:
-        return f"IAM_ROLE '{iam_role}'"
+        return "IAM_ROLE default" if iam_role.strip().lower() == "default" else f"IAM_ROLE '{iam_role}'"
     if access_key_id and secret_access_key:
         clause = f"ACCESS_KEY_ID '{access_key_id}' SECRET_ACCESS_KEY '{secret_access_key}'"
         return clause + (f" SESSION_TOKEN '{session_token}'" if session_token else "")
