@@ -1,11 +1,11 @@
 """`make bench`, wide rows: memory is bounded in bytes, not rows.
 
-Two tables, each synced by fresh workers (peak RSS is a per-process high-water mark):
+Three tables, each synced by fresh workers (peak RSS is a per-process high-water mark):
 - bench.wide_blobs: 200 rows of a 1 MB LONGBLOB;
 - bench.wide_cols: 200 columns (VARCHAR(20)) x 30,000 rows;
 - bench.wide_text: 100,000 rows of ~1 KB text in one chunk (read by DuckDB, in pages).
-Reports the reader, the largest part, the peak RSS of the extract process and of the load process (one
-worker each) next to the target (4 x part_mb + 200 MB),
+Reports the reader, the largest part, the peak RSS of the extract process and of the load
+process (one worker each) next to the target (4 x part_mb + 200 MB),
 and whether the target equals the source (row count and a checksum over every column).
 """
 from __future__ import annotations
@@ -72,7 +72,8 @@ def run_case(table: str, work: Path, moto: MotoServer) -> dict[str, object]:
         if proc.returncode != 0:
             return {"error": proc.stderr[-2000:]}
         parts = [size for key, size in store.list(f"ferry/{PIPELINE}/") if key.endswith(".parquet")]
-        return {"reader": sorted(readers_in_log(workers[0].log_path, table)), "wall_s": round(wall, 2), "parts": len(parts), "largest_part_mb": round(max(parts) / 2**20, 1),
+        return {"reader": sorted(readers_in_log(workers[0].log_path, table)), "wall_s": round(wall, 2),
+                "parts": len(parts), "largest_part_mb": round(max(parts) / 2**20, 1),
                 "extract_peak_rss_mb": round(peak_rss_mb(workers[:1]), 1),
                 "load_peak_rss_mb": round(peak_rss_mb(workers[1:]), 1),
                 "target_rss_mb": 4 * PART_MB + 200, "check": synced(table, target_schema, client)}
@@ -87,7 +88,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ferry-bench-wide-"))
     moto = MotoServer(work)
     try:
-        result = {table: run_case(table, work, moto) for table in ("bench.wide_blobs", "bench.wide_cols", "bench.wide_text")}
+        result = {table: run_case(table, work, moto)
+                  for table in ("bench.wide_blobs", "bench.wide_cols", "bench.wide_text")}
     finally:
         moto.stop()
     print(json.dumps(result, indent=2))
