@@ -287,8 +287,10 @@ def _mysql_literal(v: Any) -> str:
         return "X'" + bytes(v).hex() + "'"
     if isinstance(v, str):
         return "_utf8mb4 X'" + v.encode().hex() + "'"
-    if isinstance(v, (datetime, date)):
-        return "'" + v.isoformat(sep=" ") + "'" if isinstance(v, datetime) else "'" + v.isoformat() + "'"
+    if isinstance(v, datetime):
+        return "'" + v.isoformat(sep=" ") + "'"
+    if isinstance(v, date):
+        return "'" + v.isoformat() + "'"
     return "_utf8mb4 X'" + str(v).encode().hex() + "'"
 
 
@@ -320,18 +322,17 @@ def read_range(con: Any, table_key: str, schema: TableSchema, cols: Sequence[str
             for batch in reader:
                 if batch.num_rows:
                     got, last = got + batch.num_rows, batch
-                    yield to_batch(batch, schema, arrow_schema, stats, truncate)
-            if got < page or last is None:
+                    yield to_batch(batch, schema, arrow_schema, at, stats, truncate)
+            if got < page:  # (a full page has a last batch)
                 return
             page_lo = tuple(last.column(i)[last.num_rows - 1].as_py() for i in key_at)
     except Exception as exc:
         raise classify(exc, f"table {table_key}") from exc
 
 
-def to_batch(batch: pa.RecordBatch, schema: TableSchema, arrow_schema: pa.Schema, stats: BatchStats,
-             truncate: bool = False) -> pa.RecordBatch:
-    """One DuckDB batch (a column per SELECT expression) as the table's record batch."""
-    at = _positions(schema)
+def to_batch(batch: pa.RecordBatch, schema: TableSchema, arrow_schema: pa.Schema, at: Sequence[int],
+             stats: BatchStats, truncate: bool = False) -> pa.RecordBatch:
+    """One DuckDB batch (a column per SELECT expression; `at`: _positions) as the table's record batch."""
     try:
         arrays = [_convert(batch.column(i), batch.column(i + 1) if _flag(spec) else None, spec, schema.table,
                            stats, truncate) for i, spec in zip(at, schema.columns)]
