@@ -8,7 +8,7 @@ import pytest
 from common.state import faults
 from common.model import naming
 from tests.conftest import Pipe
-from tests.test_readers import readers_in_log
+from tests.test_readers import readers_of
 from tests.test_sync import _seed
 
 
@@ -92,7 +92,7 @@ def test_a_killed_query_is_retried_and_the_run_stays_exact(pipe: Pipe, workers: 
     attempts = state.r.hgetall(naming.run_attempts_key(pipe.name, pipe.table("orders"), result[0].report["run_id"]))
     assert sum(int(v) for v in attempts.values()) >= 3 + 1  # at least one chunk ran again
     assert pipe.assert_synced("orders") == 3_000
-    assert set().union(*(readers_in_log(w.log_path, pipe.table("orders")) for w in workers)) == {"duckdb"}
+    assert readers_of(workers, pipe.table("orders")) == {"duckdb"}
 
 
 def test_a_wrong_password_is_terminal_and_names_the_source(pipe: Pipe) -> None:

@@ -198,6 +198,11 @@ def readers_in_log(log_path: Path, table: str) -> set[str]:
     return found
 
 
+def readers_of(workers: list[Worker], table: str) -> set[str]:
+    """The readers that committed the table's chunks, from every worker's log."""
+    return set().union(*(readers_in_log(w.log_path, table) for w in workers))
+
+
 @pytest.mark.parametrize("reader", ["duckdb", "connector"])
 def test_a_sync_through_each_reader_is_exact(pipe: Pipe, workers: list, log_dir: Path, reader: str) -> None:
     pipe.execute("CREATE TABLE orders (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, amount DECIMAL(12,2) NOT NULL,"
@@ -210,7 +215,7 @@ def test_a_sync_through_each_reader_is_exact(pipe: Pipe, workers: list, log_dir:
     result = pipe.sync("--wait")
     assert result.code == 0, result.stderr
     assert pipe.assert_synced("orders") == 2000
-    assert set().union(*(readers_in_log(w.log_path, pipe.table("orders")) for w in workers)) == {reader}
+    assert readers_of(workers, pipe.table("orders")) == {reader}
 
 
 def test_duckdb_ranges_on_a_text_key_cover_the_same_rows(pipe: Pipe) -> None:

@@ -7,7 +7,7 @@ import threading
 
 from tests.conftest import Pipe
 from tests.services import wait_for
-from tests.test_readers import readers_in_log
+from tests.test_readers import readers_of
 
 
 def test_added_widened_and_dropped_columns_and_a_dba_column(pipe: Pipe, workers: list) -> None:
@@ -78,4 +78,4 @@ def test_a_column_added_during_a_run_fails_it_and_the_next_run_plans_again(pipe:
     assert pipe.assert_synced("evens") == 3001
     assert dict(pipe.pg().execute(f'SELECT id, c FROM "{pipe.db}".evens WHERE id IN (2, 2001)')) == {2: 5, 2001: 9}
     # (read by DuckDB, the default reader: the check after each read is the same for both)
-    assert set().union(*(readers_in_log(w.log_path, pipe.table("evens")) for w in workers)) == {"duckdb"}
+    assert readers_of(workers, pipe.table("evens")) == {"duckdb"}

@@ -12,7 +12,7 @@ import pytest
 from common.model import naming
 from common.state import faults
 from tests.conftest import MYSQL, Pipe
-from tests.test_readers import readers_in_log
+from tests.test_readers import readers_in_log, readers_of
 from tests import compare
 from tests.services import Sshd, TlsMariaDB, Worker, wait_for
 from tests.test_sync import _seed
@@ -125,7 +125,7 @@ def test_at_most_max_concurrent_chunks_reads_at_once(isolated: Pipe, log_dir: Pa
     assert result.code == 0, result.stderr
     assert max(seen) == 2, f"simultaneous reads seen: {sorted(set(seen))}"
     assert pipe.assert_synced("blobs") == 3_000
-    assert set().union(*(readers_in_log(w.log_path, pipe.table("blobs")) for w in workers)) == {reader}
+    assert readers_of(workers, pipe.table("blobs")) == {reader}
 
 
 def test_a_changed_bastion_host_key_is_refused_and_no_secret_is_printed(
@@ -198,7 +198,7 @@ def test_a_source_that_takes_only_tls_is_read_by_each_reader_with_its_certificat
                                         list(compare.target_rows(pipe.pg(), pipe.db, "orders", schema)),
                                         schema) == 3000
         conn.close()
-        assert set().union(*(readers_in_log(w.log_path, pipe.table("orders")) for w in workers)) == {reader}
+        assert readers_of(workers, pipe.table("orders")) == {reader}
     finally:
         server.admin(f"DROP DATABASE `{pipe.db}`")
 
