@@ -87,7 +87,7 @@ def test_image_runs_as_a_user_without_test_packages_and_checks_its_worker() -> N
     assert any("-r requirements.txt" in i for i in installs)
     assert not any("requirements-test" in i or "pytest" in i for i in installs)
     runtime = (REPO / "requirements.txt").read_text().lower()
-    for test_only in ("pytest", "sqlglot", "moto"):
+    for test_only in ("pytest", "sqlglot", "sqlfluff", "moto"):
         assert not re.search(rf"^{test_only}\b", runtime, re.M), test_only
     assert re.search(r"^HEALTHCHECK .*\n?.*ferry health", DOCKERFILE, re.M)
 

@@ -1,5 +1,6 @@
 """Every statement kind ferry sends to Redshift: golden text where the form matters, and
-every one parsed by sqlglot's redshift dialect. The Redshift documentation each relies on
+every one parsed by two Redshift grammars, sqlglot's and sqlfluff's (stricter: it refuses
+forms Redshift has not, such as ALTER INTERLEAVED SORTKEY). The Redshift documentation each relies on
 is cited beside it; what no page says is left to the live smoke test (make test-redshift).
 
 - CREATE TABLE ... DISTSTYLE { AUTO | EVEN | KEY | ALL } DISTKEY (c) [COMPOUND | INTERLEAVED]
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import pytest
 import sqlglot
+from sqlfluff.core import FluffConfig, Linter
 
 from common.reconcile import diff
 from common.verify import rowhash
@@ -59,6 +61,27 @@ COLS = [map_column("s.t", {"column_name": n, "data_type": d, "column_type": c, "
                                  ("shop", "int", "int", 10, 0, None),
                                  ("note", "varchar", "varchar(10)", None, None, 10),
                                  ("doc", "json", "json", None, None, None)]]
+DEFAULTED = map_column("s.t", {"column_name": "status", "data_type": "varchar", "column_type": "varchar(8)",
+                               "is_nullable": "NO", "character_maximum_length": 8, "column_default": "'new'"})
+
+
+_SQLFLUFF = Linter(config=FluffConfig(overrides={"dialect": "redshift"}))
+
+
+def _parses(statement: str, literal: str = "'x'") -> None:
+    """Both grammars take the statement; parameters are bound by the driver, so a literal
+    stands where each %s does."""
+    text = statement.replace("%s", literal).replace("%%", "%")
+    sqlglot.parse_one(text, read="redshift")
+    problems = [v.desc() for v in _SQLFLUFF.parse_string(text).violations]
+    assert not problems, f"sqlfluff (redshift) cannot parse {text!r}: {problems}"
+
+
+def test_the_second_grammar_refuses_what_redshift_has_not() -> None:
+    with pytest.raises(AssertionError, match="sqlfluff"):
+        _parses('ALTER TABLE "a"."t" ALTER INTERLEAVED SORTKEY ("x")')
+    with pytest.raises(AssertionError, match="sqlfluff"):
+        _parses('ALTER TABLE "a"."t" ALTER COLUMN "x" TYPE VARCHAR(9) DROP DEFAULT')
 
 
 @pytest.mark.parametrize("keys, clause", [
@@ -74,7 +97,7 @@ def test_create_table_with_each_redshift_keys_form(keys: RedshiftKeys | None, cl
     ddl = sql.create_table("ana", "orders", COLS, ["id"], sql.REDSHIFT, design)
     assert ddl.endswith(")" + clause)
     assert not sql.create_table("ana", "orders", COLS, ["id"], sql.POSTGRES, design).endswith(clause)
-    sqlglot.parse_one(ddl, read="redshift")
+    _parses(ddl)
 
 
 def test_json_is_staged_as_text_and_parsed_into_super() -> None:
@@ -86,17 +109,52 @@ def test_json_is_staged_as_text_and_parsed_into_super() -> None:
 
 
 def test_a_changed_design_is_altered_where_redshift_can() -> None:
+    """The sort key first, then the distribution (ALTER TABLE, r_ALTER_TABLE.html): "You can
+    alter an interleaved sort key to a compound sort key or no sort key. However, you can't
+    alter a compound sort key to an interleaved sort key"; ALTER DISTKEY and ALTER DISTSTYLE
+    ALL / EVEN are "not supported for tables with interleaved sort keys"; "When you alter a
+    sort key to AUTO, Amazon Redshift preserves the existing sort key"."""
     old = TableDesign.from_keys(RedshiftKeys(distkey="id", sortkey=["id"]))
     stmts, refused = sql.redesign("ana", "orders", old, TableDesign.from_keys(
         RedshiftKeys(distkey="shop", sortkey=["shop", "Created At"])), COLS)
-    assert stmts == ['ALTER TABLE "ana"."orders" ALTER DISTSTYLE KEY DISTKEY "shop"',
-                     'ALTER TABLE "ana"."orders" ALTER COMPOUND SORTKEY ("shop", "created at")'] and not refused
+    assert stmts == ['ALTER TABLE "ana"."orders" ALTER COMPOUND SORTKEY ("shop", "created at")',
+                     'ALTER TABLE "ana"."orders" ALTER DISTSTYLE KEY DISTKEY "shop"'] and not refused
     stmts, _ = sql.redesign("ana", "orders", old, TableDesign(), COLS)
-    assert stmts == ['ALTER TABLE "ana"."orders" ALTER DISTSTYLE AUTO', 'ALTER TABLE "ana"."orders" ALTER SORTKEY AUTO']
+    assert stmts == ['ALTER TABLE "ana"."orders" ALTER SORTKEY AUTO', 'ALTER TABLE "ana"."orders" ALTER DISTSTYLE AUTO']
+    # compound -> interleaved: refused, naming it; the distribution still changes
     stmts, refused = sql.redesign("ana", "orders", old, TableDesign.from_keys(
         RedshiftKeys(sortkey=SortKeySpec(type="interleaved", columns=["shop"]))), COLS)
-    assert 'ALTER TABLE "ana"."orders" ALTER DISTSTYLE AUTO' in stmts
-    assert len(refused) == 1 and "interleaved" in refused[0]
+    assert stmts == ['ALTER TABLE "ana"."orders" ALTER DISTSTYLE AUTO']
+    assert len(refused) == 1 and "cannot make a sort key interleaved" in refused[0]
+
+
+def test_a_table_with_an_interleaved_sort_key_is_redesigned_sort_key_first() -> None:
+    inter = TableDesign.from_keys(RedshiftKeys(distkey="id", sortkey=SortKeySpec(type="interleaved",
+                                                                                  columns=["shop", "id"])))
+    # interleaved -> compound, and a new dist key: allowed in that order
+    stmts, refused = sql.redesign("ana", "orders", inter, TableDesign.from_keys(
+        RedshiftKeys(distkey="shop", sortkey=["id"])), COLS)
+    assert stmts == ['ALTER TABLE "ana"."orders" ALTER COMPOUND SORTKEY ("id")',
+                     'ALTER TABLE "ana"."orders" ALTER DISTSTYLE KEY DISTKEY "shop"'] and not refused
+    # interleaved -> none, then DISTSTYLE EVEN
+    stmts, refused = sql.redesign("ana", "orders", inter, TableDesign(diststyle="EVEN", sort_type="none"), COLS)
+    assert stmts == ['ALTER TABLE "ana"."orders" ALTER SORTKEY NONE', 'ALTER TABLE "ana"."orders" ALTER DISTSTYLE EVEN']
+    assert not refused
+    # interleaved kept (or AUTO, which keeps it): the distribution cannot change, said so;
+    # DISTSTYLE AUTO is not among the forms refused there
+    for sort in (TableDesign(sort_type="interleaved", sort_columns=("shop", "id")), TableDesign()):
+        stmts, refused = sql.redesign("ana", "orders", inter, TableDesign(
+            diststyle="KEY", distkey="shop", sort_type=sort.sort_type, sort_columns=sort.sort_columns), COLS)
+        assert all("DISTKEY" not in s for s in stmts)
+        assert len(refused) == 1 and "interleaved sort key" in refused[0] and "(shop)" in refused[0]
+    stmts, refused = sql.redesign("ana", "orders", inter, TableDesign.from_keys(
+        RedshiftKeys(sortkey=SortKeySpec(type="interleaved", columns=["shop", "id"]))), COLS)
+    assert stmts == ['ALTER TABLE "ana"."orders" ALTER DISTSTYLE AUTO'] and not refused
+    # the stand-in's rules (no such restriction) as data: the same change is made
+    stmts, refused = sql.redesign("ana", "orders", inter, TableDesign.from_keys(
+        RedshiftKeys(distkey="shop", sortkey=SortKeySpec(type="interleaved", columns=["shop", "id"]))), COLS,
+        sql.POSTGRES.caps)
+    assert stmts == ['ALTER TABLE "ana"."orders" ALTER DISTSTYLE KEY DISTKEY "shop"'] and not refused
 
 
 def _every_redshift_statement() -> list[str]:
@@ -126,8 +184,17 @@ def _every_redshift_statement() -> list[str]:
                          ("reporting", "SELECT", "role"), ("public", "SELECT", "user")], "ferry"),
         *sql.delete_all_insert("ana", "orders", "orders__stage_abc123", names),
         *sql.swap("ana", "orders", "orders__ferry_new", "orders__ferry_old", True),
-        sql.add_column("ana", "orders", COLS[3], sql.REDSHIFT),
+        *sql.add_column("ana", "orders", COLS[3], sql.REDSHIFT),
+        *sql.add_column("ana", "orders", DEFAULTED, sql.REDSHIFT),
         sql.widen_column("ana", "orders", COLS[3], sql.REDSHIFT),
+        *sql.rebuild_column("ana", "orders", COLS[3], "ferry_widen_0123456789ab", sql.REDSHIFT),
+        sql.reencode_column("ana", "orders", "note"),
+        sql.drop_constraint("ana", "orders", "orders_pkey"),
+        sql.add_constraint("ana", "orders", "orders_pkey", "PRIMARY KEY", ["id", "shop"]),
+        *sql.merge("ana", "orders", "orders__stage_abc123", names[:3], ["id"], "created at",
+                   fill=sql.fill_defaults(COLS[:3] + [DEFAULTED], COLS[:3], sql.REDSHIFT)),
+        *sql.append("ana", "log", "orders__stage_abc123", names[:3],
+                    fill=sql.fill_defaults(COLS[:3] + [DEFAULTED], COLS[:3], sql.REDSHIFT)),
         *sql.redesign("ana", "orders", TableDesign(), design, COLS)[0],
         sql.ledger_loaded("ana", "orders__ferry_ledger", ["r1", "r2"]),
         sql.ledger_all("ana", "orders__ferry_ledger"),
@@ -137,7 +204,8 @@ def _every_redshift_statement() -> list[str]:
     for query in (sql.schema_exists("ana"), sql.table_exists("ana", "orders"),
                   sql.target_column_types("ana", "orders"), sql.can_create_schema(),
                   sql.schema_privilege("ana", "CREATE"), sql.table_privilege("ana", "orders", "INSERT"),
-                  sql.table_owner_and_comments("ana", "orders"), (sql.REDSHIFT.grants_query, [])):
+                  sql.table_owner_and_comments("ana", "orders"), (sql.REDSHIFT.grants_query, []),
+                  (sql.REDSHIFT.column_facts_query, []), sql.key_constraints("ana", "orders")):
         stmts.append(query[0])
     return stmts
 
@@ -233,13 +301,12 @@ def _verify_statements() -> list[str]:
 
 @pytest.mark.parametrize("statement", _verify_statements())
 def test_every_verify_query_parses(statement: str) -> None:
-    sqlglot.parse_one(statement.replace("%s", "'x'").replace("%%", "%"), read="redshift")
+    _parses(statement)
 
 
 @pytest.mark.parametrize("statement", _every_redshift_statement())
 def test_every_redshift_statement_parses(statement: str) -> None:
-    # Parameters are bound by the driver: parse with a literal where each %s stands.
-    sqlglot.parse_one(statement.replace("%s", "'x'").replace("%%", "%"), read="redshift")
+    _parses(statement)
 
 
 RECONCILE_STATEMENTS = [
@@ -263,7 +330,7 @@ def test_reconcile_statements_on_redshift() -> None:
         'ALTER TABLE "ana"."orders" ADD COLUMN "_ferry_deleted_at" TIMESTAMP',
     ]
     for statement in RECONCILE_STATEMENTS:
-        sqlglot.parse_one(statement.replace("%s", "1"), read="redshift")
+        _parses(statement, "1")
     side = WarehouseSide(None, sql.REDSHIFT, "ana", "orders", VERIFY_COLS, [VERIFY_COLS[0]], [], None, live_only=True)
     keys = WarehouseSide(None, sql.REDSHIFT, "ana", "orders", VERIFY_COLS[:1], VERIFY_COLS[:1], [], None)
     # Keys mode on an integer key (MOD: r_MOD.html; SUM of a BIGINT is a BIGINT, of a NUMERIC
@@ -274,7 +341,7 @@ def test_reconcile_statements_on_redshift() -> None:
     for q in (side.sums_sql(Part((10,), (20,)))[0], side.rows_sql(Part((10,), (20,)), None)[0],
               side.buckets_sql("3")[0], diff._int_keys_sql(keys, Part(None, (20,)))[0]):
         assert '"_ferry_deleted_at" IS NULL' in q or "MOD" not in q and q.startswith('SELECT "id"')
-        sqlglot.parse_one(q.replace("%s", "'x'").replace("%%", "%"), read="redshift")
+        _parses(q)
 
 
 def test_redshift_load_failures_are_refusals_and_lost_connections_are_not() -> None:
@@ -290,3 +357,26 @@ def test_redshift_load_failures_are_refusals_and_lost_connections_are_not() -> N
     assert isinstance(refused, RefusedError) and "Load into table 'notes' failed" in str(refused)
     assert refusal(psycopg2.OperationalError("server closed the connection unexpectedly")) is None
     assert refusal(psycopg2.ProgrammingError('permission denied for relation notes')) is None
+
+
+def test_a_default_has_the_columns_type() -> None:
+    """ALTER TABLE ADD COLUMN ... DEFAULT: "The data type of default_expr must match the data
+    type of the column" (r_ALTER_TABLE.html); every source default is CAST to the column's
+    type (CAST function, r_CAST_function.html), JSON text parsed (JSON_PARSE.html)."""
+    def col(name: str, dtype: str, ctype: str, default: str, **info: object) -> object:
+        return map_column("s.t", {"column_name": name, "data_type": dtype, "column_type": ctype, "is_nullable": "YES",
+                                  "column_default": default, **info})
+    cols = [col("n", "int", "int", "7", numeric_precision=10, numeric_scale=0),
+            col("price", "decimal", "decimal(12,2)", "1.5", numeric_precision=12, numeric_scale=2),
+            col("paid", "tinyint", "tinyint(1)", "0", numeric_precision=3, numeric_scale=0),
+            col("at", "datetime", "datetime", "'2024-01-02 03:04:05'", datetime_precision=0),
+            col("day", "date", "date", "'2024-01-02'"),
+            col("status", "varchar", "varchar(8)", "'it''s'", character_maximum_length=8),
+            col("doc", "json", "json", "'{}'")]
+    got = [sql.typed_default(c, sql.REDSHIFT) for c in cols]
+    assert got == ["CAST(7 AS INTEGER)", "CAST(1.5 AS DECIMAL(12,2))", "CAST(FALSE AS BOOLEAN)",
+                   "CAST('2024-01-02 03:04:05' AS TIMESTAMP)", "CAST('2024-01-02' AS DATE)",
+                   "CAST('it''s' AS VARCHAR(32))", "JSON_PARSE('{}')"]
+    for c in cols:
+        for stmt in sql.add_column("ana", "orders", c, sql.REDSHIFT):
+            _parses(stmt)

@@ -16,13 +16,24 @@ COLS = [map_column("s.t", {"column_name": n, "data_type": d, "column_type": c, "
 
 
 def test_create_table_redshift() -> None:
-    assert sql.create_table("ana", "orders", COLS, ["id"], sql.REDSHIFT) == (
+    """No DEFAULT on Redshift: ALTER COLUMN TYPE "can't alter columns with default values"
+    (r_ALTER_TABLE.html) and Redshift has no ALTER COLUMN ... DROP DEFAULT, so a declared
+    default would stop the column ever being widened in place. The PRIMARY KEY stays:
+    "primary keys and foreign keys are used as planning hints and they should be declared if
+    your ETL process ... enforces their integrity" (t_Defining_constraints.html; the merge
+    does); widen.plan drops and declares it again around a widening of a key column."""
+    defaulted = COLS[1].__class__(**{**COLS[1].__dict__, "default": "'n/a'"})
+    assert sql.create_table("ana", "orders", [COLS[0], defaulted, *COLS[2:]], ["id"], sql.REDSHIFT) == (
         'CREATE TABLE IF NOT EXISTS "ana"."orders" (\n'
         '  "id" DECIMAL(20,0) NOT NULL,\n'
         '  "order" VARCHAR(40),\n'
         '  "blob" VARBYTE(65535),\n'
         '  "amount" DECIMAL(12,2),\n'
         '  PRIMARY KEY ("id")\n)')
+    # PostgreSQL widens such columns: the key is declared (and enforced), the default too,
+    # typed as the column is.
+    ddl = sql.create_table("ana", "orders", [COLS[0], defaulted, *COLS[2:]], ["id"], sql.POSTGRES)
+    assert '"order" VARCHAR(40) DEFAULT CAST(\'n/a\' AS VARCHAR(40)),' in ddl and 'PRIMARY KEY ("id")' in ddl
 
 
 def test_create_table_postgres_swaps_type_names() -> None:
@@ -48,20 +59,29 @@ def test_staging_and_merge() -> None:
 def test_schema_change_statements() -> None:
     """Redshift, ALTER TABLE (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html):
     - "You can add only one column in each ALTER TABLE statement": one ADD COLUMN a statement.
-    - ADD [ COLUMN ] column_name column_type [ DEFAULT default_expr ]: "The default_expr is
-      used in any INSERT operation that doesn't specify a value for the column." Whether
-      rows already in the table take the default is not documented: only the live smoke
-      test can prove it (PostgreSQL does fill them, which the local tests check).
+    - ADD [ COLUMN ] column_name column_type: with no DEFAULT on Redshift (a column with a
+      default can never be widened in place: "You can't alter columns with default values"),
+      so the rows already copied get the source's default from an UPDATE in the same
+      transaction (UPDATE table_name SET column = expression, r_UPDATE.html). That ADD
+      COLUMN runs inside a transaction block no page forbids (it says so of ALTER COLUMN TYPE
+      and of external tables only): the live smoke test proves it.
+    - The default is CAST to the column's type: "The data type of default_expr must match
+      the data type of the column" (CAST, r_CAST_function.html).
     - ALTER COLUMN column_name TYPE updated_varchar_data_type_size: VARCHAR size only, and
       "You can't alter columns within a transaction block (BEGIN ... END)": ferry runs every
-      ALTER on its own autocommit connection before the load's transaction. Also "You can't
-      alter columns with default values" and not UNIQUE/PRIMARY KEY columns: such a widening
-      fails with Redshift's own message and stops that table (live test only).
+      ALTER COLUMN TYPE on its own autocommit connection before the load's transaction.
+      What ALTER refuses (defaults, keys, encodings) is planned by common/warehouse/widen.py
+      (tests/test_widen.py).
     - Integer and DECIMAL widening: not offered by ALTER COLUMN TYPE; REDSHIFT.caps refuses it."""
     added = COLS[1].__class__(**{**COLS[1].__dict__, "default": "'n/a'"})
-    assert sql.add_column("ana", "orders", added, sql.REDSHIFT) == \
-        'ALTER TABLE "ana"."orders" ADD COLUMN "order" VARCHAR(40) DEFAULT \'n/a\''
-    assert sql.add_column("ana", "orders", COLS[2], sql.POSTGRES) == 'ALTER TABLE "ana"."orders" ADD COLUMN "blob" BYTEA'
+    assert sql.add_column("ana", "orders", added, sql.REDSHIFT) == [
+        'ALTER TABLE "ana"."orders" ADD COLUMN "order" VARCHAR(40)',
+        'UPDATE "ana"."orders" SET "order" = CAST(\'n/a\' AS VARCHAR(40))']
+    assert sql.add_column("ana", "orders", added, sql.POSTGRES) == [
+        'ALTER TABLE "ana"."orders" ADD COLUMN "order" VARCHAR(40) DEFAULT CAST(\'n/a\' AS VARCHAR(40))']
+    assert sql.add_column("ana", "orders", COLS[2], sql.POSTGRES) == ['ALTER TABLE "ana"."orders" ADD COLUMN "blob" BYTEA']
+    assert sql.add_column("ana", "orders", COLS[2], sql.REDSHIFT) == [
+        'ALTER TABLE "ana"."orders" ADD COLUMN "blob" VARBYTE(65535)']
     assert sql.widen_column("ana", "orders", COLS[1], sql.REDSHIFT) == \
         'ALTER TABLE "ana"."orders" ALTER COLUMN "order" TYPE VARCHAR(40)'
     assert not sql.REDSHIFT.caps.widen_numbers and sql.POSTGRES.caps.widen_numbers

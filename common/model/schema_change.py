@@ -27,6 +27,21 @@ class Capabilities:
     widen_varbyte: bool = True
     table_design: bool = False
     """DISTSTYLE/DISTKEY/SORTKEY clauses (Redshift only)."""
+    alter_type_refuses_default: bool = False
+    """ALTER COLUMN ... TYPE refuses a column that has a DEFAULT (and there is no DROP DEFAULT):
+    such a warehouse gets no DEFAULT in CREATE TABLE, and a column added with one has its
+    old rows set by an UPDATE instead."""
+    alter_type_refuses_key: bool = False
+    """ALTER COLUMN ... TYPE refuses a PRIMARY KEY (or UNIQUE) column: where the key is only
+    declared, not enforced, CREATE TABLE declares none."""
+    alter_type_refuses_encodings: frozenset[str] = frozenset()
+    """Column compression encodings ALTER COLUMN ... TYPE refuses."""
+    alter_type_in_transaction: bool = True
+    """ALTER COLUMN ... TYPE may run inside a transaction block."""
+    encoding_fixable_with_interleaved_sortkey: bool = True
+    """ALTER COLUMN ... ENCODE works on a table with an interleaved sort key."""
+    dist_alterable_with_interleaved_sortkey: bool = True
+    """ALTER DISTSTYLE/DISTKEY works on a table with an interleaved sort key."""
 
 
 @dataclass

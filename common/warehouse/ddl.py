@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 from common.config.design import TableDesign
 from common.errors import SchemaError
 from common.model import schema_change
-from common.model.types import TableSchema
-from common.warehouse import sql
+from common.model.types import ColumnSpec, TableSchema
+from common.warehouse import sql, widen
 from common.warehouse.execute import WarehouseBase, run_statement
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class TargetTables(WarehouseBase):
         with self.engine.connect() as conn:
             if not self._exists(conn, sql.table_exists(self.schema, target)):
                 return [], []
-        stmts, refused = sql.redesign(self.schema, target, old, new, schema.columns)
+        stmts, refused = sql.redesign(self.schema, target, old, new, schema.columns, self.dialect.caps)
         for stmt in stmts:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 run_statement(conn, stmt)
@@ -67,35 +67,69 @@ class TargetTables(WarehouseBase):
 
     def evolve(self, target: str, schema: TableSchema) -> list[str]:
         """Bring an existing target up to the mapping: add the columns it lacks, widen the
-        ones that grew; keep the ones the source dropped or a DBA added. Each statement
-        commits on its own, before the load's transaction (Redshift runs ALTER COLUMN TYPE
-        only outside a transaction block), and is derived from the target as it is, so a
-        failure midway leaves a target the next load still fits and finishes adapting.
-        Returns the statements executed."""
+        ones that grew; keep the ones the source dropped or a DBA added. Each change commits
+        on its own, before the load's transaction (Redshift runs ALTER COLUMN TYPE only
+        outside a transaction block; a column added with its rows' default, or rebuilt, is
+        one transaction), and is derived from the target as it is, so a failure midway
+        leaves a target the next load still fits and finishes adapting. How a column is
+        widened follows the warehouse's rules (widen.plan). Returns the statements executed."""
         query, params = sql.target_column_types(self.schema, target)
         with self.engine.connect() as conn:
             existing = {r[0]: sql.generic_type(r[1]) for r in conn.exec_driver_sql(query, tuple(params))}
         if not existing:
             return []
-        todo: list[str] = []
+        todo: list[widen.Step] = []
+        grown: list[ColumnSpec] = []
         for col in schema.columns:
             if col.name not in existing:
-                todo.append(sql.add_column(self.schema, target, col, self.dialect))
+                todo.append(widen.Step(tuple(sql.add_column(self.schema, target, col, self.dialect)), True))
                 continue
             current = existing[col.name]
             if current is None or current == col.target:
                 continue
             verdict = schema_change.widening(current, col.target, self.dialect.caps)
             if verdict:
-                todo.append(sql.widen_column(self.schema, target, col, self.dialect))
+                grown.append(col)
             elif verdict is False or schema_change.widening(col.target, current, self.dialect.caps) is None:
                 raise SchemaError(f"target {self.schema}.{target}, column {col.name}: is {current}, the source "
                                   f"now needs {col.target}; this warehouse cannot change it in place")
-        for stmt in todo:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                run_statement(conn, stmt)
-            log.warning("target %s.%s changed: %s", self.schema, target, stmt)
-        return todo
+        if grown:
+            facts, interleaved = self.column_facts(target)
+            for col in grown:
+                steps, refused = widen.plan(self.schema, target, col, facts.get(col.name, widen.ColumnFacts(col.name)),
+                                            interleaved, self.dialect)
+                if refused:
+                    raise SchemaError(refused)
+                todo += steps
+        done: list[str] = []
+        for step in todo:
+            if step.transaction:
+                with self.engine.begin() as conn:
+                    for stmt in step.statements:
+                        run_statement(conn, stmt)
+            else:
+                for stmt in step.statements:
+                    with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                        run_statement(conn, stmt)
+            for stmt in step.statements:
+                log.warning("target %s.%s changed: %s", self.schema, target, stmt)
+            done += step.statements
+        return done
+
+    def column_facts(self, target: str) -> tuple[dict[str, widen.ColumnFacts], bool]:
+        """Each target column's default, encoding, dist/sort key role and key constraints,
+        from the catalog; and whether the table has an interleaved sort key."""
+        keys: dict[tuple[str, str], list[str]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(self.dialect.column_facts_query, (self.schema, target)).all()
+            query, params = sql.key_constraints(self.schema, target)
+            for name, kind, column in conn.exec_driver_sql(query, tuple(params)):
+                keys.setdefault((name, kind), []).append(column)
+        constraints = [widen.Constraint(name, kind, tuple(cols)) for (name, kind), cols in keys.items()]
+        facts = {r[0]: widen.ColumnFacts(r[0], bool(r[1]), r[2], bool(r[3]),
+                                         tuple(c for c in constraints if r[0] in c.columns))
+                 for r in rows}
+        return facts, any((r[4] or 0) < 0 for r in rows)
 
     def add_soft_delete_column(self, target: str) -> str:
         """Add _ferry_deleted_at to the target if it lacks it (`reconcile: {deletes: soft}`),

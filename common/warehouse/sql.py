@@ -34,23 +34,49 @@ class Dialect:
     """A binary value as lowercase hex text (`ferry verify`)."""
     hex_int: str = "STRTOL({}, 16)"
     """Seven hex digits as a BIGINT (`ferry verify`'s checksum slices)."""
+    column_facts_query: str = ""
+    """(column, has a DEFAULT, compression encoding, is the dist key or in the sort key, sort
+    key position: negative when interleaved) of every column of a table (params: schema,
+    table): what decides how a column can be widened."""
 
 
-# Redshift's ALTER COLUMN ... TYPE only changes a VARCHAR's size (r_ALTER_TABLE.html).
+# Redshift, ALTER TABLE (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html),
+# ALTER COLUMN column_name TYPE: "changes the size of a column defined as a VARCHAR data type"
+# (so no number or VARBYTE widening), and "You can't alter a column with compression
+# encodings BYTEDICT, RUNLENGTH, TEXT255, or TEXT32K", "You can't alter columns with default
+# values", "You can't alter columns with UNIQUE, PRIMARY KEY, or FOREIGN KEY", "You can't
+# alter columns within a transaction block". ALTER COLUMN ... ENCODE: "You can't alter the
+# encoding for a column in a table with an interleaved sortkey". ALTER DISTKEY / DISTSTYLE
+# ALL / EVEN: "not supported for tables with interleaved sort keys".
+# Column facts: SVV_REDSHIFT_COLUMNS (column_default, encoding, distkey, sortkey),
+# https://docs.aws.amazon.com/redshift/latest/dg/r_SVV_REDSHIFT_COLUMNS.html.
 # Grants on a table: Redshift's SVV_RELATION_PRIVILEGES (identity_type user, group or role),
 # https://docs.aws.amazon.com/redshift/latest/dg/r_SVV_RELATION_PRIVILEGES.html; PostgreSQL's
 # information_schema.table_privileges.
-REDSHIFT = Dialect(name="redshift", caps=Capabilities(widen_numbers=False, widen_varbyte=False,
-                                                     table_design=True),
+REDSHIFT_CAPS = Capabilities(widen_numbers=False, widen_varbyte=False, table_design=True,
+                             alter_type_refuses_default=True, alter_type_refuses_key=True,
+                             alter_type_refuses_encodings=frozenset({"bytedict", "runlength", "text255", "text32k"}),
+                             alter_type_in_transaction=False, encoding_fixable_with_interleaved_sortkey=False,
+                             dist_alterable_with_interleaved_sortkey=False)
+REDSHIFT = Dialect(name="redshift", caps=REDSHIFT_CAPS,
                    grants_query="SELECT identity_name, privilege_type, identity_type FROM svv_relation_privileges"
-                                " WHERE namespace_name = %s AND relation_name = %s")
+                                " WHERE namespace_name = %s AND relation_name = %s",
+                   column_facts_query="SELECT column_name, column_default IS NOT NULL, encoding,"
+                                      " distkey OR COALESCE(sortkey, 0) <> 0, COALESCE(sortkey, 0)"
+                                      " FROM svv_redshift_columns WHERE database_name = current_database()"
+                                      " AND schema_name = %s AND table_name = %s ORDER BY ordinal_position")
 # JSON into SUPER: JSON_PARSE (https://docs.aws.amazon.com/redshift/latest/dg/JSON_PARSE.html).
 POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JSONB"},
                    temp_table_suffix=" ON COMMIT DROP", enforces_keys=True, json_staging_type="TEXT",
                    json_parse="({})::jsonb",
                    hex_bytes="ENCODE({}, 'hex')", hex_int="('x' || {})::bit(28)::bigint",
                    grants_query="SELECT grantee, privilege_type, 'user' FROM information_schema.table_privileges"
-                                " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user")
+                                " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user",
+                   column_facts_query="SELECT a.attname, a.atthasdef, NULL, FALSE, 0 FROM pg_catalog.pg_attribute a"
+                                      " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+                                      " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                                      " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0"
+                                      " AND NOT a.attisdropped ORDER BY a.attnum")
 DIALECTS = {"redshift": REDSHIFT, "postgres": POSTGRES}
 
 
@@ -93,27 +119,42 @@ def design_clause(design: TableDesign | None, columns: Sequence[ColumnSpec], dia
 
 
 def redesign(schema: str, table: str, old: TableDesign, new: TableDesign, columns: Sequence[ColumnSpec],
-             ) -> tuple[list[str], list[str]]:
+             caps: Capabilities = REDSHIFT_CAPS) -> tuple[list[str], list[str]]:
     """(ALTER statements, changes Redshift cannot make in place) from one design to another.
-    ALTER TABLE offers ALTER DISTSTYLE ALL|EVEN|AUTO, ALTER DISTSTYLE KEY DISTKEY c,
-    ALTER [COMPOUND] SORTKEY (...), ALTER SORTKEY AUTO|NONE; nothing for interleaved keys."""
+    ALTER TABLE offers ALTER [COMPOUND] SORTKEY (...), ALTER SORTKEY AUTO|NONE, ALTER
+    DISTSTYLE ALL|EVEN|AUTO and ALTER DISTSTYLE KEY DISTKEY c. The sort key changes first:
+    "You can alter an interleaved sort key to a compound sort key or no sort key. However,
+    you can't alter a compound sort key to an interleaved sort key", and ALTER DISTKEY /
+    DISTSTYLE ALL / EVEN are "not supported for tables with interleaved sort keys", so a
+    table leaving an interleaved key can then be redistributed."""
     names = {c.source: c.name for c in columns}
     ref = table_ref(schema, table)
     stmts: list[str] = []
     refused: list[str] = []
-    if (old.diststyle, old.distkey) != (new.diststyle, new.distkey):
-        stmts.append(f"ALTER TABLE {ref} ALTER DISTSTYLE KEY DISTKEY {quote_ident(names[new.distkey])}"
-                     if new.distkey else f"ALTER TABLE {ref} ALTER DISTSTYLE {new.diststyle}")
+    interleaved = old.sort_type == "interleaved"
     if (old.sort_type, old.sort_columns) != (new.sort_type, new.sort_columns):
-        if "interleaved" in (old.sort_type, new.sort_type):
-            refused.append(f"sort key {old.sort_type} {list(old.sort_columns)} -> {new.sort_type} "
-                           f"{list(new.sort_columns)}: ALTER SORTKEY cannot change an interleaved key; "
+        if new.sort_type == "interleaved":
+            refused.append(f"sort key {old.sort_type} {list(old.sort_columns)} -> interleaved "
+                           f"{list(new.sort_columns)}: ALTER SORTKEY cannot make a sort key interleaved; "
                            f"rebuild the table (full reload or reset) to apply it")
         elif new.sort_type in ("auto", "none"):
             stmts.append(f"ALTER TABLE {ref} ALTER SORTKEY {new.sort_type.upper()}")
+            # "When you alter a sort key to AUTO, Amazon Redshift preserves the existing sort key".
+            interleaved = interleaved and new.sort_type == "auto"
         else:
             cols = ", ".join(quote_ident(names[c]) for c in new.sort_columns)
             stmts.append(f"ALTER TABLE {ref} ALTER COMPOUND SORTKEY ({cols})")
+            interleaved = False
+    if (old.diststyle, old.distkey) != (new.diststyle, new.distkey):
+        # ALTER DISTSTYLE AUTO is not among the forms the page refuses on interleaved tables.
+        if interleaved and new.diststyle != "AUTO" and not caps.dist_alterable_with_interleaved_sortkey:
+            refused.append(f"distribution {old.diststyle}{f' ({old.distkey})' if old.distkey else ''} -> "
+                           f"{new.diststyle}{f' ({new.distkey})' if new.distkey else ''}: ALTER DISTKEY/DISTSTYLE "
+                           f"is not supported on a table with an interleaved sort key; change the sort key to "
+                           f"compound or none first, or rebuild the table (full reload or reset)")
+        else:
+            stmts.append(f"ALTER TABLE {ref} ALTER DISTSTYLE KEY DISTKEY {quote_ident(names[new.distkey])}"
+                         if new.distkey else f"ALTER TABLE {ref} ALTER DISTSTYLE {new.diststyle}")
     return stmts, refused
 
 
@@ -121,10 +162,14 @@ def create_table(schema: str, table: str, columns: Sequence[ColumnSpec], key: Se
                  dialect: Dialect, design: TableDesign | None = None) -> str:
     """CREATE TABLE for the target, in the Parquet schema's column order."""
     keyset = set(key)
-    # The source's constant defaults too: rows of parts written before a column existed
-    # (an older run loaded with a newer one) get what MySQL gave them.
+    # The source's constant defaults are declared where a DEFAULT does not stop the column
+    # being widened later (there is no DROP DEFAULT); the loads give rows of parts written
+    # before a column existed what MySQL gave them in any case (fill_defaults). The key is
+    # declared everywhere: Redshift's planner uses it, and widen.plan drops and declares it
+    # again around a widening of a key column.
+    declare_default = not dialect.caps.alter_type_refuses_default
     lines = [f"  {quote_ident(c.name)} {column_type(c, dialect)}"
-             + (f" DEFAULT {c.default}" if c.default is not None else "")
+             + (f" DEFAULT {typed_default(c, dialect)}" if c.default is not None and declare_default else "")
              + (" NOT NULL" if c.name in keyset else "") for c in columns]
     if key:  # a table loaded with `load: append` may have none
         lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in key)})")
@@ -147,17 +192,79 @@ def insert_exprs(columns: Sequence[ColumnSpec], dialect: Dialect) -> list[str]:
             for c in columns]
 
 
-def add_column(schema: str, table: str, col: ColumnSpec, dialect: Dialect) -> str:
-    """One column per statement (Redshift adds only one per ALTER TABLE), with the source's
-    constant default so the rows already copied get the value MySQL gave them."""
-    default = f" DEFAULT {col.default}" if col.default is not None else ""
-    return (f"ALTER TABLE {table_ref(schema, table)} ADD COLUMN {quote_ident(col.name)} "
-            f"{column_type(col, dialect)}{default}")
+def typed_default(col: ColumnSpec, dialect: Dialect) -> str:
+    """The column's source default as an expression of the column's own type: "The data
+    type of default_expr must match the data type of the column" (Redshift, ALTER TABLE ADD
+    COLUMN ... DEFAULT). JSON text is parsed as a loaded value is."""
+    if col.kind == "json":
+        return dialect.json_parse.format(col.default)
+    return f"CAST({col.default} AS {column_type(col, dialect)})"
+
+
+def fill_defaults(mapping: Sequence[ColumnSpec], staged: Sequence[ColumnSpec],
+                  dialect: Dialect) -> list[tuple[str, str]]:
+    """(target column, value) for the mapping's columns that parts of an older run lack and
+    that have a source default: a row from such a part gets what MySQL gave the rows it
+    held when the column was added (other missing columns stay NULL)."""
+    have = {c.name for c in staged}
+    return [(c.name, typed_default(c, dialect)) for c in mapping if c.name not in have and c.default is not None]
+
+
+def add_column(schema: str, table: str, col: ColumnSpec, dialect: Dialect) -> list[str]:
+    """One column per statement (Redshift adds only one per ALTER TABLE); the rows already
+    copied get the source's constant default, as MySQL gave it them: declared as the
+    column's DEFAULT, or, where a DEFAULT would stop the column being widened later, set by
+    an UPDATE in the same transaction."""
+    ref = table_ref(schema, table)
+    add = f"ALTER TABLE {ref} ADD COLUMN {quote_ident(col.name)} {column_type(col, dialect)}"
+    if col.default is None:
+        return [add]
+    if not dialect.caps.alter_type_refuses_default:
+        return [f"{add} DEFAULT {typed_default(col, dialect)}"]
+    return [add, f"UPDATE {ref} SET {quote_ident(col.name)} = {typed_default(col, dialect)}"]
 
 
 def widen_column(schema: str, table: str, col: ColumnSpec, dialect: Dialect) -> str:
     """Widen a column in place (Redshift: VARCHAR only, and outside a transaction block)."""
     return f"ALTER TABLE {table_ref(schema, table)} ALTER COLUMN {quote_ident(col.name)} TYPE {column_type(col, dialect)}"
+
+
+def rebuild_column(schema: str, table: str, col: ColumnSpec, spare: str, dialect: Dialect) -> list[str]:
+    """Widen a column that ALTER COLUMN TYPE refuses, in one transaction: a new column of
+    the wider type (no DEFAULT) gets every value, the old one is dropped, the new one takes
+    its name. The column moves to the end of the table (loads name their columns)."""
+    ref, name, new = table_ref(schema, table), quote_ident(col.name), quote_ident(spare)
+    return [f"ALTER TABLE {ref} ADD COLUMN {new} {column_type(col, dialect)}",
+            f"UPDATE {ref} SET {new} = {name}",
+            f"ALTER TABLE {ref} DROP COLUMN {name}",
+            f"ALTER TABLE {ref} RENAME COLUMN {new} TO {name}"]
+
+
+def reencode_column(schema: str, table: str, column: str, encoding: str = "zstd") -> str:
+    """Give a column an encoding ALTER COLUMN TYPE accepts (Redshift)."""
+    return f"ALTER TABLE {table_ref(schema, table)} ALTER COLUMN {quote_ident(column)} ENCODE {encoding.upper()}"
+
+
+def drop_constraint(schema: str, table: str, constraint: str) -> str:
+    return f"ALTER TABLE {table_ref(schema, table)} DROP CONSTRAINT {quote_ident(constraint)}"
+
+
+def add_constraint(schema: str, table: str, constraint: str, kind: str, columns: Sequence[str]) -> str:
+    """ADD [ CONSTRAINT name ] { PRIMARY KEY | UNIQUE } (columns)."""
+    cols = ", ".join(quote_ident(c) for c in columns)
+    return f"ALTER TABLE {table_ref(schema, table)} ADD CONSTRAINT {quote_ident(constraint)} {kind} ({cols})"
+
+
+def key_constraints(schema: str, table: str) -> tuple[str, list[str]]:
+    """(constraint, PRIMARY KEY | UNIQUE, column) of every key constraint of a table, its
+    columns in order."""
+    return ("SELECT tc.constraint_name, tc.constraint_type, kcu.column_name"
+            " FROM information_schema.table_constraints tc"
+            " JOIN information_schema.key_column_usage kcu ON kcu.constraint_schema = tc.constraint_schema"
+            " AND kcu.constraint_name = tc.constraint_name AND kcu.table_name = tc.table_name"
+            " WHERE tc.table_schema = %s AND tc.table_name = %s"
+            " AND tc.constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+            " ORDER BY tc.constraint_name, kcu.ordinal_position", [schema, table])
 
 
 def target_column_types(schema: str, table: str) -> tuple[str, list[str]]:
@@ -190,22 +297,34 @@ def drop_staging(staging: str) -> str:
     return f"DROP TABLE IF EXISTS {quote_ident(staging)}"
 
 
+def _insert_lists(columns: Sequence[str], exprs: Sequence[str] | None,
+                  fill: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """(target column list, SELECT list) of an INSERT ... SELECT from staging: the staged
+    columns (or their expressions), then the constants of columns the parts lack."""
+    names = [quote_ident(c) for c in columns]
+    values = list(exprs) if exprs else list(names)
+    return (", ".join(names + [quote_ident(c) for c, _ in fill]),
+            ", ".join(values + [v for _, v in fill]))
+
+
 def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Sequence[str],
-          version: str | None = None, exprs: Sequence[str] | None = None) -> list[str]:
+          version: str | None = None, exprs: Sequence[str] | None = None,
+          fill: Sequence[tuple[str, str]] = ()) -> list[str]:
     """Upsert staging into the target by key: delete the old versions, insert the new.
 
     With a version column (the timestamp cursor) a staged row replaces a target row only
     if it is not older, and of several staged versions of one key the newest wins, so
-    re-read and out-of-order rows can never bring back an old version.
+    re-read and out-of-order rows can never bring back an old version. `fill`: (column,
+    constant) for target columns the staged parts lack (fill_defaults).
     """
     target = table_ref(schema, table)
     stage = quote_ident(staging)
     match = " AND ".join(f"{target}.{quote_ident(k)} = {stage}.{quote_ident(k)}" for k in key)
     cols = ", ".join(quote_ident(c) for c in columns)
-    values = ", ".join(exprs) if exprs else cols
+    into, values = _insert_lists(columns, exprs, fill)
     if version is None:
         return [f"DELETE FROM {target} USING {stage} WHERE {match}",
-                f"INSERT INTO {target} ({cols}) SELECT {values} FROM {stage}"]
+                f"INSERT INTO {target} ({into}) SELECT {values} FROM {stage}"]
     v = quote_ident(version)
     keys = ", ".join(quote_ident(k) for k in key)
     newest = (f"SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys}"
@@ -213,7 +332,7 @@ def merge(schema: str, table: str, staging: str, columns: Sequence[str], key: Se
     absent = " AND ".join(f"t.{quote_ident(k)} = n.{quote_ident(k)}" for k in key)
     return [f"DELETE FROM {target} USING {stage} WHERE {match}"
             f" AND ({target}.{v} IS NULL OR {target}.{v} <= {stage}.{v})",
-            f"INSERT INTO {target} ({cols}) SELECT {values} FROM ({newest}) AS n"
+            f"INSERT INTO {target} ({into}) SELECT {values} FROM ({newest}) AS n"
             f" WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {absent})"]
 
 
@@ -261,12 +380,11 @@ def duplicate_key(staging: str, key: Sequence[str], quoted: bool = False) -> str
 
 
 def append(schema: str, table: str, staging: str, columns: Sequence[str],
-           exprs: Sequence[str] | None = None) -> list[str]:
+           exprs: Sequence[str] | None = None, fill: Sequence[tuple[str, str]] = ()) -> list[str]:
     """`load: append`: every staged row is inserted (the ledger keeps a part from being
     loaded twice; a range read twice is inserted twice)."""
-    cols = ", ".join(quote_ident(c) for c in columns)
-    values = ", ".join(exprs) if exprs else cols
-    return [f"INSERT INTO {table_ref(schema, table)} ({cols}) SELECT {values} FROM {quote_ident(staging)}"]
+    into, values = _insert_lists(columns, exprs, fill)
+    return [f"INSERT INTO {table_ref(schema, table)} ({into}) SELECT {values} FROM {quote_ident(staging)}"]
 
 
 def create_table_as_new(schema: str, table: str, new: str, columns: Sequence[ColumnSpec],

@@ -123,11 +123,13 @@ class LoadTransaction(TargetTables, Ledger):
             self.stage(conn, naming.quote_ident(staging), schema, request, list(group))
             columns = [c.name for c in schema.columns]
             exprs = sql.insert_exprs(schema.columns, self.dialect)
+            fill = sql.fill_defaults(request.schema.columns, schema.columns, self.dialect)
             if not request.append and request.version_column is None:
                 self._refuse_duplicate_keys(conn, request, staging, run_id)
-            for stmt in (sql.append(self.schema, request.target_table, staging, columns, exprs) if request.append else
+            for stmt in (sql.append(self.schema, request.target_table, staging, columns, exprs, fill)
+                         if request.append else
                          sql.merge(self.schema, request.target_table, staging, columns,
-                                   request.schema.key_targets, request.version_column, exprs)):
+                                   request.schema.key_targets, request.version_column, exprs, fill)):
                 run_statement(conn, stmt)
             run_statement(conn, sql.drop_staging(staging))
 
