@@ -1,5 +1,5 @@
 """The live Redshift smoke test: the only proof of what no Redshift documentation page says
-(Parquet types into column types, DEFAULT on ADD COLUMN filling old rows, grants carried
+(Parquet types into column types, the ALTERs that widen what ALTER COLUMN TYPE refuses, grants carried
 over). Skipped unless a cluster is given; run it with `make test-redshift`:
 
     FERRY_REDSHIFT_TEST_URL=postgresql://user:password@cluster.xxxx.eu-west-1.redshift.amazonaws.com:5439/dev
@@ -172,5 +172,54 @@ def test_a_refused_range_waits_on_redshift(live: dict) -> None:
         assert out.returncode == 1 and "the warehouse refused chunk 1 of run" in out.stderr, out.stderr
         ids = {r[0] for r in live["rs"].execute(f'SELECT id FROM "{live["schema"]}".notes')}
         assert ids == {1, 3}
+    finally:
+        boto3.resource("s3").Bucket(BUCKET).objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()
+
+
+def test_widening_what_alter_refuses_on_redshift(live: dict) -> None:
+    """What no page says about widen.plan's statements (tests/test_widen.py proves the plan, and
+    carries it out on PostgreSQL): that svv_redshift_columns reports a column's default,
+    encoding and keys to the loader; that ADD COLUMN + UPDATE, and ADD / UPDATE / DROP /
+    RENAME COLUMN, run inside one transaction block; that DROP CONSTRAINT, ALTER COLUMN ...
+    ENCODE ZSTD and ADD CONSTRAINT ... PRIMARY KEY run on a table ferry loads. The target is
+    made as ferry made them before (a DEFAULT and the key declared) with a BYTEDICT column."""
+    from pathlib import Path
+
+    import boto3
+    from common.state.table import TableState
+    import redis
+
+    config = Path(live["env"]["FERRY_CONFIG"])
+    pipeline = f"{live['pipeline']}-widen"
+    (config / "pipelines" / f"{pipeline}.yml").write_text(yaml.safe_dump({
+        "source": "mysql", "target": "rs", "target_schema": live["schema"], "tables": {f"{live['db']}.widen": {}}}))
+    cur = live["mysql"].cursor()
+    cur.execute(f"CREATE TABLE `{live['db']}`.widen (code VARCHAR(8) NOT NULL PRIMARY KEY,"
+                f" status VARCHAR(8) DEFAULT 'new', note VARCHAR(8))")
+    cur.execute(f"INSERT INTO `{live['db']}`.widen VALUES ('a', 'old', 'x'), ('b''q', DEFAULT, NULL)")
+    live["rs"].execute(f'CREATE SCHEMA IF NOT EXISTS "{live["schema"]}"')
+    live["rs"].execute(f'CREATE TABLE "{live["schema"]}".widen (code VARCHAR(32) NOT NULL,'
+                       f" status VARCHAR(32) DEFAULT 'new', note VARCHAR(32) ENCODE BYTEDICT, PRIMARY KEY (code))")
+    try:
+        first = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", pipeline, "--wait"], env=live["env"],
+                               cwd=REPO, capture_output=True, text=True, timeout=1800)
+        assert first.returncode == 0, first.stderr
+        cur.execute(f"ALTER TABLE `{live['db']}`.widen MODIFY code VARCHAR(30) NOT NULL, MODIFY status VARCHAR(30)"
+                    f" DEFAULT 'new', MODIFY note VARCHAR(30), ADD COLUMN flag VARCHAR(4) DEFAULT 'y'")
+        cur.execute(f"INSERT INTO `{live['db']}`.widen VALUES ('{'c' * 30}', '{'s' * 30}', '{'n' * 30}', 'z')")
+        second = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", pipeline, "--wait"], env=live["env"],
+                                cwd=REPO, capture_output=True, text=True, timeout=1800)
+        assert second.returncode == 0, second.stderr
+        facts = {r[0]: r[1:] for r in live["rs"].execute(
+            "SELECT column_name, data_type, character_maximum_length, column_default, encoding"
+            " FROM svv_redshift_columns WHERE database_name = current_database() AND schema_name = %s"
+            " AND table_name = 'widen'", [live["schema"]])}
+        assert all(facts[c][1] == 120 for c in ("code", "status", "note")), facts
+        assert facts["status"][2] is None and facts["note"][3].lower() == "zstd", facts
+        key = f"{live['db']}.widen"
+        schema = TableState(redis.Redis.from_url(REDIS_URL), pipeline, key).schema()
+        assert schema is not None
+        compare.assert_same_rows(list(compare.source_rows(live["mysql"], key, schema)),
+                                 list(compare.target_rows(live["rs"], live["schema"], "widen", schema)), schema)
     finally:
         boto3.resource("s3").Bucket(BUCKET).objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()
