@@ -76,3 +76,50 @@ def test_redshift_keys_naming_an_unknown_column_is_refused_before_anything_is_qu
     assert out.returncode == 2 and "redshift_keys names column 'shop_id'" in out.stdout
     synced = pipe.sync()
     assert synced.code == 2 and "shop_id" in synced.stderr and pipe.state("orders").runs() == []
+
+
+def test_check_compares_the_buckets_region_with_the_redshift_clusters(pipe: Pipe) -> None:
+    """A Parquet COPY takes no REGION: "The Amazon S3 bucket must be in the same AWS Region as
+    the Amazon Redshift database" (copy-usage_notes-copy-from-columnar.html). The test bucket
+    (the S3 server's) is in us-east-1; no cluster listens, so the target also fails to connect."""
+    pipe.execute("CREATE TABLE orders (id INT NOT NULL PRIMARY KEY)")
+    path = pipe.config_dir / "connections.yml"
+    saved = path.read_text()
+    conns = yaml.safe_load(saved)
+    cluster = {"type": "redshift", "host": "127.0.0.1", "port": 1, "database": "dev", "user": "loader"}
+    conns["targets"]["rs-west"] = dict(cluster, region="eu-west-1")
+    conns["targets"]["rs-east"] = dict(cluster, region="us-east-1")
+    conns["targets"]["rs-unknown"] = cluster
+    path.write_text(yaml.safe_dump(conns))
+    out = {}
+    try:
+        for target in ("rs-west", "rs-east", "rs-unknown"):
+            (pipe.config_dir / "pipelines" / f"{pipe.name}.yml").write_text(yaml.safe_dump({
+                "source": "mysql", "target": target, "s3_prefix": pipe.name, "target_schema": pipe.db,
+                "tables": {pipe.table("orders"): {}}}))
+            out[target] = pipe.ferry("check", "-p", pipe.name)
+    finally:
+        path.write_text(saved)
+    bucket = yaml.safe_load(saved)["s3"]["bucket"]
+    west = out["rs-west"]
+    assert west.returncode == 2
+    assert (f"error: s3 bucket {bucket} is in us-east-1, the Redshift cluster of target rs-west in eu-west-1: "
+            f"a Parquet COPY takes no REGION") in west.stdout, west.stdout
+    assert "is in us-east-1, the Redshift cluster" not in out["rs-east"].stdout
+    assert f"s3 bucket {bucket} and the cluster are both in us-east-1" in out["rs-east"].stdout
+    assert "set `region:` on target rs-unknown" in out["rs-unknown"].stdout
+    assert pipe.state("orders").runs() == []
+
+
+def test_the_clusters_region_is_read_from_its_host_name() -> None:
+    from common.config.connections import RedshiftTarget
+
+    def region(host: str, **kw: str) -> str | None:
+        return RedshiftTarget(type="redshift", host=host, database="dev", user="u", **kw).cluster_region()
+
+    assert region("examplecluster.abc123xyz789.us-west-2.redshift.amazonaws.com") == "us-west-2"
+    assert region("wg.123456789012.eu-central-1.redshift-serverless.amazonaws.com") == "eu-central-1"
+    assert region("c.x.cn-north-1.redshift.amazonaws.com.cn") == "cn-north-1"
+    assert region("c.x.us-gov-west-1.redshift.amazonaws.com") == "us-gov-west-1"
+    assert region("redshift.internal.example.com") is None
+    assert region("redshift.internal.example.com", region="ap-south-1") == "ap-south-1"

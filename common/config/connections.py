@@ -90,6 +90,17 @@ class RedshiftTarget(_Model):
     iam_role: str | None = None
     """Role ARN for COPY, or `default` (the cluster's default IAM role); without it COPY uses
     the s3 section's keys."""
+    region: str | None = None
+    """The cluster's (or workgroup's) AWS region; unset: read from the host name
+    (`….<region>.redshift.amazonaws.com`, `….<region>.redshift-serverless.amazonaws.com`).
+    `ferry check` compares it with the bucket's: a Parquet COPY takes no REGION."""
+
+    def cluster_region(self) -> str | None:
+        if self.region:
+            return self.region
+        m = re.search(r"\.([a-z]{2}(?:-[a-z]+)+-\d)\.redshift(?:-serverless)?\.amazonaws\.com(?:\.cn)?$",
+                      self.host.lower())
+        return m.group(1) if m else None
 
 
 TargetConfig = Annotated[Union[PostgresTarget, RedshiftTarget], Field(discriminator="type")]

@@ -87,6 +87,12 @@ class Store:
             raise RuntimeError(f"S3 delete of {first['Key']} failed: {first.get('Message')}")
         return len(keys)
 
+    def region(self) -> str:
+        """The bucket's region (GetBucketLocation: no constraint is us-east-1, the legacy EU
+        is eu-west-1)."""
+        where = self.client.get_bucket_location(Bucket=self.bucket).get("LocationConstraint")
+        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(where, where)
+
     def ensure_bucket(self, region: str) -> None:
         """Create the bucket if it does not exist (demo and tests; production buckets exist)."""
         try:

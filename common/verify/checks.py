@@ -49,6 +49,7 @@ def check_sources(cfg: PipelineConfig, tables: list[str], conn: Any) -> list[Tab
 def check_target(cfg: PipelineConfig, warehouse: Any, tables: list[str]) -> TableCheck:
     """The target answers, and the loading user may create or write what a load touches."""
     result = TableCheck(f"target {cfg.pipeline.target}")
+    _check_region(cfg, warehouse.store, result)
     try:
         result.problems += warehouse.access_problems(
             [naming.target_table_name(cfg.table(t).target_name) for t in tables])
@@ -56,3 +57,28 @@ def check_target(cfg: PipelineConfig, warehouse: Any, tables: list[str]) -> Tabl
         result.problems.append(f"target {cfg.pipeline.target}: cannot connect or query: "
                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     return result
+
+
+def _check_region(cfg: PipelineConfig, store: Any, result: TableCheck) -> None:
+    """A Redshift COPY of Parquet takes no REGION: "The Amazon S3 bucket must be in the same
+    AWS Region as the Amazon Redshift database" (COPY from columnar data formats,
+    copy-usage_notes-copy-from-columnar.html). The bucket's region (GetBucketLocation)
+    against the cluster's (the target's `region:`, or its host name)."""
+    if cfg.target.type != "redshift":
+        return
+    cluster = cfg.target.cluster_region()
+    try:
+        bucket = store.region()
+    except Exception as exc:  # noqa: BLE001 - denied, missing: the client's own words
+        result.problems.append(f"s3 bucket {store.bucket}: cannot read its region (GetBucketLocation): "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return
+    if cluster is None:
+        result.notes.append(f"s3 bucket {store.bucket} is in {bucket}; the cluster's region is not in its host name "
+                            f"({cfg.target.host}): set `region:` on target {cfg.pipeline.target} to have it compared")
+    elif cluster != bucket:
+        result.problems.append(f"s3 bucket {store.bucket} is in {bucket}, the Redshift cluster of target "
+                               f"{cfg.pipeline.target} in {cluster}: a Parquet COPY takes no REGION, so the bucket "
+                               f"must be in the cluster's region")
+    else:
+        result.notes.append(f"s3 bucket {store.bucket} and the cluster are both in {cluster}")
