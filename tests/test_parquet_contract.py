@@ -51,7 +51,7 @@ CONTRACT = [
     (("varchar", "varchar(10)", None, None, 10), ("BYTE_ARRAY", "String", "VARCHAR(40)")),
     (("char", "char(3)", None, None, 3), ("BYTE_ARRAY", "String", "VARCHAR(12)")),
     (("text", "text", None, None, 65535), ("BYTE_ARRAY", "String", "VARCHAR(65535)")),
-    # JSON: Parquet text, staged as VARCHAR(65535), JSON_PARSE'd into SUPER by the merge.
+    # JSON: Parquet text, staged as VARBYTE(16777216) on Redshift, JSON_PARSE'd into SUPER by the merge.
     (("json", "json", None, None, None), ("BYTE_ARRAY", "String", "SUPER")),
     (("enum", "enum('a','bb')", None, None, 2), ("BYTE_ARRAY", "String", "VARCHAR(8)")),
     (("set", "set('a','bb')", None, None, 4), ("BYTE_ARRAY", "String", "VARCHAR(16)")),

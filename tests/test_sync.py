@@ -110,8 +110,34 @@ def test_text_longer_than_its_target_column_fails_naming_it(pipe: Pipe, workers:
     pipe.write({"notes": {}})
     failed = pipe.sync("--wait")
     assert failed.code == 1
-    assert "column body, row (id=2): a value of 80000 bytes exceeds the target's VARCHAR(65535)" in failed.stderr
+    assert ("column body, row (id=2): a value of 80000 bytes exceeds the target's VARCHAR(65535) "
+            "(at most 65,535 bytes)") in failed.stderr
     assert "on_oversize: truncate" in failed.stderr
+
+
+def test_json_documents_load_up_to_supers_size_and_a_larger_one_is_refused_naming_the_limit(
+        pipe: Pipe, workers: list) -> None:
+    """JSON is no longer held to a VARCHAR's 65,535 bytes on its way to SUPER (staged as VARBYTE
+    on Redshift, JSON_PARSE'd; "An individual SUPER object can hold up to 16 MB of data",
+    limitations-super.html): a 300 KB document syncs exactly; one over 16,000,000 bytes is
+    refused naming the column, the row and the limit, and JSON is never cut."""
+    pipe.execute("CREATE TABLE docs (id INT PRIMARY KEY, doc JSON)")
+    big = '{"items": [' + ",".join(f'{{"n": {i}, "s": "{"x" * 20}"}}' for i in range(10_000)) + "]}"
+    assert len(big) > 300_000
+    cur = pipe.mysql().cursor()
+    cur.execute("INSERT INTO docs VALUES (1, '{\"a\": 1}'), (2, %s)", (big,))
+    pipe.write({"docs": {}})
+    result = pipe.sync("--wait")
+    assert result.code == 0, result.stderr
+    assert pipe.assert_synced("docs") == 2
+    huge = '{"s": [' + ",".join(['"' + "y" * 998 + '"'] * 16_001) + "]}"
+    assert len(huge) > 16_000_000
+    cur.execute("INSERT INTO docs VALUES (3, %s)", (huge,))
+    pipe.write({"docs": {"on_oversize": "truncate"}})  # JSON is never cut: refused all the same
+    failed = pipe.sync("--wait")
+    assert failed.code == 1
+    assert (f"column doc, row (id=3): a value of {len(huge)} bytes exceeds the target's SUPER "
+            f"(at most 16,000,000 bytes)") in failed.stderr, failed.stderr
 
 
 def test_on_oversize_truncate_cuts_at_a_character_boundary_and_counts(pipe: Pipe, workers: list) -> None:

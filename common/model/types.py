@@ -25,8 +25,14 @@ _UNSIGNED = {"tinyint": ("int16", "SMALLINT"), "smallint": ("int32", "INTEGER"),
              "mediumint": ("int32", "INTEGER"), "int": ("int64", "BIGINT"),
              "integer": ("int64", "BIGINT")}
 _TEXT = {"tinytext", "text", "mediumtext", "longtext", "json"}
-# JSON travels as Parquet text through a VARCHAR staging column, then JSON_PARSE into SUPER.
-JSON_STAGING_BYTES = MAX_VARCHAR
+# JSON travels as Parquet text, staged as VARBYTE on Redshift (VARCHAR would stop at 65,535
+# bytes) and JSON_PARSE'd into SUPER: "An individual SUPER object can hold up to 16 MB of
+# data. ... Any string literal stored in a single SUPER object is limited to 16,000,000
+# bytes" (https://docs.aws.amazon.com/redshift/latest/dg/limitations-super.html); JSON_PARSE
+# takes "serialized JSON as a VARBYTE or VARCHAR type" (JSON_PARSE.html). The lower figure,
+# so that no document ferry lets through is refused by the COPY.
+MAX_JSON_BYTES = 16_000_000
+JSON_STAGING_BYTES = MAX_JSON_BYTES
 _BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": 16_777_215, "longblob": MAX_VARBYTE}
 
 

@@ -216,5 +216,5 @@ def oversize_error(schema: TableSchema, exc: Oversize, key_value: Callable[[str]
     names = {c.source for c in schema.columns}
     key = ", ".join(f"{k}={key_value(k)}" for k in schema.key if k in names)
     return SchemaError(f"table {schema.table}, column {exc.spec.source}, row ({key}): a value of {exc.length} "
-                       f"bytes exceeds the target's {exc.spec.target}; set on_oversize: truncate, exclude "
-                       f"the column, or shorten the value")
+                       f"bytes exceeds the target's {exc.spec.target} (at most {exc.spec.max_bytes:,} bytes); "
+                       f"set on_oversize: truncate, exclude the column, or shorten the value")

@@ -8,7 +8,7 @@ from typing import Sequence
 from common.config.design import TableDesign
 from common.model.naming import quote_ident
 from common.model.schema_change import Capabilities
-from common.model.types import ColumnSpec
+from common.model.types import MAX_VARBYTE, ColumnSpec
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Dialect:
     """A PRIMARY KEY is enforced (PostgreSQL), not only declared (Redshift)."""
     grants_query: str = ""
     """(grantee, privilege, grantee kind) of every grant on a table (params: schema, table)."""
-    json_staging_type: str = "VARCHAR(65535)"
+    json_staging_type: str = "TEXT"
     """How a JSON column is staged (Parquet text) before it is parsed into its column."""
     json_parse: str = "JSON_PARSE({})"
     """The expression that turns a staged JSON text into the target's JSON type."""
@@ -58,7 +58,7 @@ REDSHIFT_CAPS = Capabilities(widen_numbers=False, widen_varbyte=False, table_des
                              alter_type_refuses_encodings=frozenset({"bytedict", "runlength", "text255", "text32k"}),
                              alter_type_in_transaction=False, encoding_fixable_with_interleaved_sortkey=False,
                              dist_alterable_with_interleaved_sortkey=False)
-REDSHIFT = Dialect(name="redshift", caps=REDSHIFT_CAPS,
+REDSHIFT = Dialect(name="redshift", caps=REDSHIFT_CAPS, json_staging_type=f"VARBYTE({MAX_VARBYTE})",
                    grants_query="SELECT identity_name, privilege_type, identity_type FROM svv_relation_privileges"
                                 " WHERE namespace_name = %s AND relation_name = %s",
                    column_facts_query="SELECT column_name, column_default IS NOT NULL, encoding,"
@@ -67,7 +67,7 @@ REDSHIFT = Dialect(name="redshift", caps=REDSHIFT_CAPS,
                                       " AND schema_name = %s AND table_name = %s ORDER BY ordinal_position")
 # JSON into SUPER: JSON_PARSE (https://docs.aws.amazon.com/redshift/latest/dg/JSON_PARSE.html).
 POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JSONB"},
-                   temp_table_suffix=" ON COMMIT DROP", enforces_keys=True, json_staging_type="TEXT",
+                   temp_table_suffix=" ON COMMIT DROP", enforces_keys=True,
                    json_parse="({})::jsonb",
                    hex_bytes="ENCODE({}, 'hex')", hex_int="('x' || {})::bit(28)::bigint",
                    grants_query="SELECT grantee, privilege_type, 'user' FROM information_schema.table_privileges"
