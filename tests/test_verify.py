@@ -93,6 +93,43 @@ def test_every_hidden_type_agrees(pipe: Pipe, workers: list) -> None:
         assert _verify(pipe, "every_type")[0] == 0, column
 
 
+def test_binary_values_past_redshifts_hex_limit_are_compared_by_length_and_their_ends(
+        pipe: Pipe, workers: list) -> None:
+    """Redshift's TO_HEX returns a VARCHAR (65,535 characters at most), so a VARBYTE over 32,767
+    bytes cannot be hexed whole: such columns are compared by length and the MD5s of the hex
+    of their first and last 32,767 bytes (the same SQL on each side). Values of 0, 1, 32,767,
+    32,768, 65,534 and 200,000 bytes agree; a change to the length, the first or the last byte
+    is found; the report says how the column is compared."""
+    import os
+
+    pipe.execute("CREATE TABLE blobs (id INT NOT NULL PRIMARY KEY, small VARBINARY(64), body MEDIUMBLOB)")
+    sizes = [0, 1, 32_767, 32_768, 65_534, 200_000]
+    pipe.mysql().cursor().executemany("INSERT INTO blobs VALUES (%s, %s, %s)",
+                                      [(i, os.urandom(8), os.urandom(n)) for i, n in enumerate(sizes)]
+                                      + [(len(sizes), None, None)])
+    pipe.write({"blobs": {}})
+    assert pipe.sync("--wait").code == 0
+    code, doc = _verify(pipe, "blobs")
+    assert code == 0, doc
+    assert any("column body: compared by length and the first and last 32,767 bytes" in n for n in doc["notes"]), doc
+    assert not any("column small" in n for n in doc["notes"])
+    pg = pipe.pg()
+    ref = f'"{pipe.db}".blobs'
+    for change in ("overlay(body placing '\\xff'::bytea from 1 for 1)",          # the first byte
+                   "overlay(body placing '\\xff'::bytea from octet_length(body) for 1)",   # the last
+                   "body || '\\x00'::bytea"):                                     # the length
+        pg.execute(f"CREATE TABLE {ref}_snap AS SELECT * FROM {ref} WHERE id = 5")
+        pg.execute(f"UPDATE {ref} SET body = {change} WHERE id = 5")
+        code, doc = _verify(pipe, "blobs")
+        rows = [r for d in doc["differences"] for r in d["rows"]]
+        assert code == 1 and rows == [{"key": "5", "what": "differs"}], (change, doc)
+        pg.execute(f"UPDATE {ref} t SET body = s.body FROM {ref}_snap s WHERE t.id = s.id")
+        pg.execute(f"DROP TABLE {ref}_snap")
+    pg.execute(f"UPDATE {ref} SET small = '\\x00'::bytea WHERE id = 2")
+    code, doc = _verify(pipe, "blobs")
+    assert code == 1 and [r for d in doc["differences"] for r in d["rows"]] == [{"key": "2", "what": "differs"}]
+
+
 def test_text_key_is_split_by_key_hash(pipe: Pipe, workers: list) -> None:
     """A text key sorts differently in MySQL (case-insensitive collation) and the warehouse:
     buckets of the key's MD5 are compared instead of ranges."""

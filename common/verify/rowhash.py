@@ -3,8 +3,11 @@
 The two sides write the same value the same way (the type map's normalisation), so an
 exact copy hashes equal: integers and decimals as plain digits, timestamps with six
 fraction digits (MySQL zero dates as NULL, as the extraction makes them), booleans as
-0/1, bytes as lowercase hex, text as the MD5 of its UTF-8 bytes (which keeps the row text
-short and free of separators). Floating-point values are compared to FLOAT_DIGITS
+0/1, bytes as the MD5 of their lowercase hex, text as the MD5 of its UTF-8 bytes (which
+keeps the row text short and free of separators: Redshift's text is at most 65,535 bytes).
+Redshift's TO_HEX returns a VARCHAR, so a value over 32,767 bytes has no hex there: such
+columns are written as the value's length and the MD5s of the hex of its first and last
+32,767 bytes (every byte of a value up to 65,534 bytes; beyond, the middle is not compared). Floating-point values are compared to FLOAT_DIGITS
 significant digits, computed in double precision on both sides. SUPER/JSONB values are
 written differently by every engine (key order, spacing): they are compared NULL or not.
 
@@ -26,8 +29,21 @@ SLICES = ((1, 7), (8, 7))
 so a sum over 2^35 rows still fits a BIGINT)."""
 
 
+HEX_WINDOW = 32_767
+"""Bytes whose hex fits Redshift's VARCHAR (TO_HEX: "converts a number or binary value to a
+hexadecimal representation", a VARCHAR of at most 65,535 characters)."""
+
+
+def _windowed(col: ColumnSpec) -> bool:
+    """A binary column whose values may be too long to hex whole on Redshift."""
+    return col.kind == "binary" and (col.max_bytes is None or col.max_bytes > HEX_WINDOW)
+
+
 def compared_loosely(col: ColumnSpec) -> str | None:
     """How a column is compared when not value for value, for the report; else None."""
+    if _windowed(col) and (col.max_bytes is None or col.max_bytes > 2 * HEX_WINDOW):
+        return (f"by length and the first and last {HEX_WINDOW:,} bytes (the middle of a longer value is "
+                f"not compared: Redshift cannot hex it)")
     if col.kind == "json":
         return "NULL or not (JSON text differs between engines)"
     if col.kind == "float":
@@ -66,8 +82,11 @@ def mysql_text(col: ColumnSpec) -> str:
         return f"CASE WHEN {_mysql_zero_date(q)} THEN NULL ELSE DATE_FORMAT({q}, '%Y-%m-%d %H:%i:%S.%f') END"
     if kind == "date":
         return f"CASE WHEN {_mysql_zero_date(q)} THEN NULL ELSE DATE_FORMAT({q}, '%Y-%m-%d') END"
+    if kind == "binary" and _windowed(col):
+        return (f"CONCAT(LENGTH({q}), ':', MD5(LOWER(HEX(SUBSTRING({q}, 1, {HEX_WINDOW})))),"
+                f" MD5(LOWER(HEX(SUBSTRING({q}, GREATEST(LENGTH({q}) - {HEX_WINDOW - 1}, 1), {HEX_WINDOW})))))")
     if kind == "binary":
-        return f"LOWER(HEX({q}))"
+        return f"MD5(LOWER(HEX({q})))"
     if kind == "json":
         return f"CASE WHEN {q} IS NULL THEN NULL ELSE 'json' END"
     return f"MD5(CONVERT({q} USING utf8mb4))"
@@ -114,8 +133,13 @@ def target_text(col: ColumnSpec, dialect: Dialect) -> str:
         return f"TO_CHAR({q}, 'YYYY-MM-DD HH24:MI:SS.US')"
     if kind == "date":
         return f"TO_CHAR({q}, 'YYYY-MM-DD')"
+    if kind == "binary" and _windowed(col):
+        first = dialect.hex_bytes.format(f"SUBSTRING({q}, 1, {HEX_WINDOW})")
+        last = dialect.hex_bytes.format(f"SUBSTRING({q}, GREATEST(OCTET_LENGTH({q}) - {HEX_WINDOW - 1}, 1), "
+                                        f"{HEX_WINDOW})")
+        return f"CAST(OCTET_LENGTH({q}) AS VARCHAR) || ':' || MD5({first}) || MD5({last})"
     if kind == "binary":
-        return dialect.hex_bytes.format(q)
+        return f"MD5({dialect.hex_bytes.format(q)})"
     if kind == "json":
         return f"CASE WHEN {q} IS NULL THEN NULL ELSE 'json' END"
     return f"MD5({q})"
