@@ -385,3 +385,17 @@ def test_a_default_has_the_columns_type() -> None:
     for c in cols:
         for stmt in sql.add_column("ana", "orders", c, sql.REDSHIFT):
             _parses(stmt)
+
+
+def test_a_wide_binary_is_compared_by_length_and_its_ends_on_redshift() -> None:
+    """TO_HEX "converts a number or binary value to a hexadecimal representation" as a VARCHAR
+    (r_TO_HEX.html; VARCHAR holds at most 65,535 bytes, r_Character_types.html): a VARBYTE
+    over 32,767 bytes is cut with SUBSTRING and measured with OCTET_LENGTH, both of which take
+    VARBYTE (varbyte-functions.html, r_OCTET_LENGTH.html: "A CHAR string, a VARCHAR string, a
+    VARBYTE expression"); GREATEST (r_GREATEST_LEAST.html)."""
+    wide = map_column("s.t", {"column_name": "body", "data_type": "mediumblob", "column_type": "mediumblob",
+                              "is_nullable": "YES"})
+    text = rowhash.target_text(wide, sql.REDSHIFT)
+    assert text == ('CAST(OCTET_LENGTH("body") AS VARCHAR) || \':\' || MD5(TO_HEX(SUBSTRING("body", 1, 32767)))'
+                    ' || MD5(TO_HEX(SUBSTRING("body", GREATEST(OCTET_LENGTH("body") - 32766, 1), 32767)))')
+    _parses(f"SELECT MD5({rowhash.target_row_text([COLS[0], wide], sql.REDSHIFT)}) FROM t")
