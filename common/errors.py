@@ -88,6 +88,24 @@ _REFUSED_SQLSTATE_CLASSES = ("22", "23")
 _REDSHIFT_LOAD_FAILED = re.compile(r"Load into table '[^']*' failed|Spectrum Scan Error|Invalid digit|"
                                    r"Overflow, |Numeric data overflow", re.IGNORECASE)
 _COLUMN_IN_MESSAGE = re.compile(r"""column ["']?([A-Za-z0-9_$]+)["']?""")
+# A Parquet COPY whose file's column types do not fit the table's: Redshift Spectrum's error
+# 15007, "File '…' has an incompatible Parquet schema for column '…'" (the text is cut in
+# the client's message). ferry writes both the parts and the staging table from one type
+# map, so this is ferry's bug, not bad data: the run fails at once, it does not wait.
+_PARQUET_SCHEMA_MISMATCH = re.compile(r"incompatible Parquet s|code:\s*15007\b", re.IGNORECASE)
+_QUERY_ID = re.compile(r"\bquery:\s*(\d+)")
+
+
+def parquet_schema_mismatch(exc: BaseException) -> str | None:
+    """The warehouse's message if `exc` is a COPY refused for the parts' Parquet schema."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return redact(" ".join(text.split())) if _PARQUET_SCHEMA_MISMATCH.search(text) else None
+
+
+def query_id(exc: BaseException) -> int | None:
+    """The query number a Redshift error's detail gives (`query: 146667179`), if any."""
+    found = _QUERY_ID.search(str(getattr(exc, "orig", None) or exc))
+    return int(found.group(1)) if found else None
 
 
 def refusal(exc: BaseException) -> RefusedError | None:
@@ -101,6 +119,8 @@ def refusal(exc: BaseException) -> RefusedError | None:
         return None
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
     text = str(orig).strip()
+    if _PARQUET_SCHEMA_MISMATCH.search(text):
+        return None
     if not (state[:2] in _REFUSED_SQLSTATE_CLASSES or _REDSHIFT_LOAD_FAILED.search(text)):
         return None
     found = _COLUMN_IN_MESSAGE.search(text)

@@ -399,3 +399,49 @@ def test_a_wide_binary_is_compared_by_length_and_its_ends_on_redshift() -> None:
     assert text == ('CAST(OCTET_LENGTH("body") AS VARCHAR) || \':\' || MD5(TO_HEX(SUBSTRING("body", 1, 32767)))'
                     ' || MD5(TO_HEX(SUBSTRING("body", GREATEST(OCTET_LENGTH("body") - 32766, 1), 32767)))')
     _parses(f"SELECT MD5({rowhash.target_row_text([COLS[0], wide], sql.REDSHIFT)}) FROM t")
+
+
+SPECTRUM_15007 = ("Spectrum Scan Error\nDETAIL:  \n  -----------------------------------------------\n  error:  Spectrum Scan "
+                  "Error\n  code:      15007\n  context:   File 'https://s3.us-east-1.amazonaws.com/b/ferry/p/t/run=r/"
+                  "chunk=0/part-0.parquet' has an incompatible Parquet s\n  query:     146667179\n  location:  "
+                  "dory_util.cpp:1777\n")
+
+
+def test_an_incompatible_parquet_schema_fails_the_run_and_is_not_a_refusal() -> None:
+    """A Parquet COPY's errors come back as "Spectrum Scan Error" (the form above is Redshift's
+    own, cut as the client shows it); code 15007, an incompatible Parquet schema, means the
+    parts' types do not fit the staging table, which ferry makes from the same type map: a bug
+    to fail on at once, not a range to wait. "Error messages are sent to the SQL client. Some
+    errors are logged in STL_LOAD_ERRORS and STL_ERROR" (copy-usage_notes-copy-from-columnar.html)."""
+    import psycopg2
+
+    from common.errors import parquet_schema_mismatch, query_id, refusal
+
+    exc = psycopg2.errors.InternalError_(SPECTRUM_15007)
+    assert refusal(exc) is None
+    mismatch = parquet_schema_mismatch(exc)
+    assert mismatch is not None and "incompatible Parquet s" in mismatch and "\n" not in mismatch
+    assert query_id(exc) == 146667179
+    # Another Spectrum scan error (a value) is still the data's: that range waits.
+    other = psycopg2.errors.InternalError_(SPECTRUM_15007.replace("15007", "15001").replace(
+        "has an incompatible Parquet s", "invalid value"))
+    assert parquet_schema_mismatch(other) is None and refusal(other) is not None
+    assert query_id(psycopg2.OperationalError("server closed the connection")) is None
+
+
+def test_a_refusal_is_detailed_from_the_load_error_tables() -> None:
+    """The refusal names the column and reason from STL_LOAD_ERRORS (colname, err_reason,
+    r_STL_LOAD_ERRORS.html), else SYS_LOAD_ERROR_DETAIL (column_name, error_message; the only
+    one on Serverless, SYS_LOAD_ERROR_DETAIL.html), else SVL_S3LOG (message, r_SVL_S3LOG.html),
+    each asked by the query number of the error. That these rows exist for a failed Parquet
+    COPY, and carry those ids, no page says: only the live smoke test
+    (test_a_refused_range_waits_on_redshift) can show it."""
+    from common.warehouse.redshift import load_error_text
+
+    assert [v for v, _ in sql.LOAD_ERROR_DETAIL] == ["stl_load_errors", "sys_load_error_detail", "svl_s3log"]
+    for _, statement in sql.LOAD_ERROR_DETAIL:
+        assert statement.count("%s") == 1
+        _parses(statement, "146667179")
+    assert load_error_text("stl_load_errors", "note", "Missing data for not-null field ") == \
+        "column note: Missing data for not-null field (stl_load_errors)"
+    assert load_error_text("svl_s3log", None, "S3 query failed") == "S3 query failed (svl_s3log)"

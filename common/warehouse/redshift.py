@@ -7,7 +7,8 @@ from typing import Sequence
 from sqlalchemy.engine import Connection, Engine
 
 from common.model import naming
-from common.errors import RefusedError, TerminalError, TransientError, classify, redact, refusal
+from common.errors import (RefusedError, TerminalError, TransientError, classify, parquet_schema_mismatch,
+                           query_id, redact, refusal)
 from common.store.s3 import Store
 from common.model.types import TableSchema
 from common.warehouse import sql
@@ -42,11 +43,41 @@ class RedshiftWarehouse(Warehouse):
         except Exception as exc:
             # The driver's message quotes the SQL, keys included: re-raise it redacted and
             # without the original attached, so no traceback or result carries them.
+            mismatch = parquet_schema_mismatch(exc)
+            if mismatch is not None:  # ferry's type map, not the data: the run fails now
+                raise TerminalError(f"table {request.table}: Redshift read the parts' Parquet schema as incompatible "
+                                    f"with the staging table ({self._detail(exc)[1] or 'no detail recorded'}): a "
+                                    f"type-map bug in ferry, not bad data; please report it. Warehouse: "
+                                    f"{mismatch}") from None
             refused = refusal(exc)
             if refused is not None:  # the data: this range waits, the others load
-                raise RefusedError(redact(str(refused)), refused.column) from None
+                column, detail = self._detail(exc)
+                raise RefusedError(redact(str(refused) + (f" ({detail})" if detail else "")),
+                                   refused.column or column) from None
             cls = TransientError if isinstance(classify(exc), TransientError) else TerminalError
             raise cls(redact(f"warehouse: {exc}")) from None
+
+    def _detail(self, exc: BaseException) -> tuple[str | None, str]:
+        """(column, why) Redshift refused the COPY, from its load-error tables (asked on a
+        connection of its own: the load's transaction is aborted); (None, '') when none answers."""
+        query = query_id(exc)
+        if query is None:
+            return None, ""
+        for view, statement in sql.LOAD_ERROR_DETAIL:
+            try:
+                with self.engine.connect() as conn:
+                    row = conn.exec_driver_sql(statement, (query,)).first()
+            except Exception:  # noqa: BLE001 - a view this user may not read, or that Serverless lacks
+                continue
+            if row is not None:
+                return row[0] or None, load_error_text(view, row[0], row[1])
+        return None, ""
+
+
+def load_error_text(view: str, column: str | None, reason: str | None) -> str:
+    """One load-error row as the refusal says it: `column C: reason (view)`."""
+    where = f"column {column}: " if column else ""
+    return f"{where}{(reason or '').strip()} ({view})"
 
 
 def copy_credentials(iam_role: str | None, access_key_id: str | None, secret_access_key: str | None,

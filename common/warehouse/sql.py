@@ -523,6 +523,21 @@ def copy_parquet(into: str, manifest_url: str, credentials: str) -> str:
             " FORMAT AS PARQUET MANIFEST")
 
 
+# Where Redshift keeps why a COPY failed, most precise first, each asked by the query number
+# of the error's detail: STL_LOAD_ERRORS ("colname", "err_reason"; provisioned clusters,
+# https://docs.aws.amazon.com/redshift/latest/dg/r_STL_LOAD_ERRORS.html), SYS_LOAD_ERROR_DETAIL
+# ("column_name", "error_message"; also Serverless, which has only the SYS_ views,
+# https://docs.aws.amazon.com/redshift/latest/dg/SYS_LOAD_ERROR_DETAIL.html) and SVL_S3LOG
+# (Spectrum's messages for a Parquet COPY, https://docs.aws.amazon.com/redshift/latest/dg/r_SVL_S3LOG.html).
+LOAD_ERROR_DETAIL = (
+    ("stl_load_errors", "SELECT TRIM(colname), TRIM(err_reason) FROM stl_load_errors WHERE query = %s"
+                        " ORDER BY starttime DESC LIMIT 1"),
+    ("sys_load_error_detail", "SELECT TRIM(column_name), TRIM(error_message) FROM sys_load_error_detail"
+                              " WHERE query_id = %s ORDER BY start_time DESC LIMIT 1"),
+    ("svl_s3log", "SELECT NULL, TRIM(message) FROM svl_s3log WHERE query = %s ORDER BY eventtime DESC LIMIT 1"),
+)
+
+
 def copy_csv_stdin(into: str, columns: Sequence[str]) -> str:
     """PostgreSQL COPY FROM STDIN of CSV rows into `into` (an SQL reference, already quoted)."""
     cols = ", ".join(quote_ident(c) for c in columns)
