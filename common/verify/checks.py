@@ -53,6 +53,9 @@ def check_target(cfg: PipelineConfig, warehouse: Any, tables: list[str]) -> Tabl
     try:
         result.problems += warehouse.access_problems(
             [naming.target_table_name(cfg.table(t).target_name) for t in tables])
+        result.problems += warehouse.swap_problems(
+            [naming.target_table_name(cfg.table(t).target_name) for t in tables
+             if cfg.table(t).strategy == "full" and cfg.table(t).full_reload == "swap"])
     except Exception as exc:  # noqa: BLE001 - unreachable, refused: say so, whatever the driver
         result.problems.append(f"target {cfg.pipeline.target}: cannot connect or query: "
                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")

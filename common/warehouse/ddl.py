@@ -14,6 +14,7 @@ from common.model import schema_change
 from common.model.types import ColumnSpec, TableSchema
 from common.warehouse import sql, widen
 from common.warehouse.execute import WarehouseBase, run_statement
+from common.warehouse.reload import missing_grant_visibility
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,16 @@ class TargetTables(WarehouseBase):
             run_statement(conn, stmt)
         log.warning("target %s.%s changed: %s", self.schema, target, stmt)
         return stmt
+
+    def swap_problems(self, swapped_tables: Sequence[str]) -> list[str]:
+        """A full reload's swap of an existing target carries its grants over: a loader that
+        cannot see them all would drop the others, so the swap refuses (`ferry check` says so
+        first)."""
+        with self.engine.connect() as conn:
+            existing = [t for t in swapped_tables if self._exists(conn, sql.table_exists(self.schema, t))]
+            if not existing or conn.exec_driver_sql(self.dialect.sees_all_grants_query).scalar():
+                return []
+        return [missing_grant_visibility(self.schema, t) for t in existing]
 
     def access_problems(self, target_tables: Sequence[str]) -> list[str]:
         """What would stop a load: a schema the user can neither use nor create, target

@@ -26,6 +26,9 @@ class Dialect:
     """A PRIMARY KEY is enforced (PostgreSQL), not only declared (Redshift)."""
     grants_query: str = ""
     """(grantee, privilege, grantee kind) of every grant on a table (params: schema, table)."""
+    sees_all_grants_query: str = "SELECT TRUE"
+    """True if grants_query shows the current user every grant, not only those it is party
+    to (a full reload's swap carries them over; it refuses rather than drop unseen ones)."""
     json_staging_type: str = "TEXT"
     """How a JSON column is staged (Parquet text) before it is parsed into its column."""
     json_parse: str = "JSON_PARSE({})"
@@ -51,7 +54,12 @@ class Dialect:
 # Column facts: SVV_REDSHIFT_COLUMNS (column_default, encoding, distkey, sortkey),
 # https://docs.aws.amazon.com/redshift/latest/dg/r_SVV_REDSHIFT_COLUMNS.html.
 # Grants on a table: Redshift's SVV_RELATION_PRIVILEGES (identity_type user, group or role),
-# https://docs.aws.amazon.com/redshift/latest/dg/r_SVV_RELATION_PRIVILEGES.html; PostgreSQL's
+# https://docs.aws.amazon.com/redshift/latest/dg/r_SVV_RELATION_PRIVILEGES.html: "Superusers can
+# see all rows. Regular users who have the ACCESS SYSTEM TABLE permission can see all rows.
+# Regular users can only see identities to which they have access or for which they are the
+# identities owner." Who has that permission: SVV_SYSTEM_PRIVILEGES (system_privilege,
+# identity_name; r_SVV_SYSTEM_PRIVILEGES.html) and a user's roles SVV_USER_GRANTS
+# (r_SVV_USER_GRANTS.html); superusers: PG_USER.usesuper (r_PG_USER.html). PostgreSQL's
 # information_schema.table_privileges.
 REDSHIFT_CAPS = Capabilities(widen_numbers=False, widen_varbyte=False, table_design=True,
                              alter_type_refuses_default=True, alter_type_refuses_key=True,
@@ -61,6 +69,11 @@ REDSHIFT_CAPS = Capabilities(widen_numbers=False, widen_varbyte=False, table_des
 REDSHIFT = Dialect(name="redshift", caps=REDSHIFT_CAPS, json_staging_type=f"VARBYTE({MAX_VARBYTE})",
                    grants_query="SELECT identity_name, privilege_type, identity_type FROM svv_relation_privileges"
                                 " WHERE namespace_name = %s AND relation_name = %s",
+                   sees_all_grants_query="SELECT u.usesuper OR EXISTS (SELECT 1 FROM svv_system_privileges p"
+                                         " WHERE p.system_privilege = 'ACCESS SYSTEM TABLE'"
+                                         " AND (p.identity_name = current_user OR p.identity_name IN"
+                                         " (SELECT g.role_name FROM svv_user_grants g WHERE g.user_name = current_user)))"
+                                         " FROM pg_user u WHERE u.usename = current_user",
                    column_facts_query="SELECT column_name, column_default IS NOT NULL, encoding,"
                                       " distkey OR COALESCE(sortkey, 0) <> 0, COALESCE(sortkey, 0)"
                                       " FROM svv_redshift_columns WHERE database_name = current_database()"
@@ -72,6 +85,9 @@ POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JS
                    hex_bytes="ENCODE({}, 'hex')", hex_int="('x' || {})::bit(28)::bigint",
                    grants_query="SELECT grantee, privilege_type, 'user' FROM information_schema.table_privileges"
                                 " WHERE table_schema = %s AND table_name = %s AND grantee <> current_user",
+                   # information_schema.table_privileges shows the grants of roles the user is a
+                   # member of (pg_has_role): all of them to a superuser, only some to anyone else.
+                   sees_all_grants_query="SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
                    column_facts_query="SELECT a.attname, a.atthasdef, NULL, FALSE, 0 FROM pg_catalog.pg_attribute a"
                                       " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
                                       " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -411,11 +427,11 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def carry_over(schema: str, new: str, owner: str | None, comment: str | None,
-               column_comments: Sequence[tuple[str, str]], grants: Sequence[tuple[str, str, str]],
-               current_user: str) -> list[str]:
-    """What a full reload's new table must get from the table it replaces: the owner, the
-    comments, and every GRANT (to users, groups and roles)."""
+def carry_over(schema: str, new: str, comment: str | None, column_comments: Sequence[tuple[str, str]],
+               grants: Sequence[tuple[str, str, str]]) -> list[str]:
+    """What a full reload's new table must get from the table it replaces, before the swap:
+    the comments, and every GRANT (to users, groups and roles). The owner is given after the
+    swap (set_owner): the loader may lose its rights with it."""
     ref = table_ref(schema, new)
     stmts = []
     for grantee, privilege, kind in grants:
@@ -426,9 +442,15 @@ def carry_over(schema: str, new: str, owner: str | None, comment: str | None,
         stmts.append(f"COMMENT ON TABLE {ref} IS {_literal(comment)}")
     for column, text in column_comments:
         stmts.append(f"COMMENT ON COLUMN {ref}.{quote_ident(column)} IS {_literal(text)}")
-    if owner and owner != current_user:  # last: the loader may lose its rights with it
-        stmts.append(f"ALTER TABLE {ref} OWNER TO {quote_ident(owner)}")
     return stmts
+
+
+def set_owner(schema: str, table: str, owner: str | None, current_user: str) -> list[str]:
+    """The replaced table's owner for the table now in its place (none if the loader owns it),
+    after the final RENAME and DROP: once another user owns it, the loader may not rename it."""
+    if not owner or owner == current_user:
+        return []
+    return [f"ALTER TABLE {table_ref(schema, table)} OWNER TO {quote_ident(owner)}"]
 
 
 def delete_all_insert(schema: str, table: str, staging: str, columns: Sequence[str],
