@@ -24,18 +24,19 @@ def _age(text: str) -> timedelta:
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
-def classify(st: TableState, store: Store, prefix: str) -> dict[str, list[tuple[str, int, datetime]]]:
-    """Every object under the table's prefix (exactly: the prefix ends with '/'), by state."""
+def classify(st: TableState, store: Store, prefixes: list[str]) -> dict[str, list[tuple[str, int, datetime]]]:
+    """Every object under the table's prefixes (exactly: each ends with '/'; the legacy,
+    percent-encoded one too, naming.table_prefixes), by state."""
     awaiting = {p.key for p in st.pending_parts()}
     known = set(st.runs())
     loaded = {key for run in known for c in st.chunks(run) if c.state == "loaded" for key in c.parts}
     # Runs whose Redis state expired (FERRY_RUN_RETENTION_DAYS) had finished with nothing
     # awaiting load: their parts are loaded or orphans. (A run Redis lost is not among them.)
     expired_before = st.state().get("expired_before", "")
-    orphaned = orphans.find(st, store, prefix)
+    orphaned = {k: why for prefix in prefixes for k, why in orphans.find(st, store, prefix).items()}
     groups: dict[str, list[tuple[str, int, datetime]]] = {
         "awaiting load": [], "loaded": [], "orphaned": [], "run metadata": [], "other": []}
-    for key, size, modified in store.list_detailed(prefix):
+    for key, size, modified in (o for prefix in prefixes for o in store.list_detailed(prefix)):
         if key in awaiting:
             group = "awaiting load"
         elif key in orphaned:
@@ -62,11 +63,11 @@ def s3clean() -> None:
     """List or clean a table's objects on S3."""
 
 
-def _open(pipeline: str, table: str) -> tuple[TableState, Store, str]:
+def _open(pipeline: str, table: str) -> tuple[TableState, Store, list[str]]:
     cfg = pipeline_config(pipeline)
     table_settings(cfg, table)
-    prefix = naming.table_prefix(cfg.s3.prefix, cfg.s3_prefix, table)
-    return TableState(redis_client(), pipeline, table), Store(make_client(cfg.s3), cfg.s3.bucket), prefix
+    prefixes = naming.table_prefixes(cfg.s3.prefix, cfg.s3_prefix, table)
+    return TableState(redis_client(), pipeline, table), Store(make_client(cfg.s3), cfg.s3.bucket), prefixes
 
 
 @s3clean.command("list")
@@ -74,8 +75,8 @@ def _open(pipeline: str, table: str) -> tuple[TableState, Store, str]:
 @click.option("-t", "--table", required=True)
 def list_(pipeline: str, table: str) -> None:
     """Count and size the table's objects by state."""
-    st, store, prefix = _open(pipeline, table)
-    for group, objects in classify(st, store, prefix).items():
+    st, store, prefixes = _open(pipeline, table)
+    for group, objects in classify(st, store, prefixes).items():
         click.echo(f"{group:<14} {len(objects):>8} objects {sum(o[1] for o in objects):>16,} bytes")
 
 
@@ -91,8 +92,8 @@ def clean(pipeline: str, table: str, older_than: str, dry_run: bool, yes: bool) 
     cutoff = datetime.now(timezone.utc) - _age(older_than)
     if not (yes or dry_run):
         fail("add --yes to delete, or --dry-run to see what would go")
-    st, store, prefix = _open(pipeline, table)
-    groups = classify(st, store, prefix)
+    st, store, prefixes = _open(pipeline, table)
+    groups = classify(st, store, prefixes)
     doomed = [(k, s) for g in ("loaded", "orphaned") for k, s, modified in groups[g] if modified < cutoff]
     size = sum(s for _, s in doomed)
     if dry_run:

@@ -25,8 +25,14 @@ def _open(pipeline: str, table: str) -> tuple[PipelineConfig, TableSettings, Tab
     return cfg, settings, TableState(redis_client(), pipeline, table)
 
 
-def _prefix(cfg: PipelineConfig, table: str) -> str:
-    return naming.table_prefix(cfg.s3.prefix, cfg.s3_prefix, table)
+def _prefix(cfg: PipelineConfig, table: str, st: TableState) -> str:
+    """Where the table writes (its recorded layout)."""
+    return naming.table_prefix(cfg.s3.prefix, cfg.s3_prefix, table, legacy=st.s3_legacy())
+
+
+def _prefixes(cfg: PipelineConfig, table: str) -> list[str]:
+    """Everywhere the table's objects may be (the legacy, percent-encoded prefix too)."""
+    return naming.table_prefixes(cfg.s3.prefix, cfg.s3_prefix, table)
 
 
 @click.group()
@@ -87,7 +93,8 @@ def get(pipeline: str, table: str, as_json: bool, show_files: bool) -> None:
         doc["files_awaiting_load"] = [p.key for p in pending]
         doc["files_loaded_list"] = [key for run in runs for c in st.chunks(run)
                                     if c.state == "loaded" for key in c.parts]
-        found = orphans.find(st, Store(make_client(cfg.s3), cfg.s3.bucket), _prefix(cfg, table))
+        store = Store(make_client(cfg.s3), cfg.s3.bucket)
+        found = {k: why for prefix in _prefixes(cfg, table) for k, why in orphans.find(st, store, prefix).items()}
         doc["files_orphaned"] = [f"{key} ({why})" for key, why in sorted(found.items())]
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -181,7 +188,7 @@ def set_(pipeline: str, table: str, id_text: str | None, ts_text: str | None) ->
     abandoned = st.abandon_unfinished()
     # Kept on S3 too, so `watermark rebuild` restores this cursor, not the last run's.
     Store(make_client(cfg.s3), cfg.s3.bucket).put(
-        naming.cursor_override_key(_prefix(cfg, table)),
+        naming.cursor_override_key(_prefix(cfg, table, st)),
         json.dumps({"cursor": bounds.encode(key), "at": time.time(),
                     "abandoned": st.runs()}).encode(),
         metadata=naming.object_metadata(pipeline, table), content_type="application/json")
@@ -207,7 +214,7 @@ def reset(pipeline: str, table: str, yes: bool, keep_files: bool) -> None:
     deleted = foreign = 0
     if not keep_files:
         store = Store(make_client(cfg.s3), cfg.s3.bucket)
-        own, others = _own_objects(store, _prefix(cfg, table), pipeline, table)
+        own, others = _own_objects(store, _prefixes(cfg, table), pipeline, table)
         deleted, foreign = store.delete(own), len(others)
         for key in others[:5]:
             click.echo(f"kept {store.url(key)}: its metadata does not name pipeline {pipeline}, table {table}")
@@ -217,10 +224,10 @@ def reset(pipeline: str, table: str, yes: bool, keep_files: bool) -> None:
                + "); the target table was not touched")
 
 
-def _own_objects(store: Store, prefix: str, pipeline: str, table: str) -> tuple[list[str], list[str]]:
-    """The objects under prefix whose metadata names this pipeline and table, and the others.
-    (A HEAD per object, in parallel: S3 listings carry no user metadata.)"""
-    keys = [k for k, _ in store.list(prefix)]
+def _own_objects(store: Store, prefixes: list[str], pipeline: str, table: str) -> tuple[list[str], list[str]]:
+    """The objects under the prefixes whose metadata names this pipeline and table, and the
+    others. (A HEAD per object, in parallel: S3 listings carry no user metadata.)"""
+    keys = [k for prefix in prefixes for k, _ in store.list(prefix)]
     with ThreadPoolExecutor(16) as pool:
         owned = list(pool.map(lambda k: naming.is_own_object(store.metadata(k), pipeline, table), keys))
     return [k for k, ok in zip(keys, owned) if ok], [k for k, ok in zip(keys, owned) if not ok]
@@ -237,7 +244,7 @@ def rebuild_cmd(pipeline: str, table: str) -> None:
     cfg, settings, st = _open(pipeline, table)
     try:
         ledger = resources.warehouse(cfg).ledger_parts(pipeline, table, naming.target_table_name(settings.target_name))
-        summary = rebuild(st, Store(make_client(cfg.s3), cfg.s3.bucket), _prefix(cfg, table), ledger)
+        summary = rebuild(st, Store(make_client(cfg.s3), cfg.s3.bucket), _prefixes(cfg, table), ledger)
     except LockedError as exc:
         fail(f"{exc}; nothing was rebuilt", 1)
     except FerryError as exc:

@@ -77,9 +77,11 @@ class TableContext:
     def table_target(self) -> str:
         return naming.target_table_name(self.table.target_name)
 
-    @property
+    @functools.cached_property
     def table_prefix(self) -> str:
-        return naming.table_prefix(self.cfg.s3.prefix, self.cfg.s3_prefix, self.table.key)
+        """The table's S3 prefix, in the layout its state records (TableStatus.s3_legacy)."""
+        return naming.table_prefix(self.cfg.s3.prefix, self.cfg.s3_prefix, self.table.key,
+                                   legacy=self.state.s3_legacy())
 
 
 def table_context(pipeline: str, table: str) -> TableContext:

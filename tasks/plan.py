@@ -272,6 +272,7 @@ def plan_table(self: Any, pipeline: str, table: str, run_id: str, limit: int | N
         # A newer session of this run superseded this one, or the run is over.
         return {"run_id": run_id, "session": session, "skipped": True}
     ctx.state.acquire_lock(run_id, lock_ttl_s())
+    ctx.state.s3_legacy()  # the table's S3 layout, decided before its first run writes anything
     _expire_old_runs(ctx)
     doc = None
     kind = meta.get("kind", "")

@@ -2,6 +2,8 @@
 reserved words; and tables without a key, loaded with `load: append`."""
 from __future__ import annotations
 
+import re
+
 from common.model import naming
 from tests.conftest import Pipe
 
@@ -19,8 +21,16 @@ def test_odd_table_and_column_names_round_trip(pipe: Pipe, workers: list) -> Non
     schema = pipe.schema_of('"Order Lines é"')
     assert [c.name for c in schema.columns] == ["order", "col_190_time", "two words", "col_50%", "straße", 'say "hi"']
     assert pipe.assert_synced('"Order Lines é"', target="order lines é") == 3
-    # The S3 and Redis keys carry the table percent-encoded; the target is lowercased.
-    assert any("Order%20Lines%20%C3%A9" in k for k, _ in pipe.store.list(f"ferry/{pipe.name}/"))
+    # S3 keys need no escaping anywhere (manifest URLs included): the table is a lowercase
+    # slug and a hash (the Redis keys keep it percent-encoded); the target is lowercased.
+    keys = [k for k, _ in pipe.store.list(f"ferry/{pipe.name}/")]
+    token = naming.s3_table_token(key)
+    assert re.fullmatch(rf"{re.escape(pipe.db)}\.order_lines-[0-9a-f]{{8}}", token), token
+    assert keys and all(k.startswith(f"ferry/{pipe.name}/{token}/") for k in keys), keys
+    assert all(re.fullmatch(r"[A-Za-z0-9._/=-]+", k) for k in keys), keys  # (run ids keep their 'T')
+    manifests = [k for k in keys if "/manifests/" in k] + [naming.manifest_key(naming.table_prefix(
+        "ferry", pipe.name, key), "l1")]
+    assert all("%" not in m and " " not in m and "+" not in m for m in manifests)
     assert pipe.ferry("check", "-p", pipe.name).returncode == 0
     # Once more: the ledger (queried with parameters) is found despite the `%`-free name.
     assert pipe.sync("--wait").code == 0
@@ -65,3 +75,33 @@ def test_a_mixed_case_target_schema_is_created_and_found_as_redshift_folds_it(pi
     second = pipe.sync("--wait")  # the existence checks find what the first sync created
     assert second.code == 0, second.stderr
     assert pipe.assert_synced("t") == 2  # in the lowercase schema
+
+
+def test_s3_tokens_are_safe_and_distinct_and_old_keys_stay_readable() -> None:
+    """S3 keys keep to [a-z0-9._=-] for the table (awslabs/aws-lambda-redshift-loader #90 and
+    #204: manifest URLs with spaces or `+` broke loaders; no Redshift page says `%XX` works),
+    a key already of those characters is itself (existing tables keep their prefix), and
+    the legacy percent-encoded prefix is among those rebuild, reset and s3clean read."""
+    assert naming.s3_table_token("shop.orders") == "shop.orders"
+    odd = ["shop.Orders", "shop.orders ", "shop.Order Lines %", 'shop."a.b"', "shop.a+b", "Shop.orders", "shop.é"]
+    tokens = [naming.s3_table_token(k) for k in odd]
+    assert len(set(tokens)) == len(odd)
+    assert all(re.fullmatch(r"[a-z0-9._=-]+", t) for t in tokens), tokens
+    assert naming.s3_table_token("shop.Order Lines %").startswith("shop.order_lines-")
+    assert naming.table_prefixes("ferry", "p", "shop.Order Lines %") == [
+        f"ferry/p/{naming.s3_table_token('shop.Order Lines %')}/", "ferry/p/shop.Order%20Lines%20%25/"]
+    assert naming.table_prefixes("ferry", "p", "shop.orders") == ["ferry/p/shop.orders/"]
+
+
+def test_a_table_with_state_from_before_keeps_its_legacy_prefix(pipe: Pipe) -> None:
+    """Decided once per table and kept (real Redis): a table that already has runs (written by
+    a ferry that percent-encoded) stays on the legacy prefix, so no run spans two; a new one
+    gets the safe prefix; `watermark rebuild` records where it found the objects."""
+    old, new = pipe.state("old"), pipe.state("new")
+    old.r.rpush(old.keys.runs, "r20261101T000000000-aaaaaa")
+    assert old.s3_legacy() is True and old.s3_legacy() is True
+    old.r.delete(old.keys.runs)
+    assert old.s3_legacy() is True  # kept, whatever happens to the runs
+    assert new.s3_legacy() is False
+    new.set_s3_layout(legacy=True)
+    assert new.s3_legacy() is True

@@ -5,6 +5,8 @@ the table token (`schema.table`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import secrets
 from datetime import datetime, timezone
@@ -58,8 +60,27 @@ def split_table_key(key: str) -> tuple[str, str]:
 
 
 def table_token(table_key: str) -> str:
-    """`schema.table` as it appears in keys, with unsafe characters escaped."""
+    """`schema.table` as it appears in Redis keys, with unsafe characters escaped."""
     return quote(table_key, safe="._-$")
+
+
+_S3_SAFE = re.compile(r"^[a-z0-9._=-]+$")
+
+
+def s3_table_token(table_key: str) -> str:
+    """`schema.table` as it appears in S3 keys and manifest URLs: only [a-z0-9._=-], so no
+    key needs escaping anywhere (loaders that put spaces, `+` or `%XX` in manifest URLs broke,
+    awslabs/aws-lambda-redshift-loader #90, #204). A key already made of those is itself;
+    any other is a readable slug and 8 hex digits of its SHA-256, so two tables never meet."""
+    schema, table = split_table_key(table_key)
+    if _S3_SAFE.match(schema) and _S3_SAFE.match(table) and "." not in schema + table:
+        return f"{schema}.{table}"
+
+    def slug(part: str) -> str:
+        return (re.sub(r"[^a-z0-9_-]+", "_", part.lower()).strip("_") or "_")[:48]
+
+    digest = hashlib.sha256(json.dumps([schema, table]).encode()).hexdigest()[:8]
+    return f"{slug(schema)}.{slug(table)}-{digest}"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -203,10 +224,25 @@ def pipeline_pattern(pipeline: str) -> str:
 
 # ---- S3 --------------------------------------------------------------------
 
-def table_prefix(s3_prefix: str, pipeline_prefix: str, table_key: str) -> str:
+S3_LAYOUT_FIELD = "s3_layout"
+"""The table-state field that says which S3 prefix a table's objects live under: `safe`
+(s3_table_token) for tables first planned since, `legacy` (the percent-encoded token) for
+tables that had state before; a table keeps its layout, so no run ever spans two."""
+
+
+def table_prefix(s3_prefix: str, pipeline_prefix: str, table_key: str, legacy: bool = False) -> str:
     """S3 prefix (ending in /) under which all of a table's objects live."""
     parts = [p.strip("/") for p in (s3_prefix, pipeline_prefix) if p and p.strip("/")]
-    return "/".join(parts + [table_token(table_key)]) + "/"
+    token = table_token(table_key) if legacy else s3_table_token(table_key)
+    return "/".join(parts + [token]) + "/"
+
+
+def table_prefixes(s3_prefix: str, pipeline_prefix: str, table_key: str) -> list[str]:
+    """Every prefix a table's objects may be under (the safe one first, then the legacy one
+    if it differs): what rebuild, reset and s3clean read."""
+    found = [table_prefix(s3_prefix, pipeline_prefix, table_key),
+             table_prefix(s3_prefix, pipeline_prefix, table_key, legacy=True)]
+    return list(dict.fromkeys(found))
 
 
 def chunk_prefix(table_prefix_: str, run_id: str, chunk: int) -> str:

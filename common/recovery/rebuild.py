@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from common.model import naming
 from common.errors import LockedError
@@ -49,17 +49,19 @@ def _choose(attempts: list[dict[str, Any]], ledger: dict[str, int]) -> dict[str,
     return max(loaded or attempts, key=lambda m: float(m.get("at") or 0))
 
 
-def _read_objects(state: TableState, store: Store, table_prefix: str, ledger: dict[str, int],
+def _read_objects(state: TableState, store: Store, prefixes: Sequence[str], ledger: dict[str, int],
                   s: "RebuildSummary") -> tuple[dict[str, Any], dict[str, dict[int, dict[str, Any]]],
-                                                dict[str, Any] | None]:
+                                                dict[str, Any] | None, set[str]]:
     plans: dict[str, dict[str, Any]] = {}
     attempts: dict[tuple[str, int], list[dict[str, Any]]] = {}
     override: dict[str, Any] | None = None
     foreign = 0
-    for key, _ in store.list(table_prefix):
+    holding: set[str] = set()
+    for table_prefix, key in ((p, k) for p in prefixes for k, _ in store.list(p)):
         m_plan, m_marker = _PLAN.search(key), _MARKER.search(key)
         if key != naming.cursor_override_key(table_prefix) and not m_plan and not m_marker:
             continue
+        holding.add(table_prefix)
         doc = _read_own(store, key, state)
         if doc is None:
             foreign += 1
@@ -70,7 +72,7 @@ def _read_objects(state: TableState, store: Store, table_prefix: str, ledger: di
         else:
             override = doc
     if foreign:
-        s.notes.append(f"{foreign} plan or marker object(s) under {table_prefix} do not name pipeline "
+        s.notes.append(f"{foreign} plan or marker object(s) under {', '.join(prefixes)} do not name pipeline "
                        f"{state.pipeline} and table {state.table} in their metadata: not adopted")
     markers: dict[str, dict[int, dict[str, Any]]] = {}
     for (run_id, n), found in attempts.items():
@@ -80,16 +82,18 @@ def _read_objects(state: TableState, store: Store, table_prefix: str, ledger: di
             if other is not chosen:
                 state.record_orphans([p["key"] for p in other["parts"]], run_id, n, other["attempt"],
                                      "attempt not chosen by rebuild")
-    return plans, markers, override
+    return plans, markers, override, holding
 
 
-def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str, int]) -> RebuildSummary:
-    """Replace the table's Redis state with what S3 and the ledger say (one MULTI)."""
+def rebuild(state: TableState, store: Store, prefixes: Sequence[str], ledger: dict[str, int]) -> RebuildSummary:
+    """Replace the table's Redis state with what S3 and the ledger say (one MULTI). The
+    prefixes: the table's (naming.table_prefixes, the legacy one last); the table then keeps
+    writing where its objects were found."""
     owner = state.lock_owner()
     if owner:
         raise LockedError(state.table, owner)
     s = RebuildSummary()
-    plans, markers, override = _read_objects(state, store, table_prefix, ledger, s)
+    plans, markers, override, holding = _read_objects(state, store, prefixes, ledger, s)
     s.runs = len(plans)
     # A full reload's newest loaded run was swapped in; older runs' parts are superseded.
     loaded_runs = [r for r in plans if any(p["key"] in ledger for m in markers.get(r, {}).values()
@@ -112,7 +116,8 @@ def rebuild(state: TableState, store: Store, table_prefix: str, ledger: dict[str
                          for p in m["parts"] if p["key"] in ledger)
     s.rows_extracted, s.rows_loaded = totals["rows_extracted"], totals["rows_loaded"]
     s.cursor = state.cursor() and str(state.cursor())
-    orphans = [k for k in ledger if not any(k.startswith(naming.run_prefix(table_prefix, r)) for r in plans)]
+    state.set_s3_layout(legacy=len(prefixes) > 1 and prefixes[-1] in holding and prefixes[0] not in holding)
+    orphans = [k for k in ledger if not any(k.startswith(naming.run_prefix(p, r)) for p in prefixes for r in plans)]
     if orphans:
         s.notes.append(f"{len(orphans)} loaded parts in the ledger have no plan on S3 (deleted files?)")
     return s

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from common.errors import LockedError
-from common.model import bounds
+from common.model import bounds, naming
 from common.model.bounds import Key
 from common.model.types import TableSchema
 from common.state.base import text
@@ -17,6 +17,23 @@ from common.state.locks import Locks
 class TableStatus(Locks):
     def state(self) -> dict[str, str]:
         return {text(k): text(v) for k, v in self.r.hgetall(self.keys.state).items()}
+
+    def s3_legacy(self) -> bool:
+        """True if the table's S3 objects live under the legacy (percent-encoded) prefix:
+        decided once (naming.S3_LAYOUT_FIELD) and kept, so a run never spans two prefixes. A
+        table that already has state (runs, a cursor, a recorded mapping) keeps the legacy
+        prefix; a new one gets the safe one."""
+        layout = self.r.hget(self.keys.state, naming.S3_LAYOUT_FIELD)
+        if layout is None:
+            had_state = bool(self.r.llen(self.keys.runs) or self.r.exists(self.keys.schema)
+                             or self.r.hexists(self.keys.state, "cursor"))
+            self.r.hsetnx(self.keys.state, naming.S3_LAYOUT_FIELD, "legacy" if had_state else "safe")
+            layout = self.r.hget(self.keys.state, naming.S3_LAYOUT_FIELD)
+        return text(layout) == "legacy"
+
+    def set_s3_layout(self, legacy: bool) -> None:
+        """Record where the table's objects are (after a rebuild read them from S3)."""
+        self.r.hset(self.keys.state, naming.S3_LAYOUT_FIELD, "legacy" if legacy else "safe")
 
     def state_fields(self, *fields: str) -> dict[str, str | None]:
         values = self.r.hmget(self.keys.state, fields)
