@@ -172,7 +172,9 @@ def _every_redshift_statement() -> list[str]:
         sql.create_table("ana", "orders", COLS, ["id"], sql.REDSHIFT, design),
         sql.create_table("ana", "log", COLS, [], sql.REDSHIFT),
         sql.create_staging("orders__stage_abc123", COLS, sql.REDSHIFT),
-        sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/ferry/p/shop.Order%20Lines/manifests/m.json", role),
+        # (table tokens in S3 keys are [a-z0-9._=-] only: naming.s3_table_token)
+        sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/ferry/p/shop.order_lines-1a2b3c4d/manifests/m.json",
+                         role),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/m.json", keys),
         sql.copy_parquet('"orders__stage_abc123"', "s3://bucket/m.json", copy_credentials("default", None, None)),
         # A first load copies straight into the target it just created (same COPY, r_COPY.html).
