@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterator, Sequence
@@ -28,10 +29,23 @@ def _time_text(td: timedelta) -> str:
     return f"{sign}{h:02d}:{m:02d}:{s:02d}" + (f".{micros:06d}".rstrip("0") if micros else "")
 
 
+def _ewkb_text(ewkb: bytes) -> str:
+    """EWKB (the target's) as `srid:wkb-hex`, read with struct: the SRID flag 0x20000000 in
+    the type says an SRID follows it."""
+    order = "<" if ewkb[0] == 1 else ">"
+    (kind,) = struct.unpack(order + "I", ewkb[1:5])
+    if not kind & 0x20000000:
+        return f"0:{ewkb.hex()}"
+    (srid,) = struct.unpack(order + "I", ewkb[5:9])
+    return f"{srid}:{(ewkb[:1] + struct.pack(order + 'I', kind & ~0x20000000) + ewkb[9:]).hex()}"
+
+
 def canonical(value: Any, col: ColumnSpec) -> str | None:
     """One value from either side in a form both sides agree on exactly."""
     if value is None:
         return None
+    if col.kind == "geometry":
+        return value if isinstance(value, str) else _ewkb_text(bytes(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         if col.kind in ("binary",):
@@ -70,7 +84,9 @@ def canonical(value: Any, col: ColumnSpec) -> str | None:
 def source_rows(conn: Any, table_key: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
     schema_name, name = split_table_key(table_key)
     # FLOAT through DOUBLE, as ferry reads it: the driver's own FLOAT text has 6 digits.
-    cols = ", ".join(select_expression(c.source, c.kind, c.arrow) for c in schema.columns)
+    # Geometry by MySQL's own writer (ST_SRID, ST_AsWKB), not by ferry's EWKB conversion.
+    cols = ", ".join(f"CONCAT(ST_SRID({quote_mysql(c.source)}), ':', LOWER(HEX(ST_AsWKB({quote_mysql(c.source)}))))"
+                     if c.kind == "geometry" else select_expression(c.source, c.kind, c.arrow) for c in schema.columns)
     # A table without a key (load: append) is compared as a sorted multiset of rows.
     order = ", ".join(quote_mysql(k) for k in schema.key) or cols
     cur = conn.cursor()

@@ -58,6 +58,9 @@ CONTRACT = [
     (("varbinary", "varbinary(16)", None, None, 16), ("BYTE_ARRAY", "None", "VARBYTE(16)")),
     (("blob", "blob", None, None, 65535), ("BYTE_ARRAY", "None", "VARBYTE(65535)")),
     (("longblob", "longblob", None, None, 4294967295), ("BYTE_ARRAY", "None", "VARBYTE(16777216)")),
+    # Geometry: EWKB bytes, staged as VARBYTE(1048447) on Redshift, ST_GeomFromEWKB'd into GEOMETRY.
+    (("point", "point", None, None, None), ("BYTE_ARRAY", "None", "GEOMETRY")),
+    (("geometry", "geometry", None, None, None), ("BYTE_ARRAY", "None", "GEOMETRY")),
     (("bit", "bit(8)", 8, None, None), ("INT64", "None", "BIGINT")),
     (("bit", "bit(64)", 64, None, None), ("FIXED_LEN_BYTE_ARRAY", "Decimal(precision=20, scale=0)", "DECIMAL(20,0)")),
 ]

@@ -57,8 +57,15 @@ def test_decimal_over_38_is_refused_naming_the_column() -> None:
 
 
 def test_unsupported_type_names_the_column() -> None:
-    with pytest.raises(SchemaError, match=r"column location .*geometry.*exclude_columns"):
-        col("geometry", "geometry", name="location")
+    with pytest.raises(SchemaError, match=r"column address .*inet6.*exclude_columns"):
+        col("inet6", "inet6", name="address")
+
+
+def test_spatial_types_become_geometry() -> None:
+    for t in ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+              "geometrycollection"):
+        c = col(t, t, name="location")
+        assert (c.kind, c.arrow, c.target, c.max_bytes) == ("geometry", "binary", "GEOMETRY", 1_048_447), t
 
 
 def test_varchar_is_four_bytes_a_character_capped() -> None:

@@ -34,6 +34,11 @@ _TEXT = {"tinytext", "text", "mediumtext", "longtext", "json"}
 MAX_JSON_BYTES = 16_000_000
 JSON_STAGING_BYTES = MAX_JSON_BYTES
 _BLOB = {"tinyblob": 255, "blob": 65535, "mediumblob": 16_777_215, "longblob": MAX_VARBYTE}
+# MySQL's spatial types travel as EWKB (the SRID inside) and land as GEOMETRY on Redshift:
+# "The maximum size of a GEOMETRY object is 1,048,447 bytes" (r_ALTER_TABLE.html, column_type).
+_GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+             "geometrycollection", "geomcollection"}
+MAX_GEOMETRY = 1_048_447
 
 
 @functools.cache
@@ -69,6 +74,8 @@ class ColumnSpec:
         VARCHAR's), else None."""
         if self.kind == "json":
             return JSON_STAGING_BYTES
+        if self.kind == "geometry":
+            return MAX_GEOMETRY
         m = re.fullmatch(r"(VARCHAR|VARBYTE)\((\d+)\)", self.target)
         return int(m.group(2)) if m else None
 
@@ -214,6 +221,8 @@ def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True,
         return spec("binary", "binary", f"VARBYTE({min(max(n, 1), MAX_VARBYTE)})")
     if dtype in _BLOB:
         return spec("binary", "binary", f"VARBYTE({_BLOB[dtype]})")
+    if dtype in _GEOMETRY:
+        return spec("geometry", "binary", "GEOMETRY")
     if dtype == "bit":
         width = int(info["numeric_precision"] or 1)
         if width == 64:

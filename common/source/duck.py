@@ -65,6 +65,7 @@ READS: dict[str, Read] = {
     "string": Read("{}", "as_raw"),  # NUL removal, oversize, UTF-8 as the connector's path
     "json": Read("{}", "as_raw"),  # DuckDB gives JSON as bytes
     "binary": Read("{}", "as_raw"),
+    "geometry": Read("{}", "as_raw"),  # DuckDB gives MySQL's stored geometry as a BLOB
     "bit": Read("{} + 0", "cast"),  # a number (DuckDB gives BIT as big-endian bytes)
 }
 TYPE_READS: dict[str, Read] = {
@@ -100,7 +101,7 @@ def value_bytes(col: ColumnSpec) -> int:
         return 4 * int(n)
     if name in ("binary", "varbinary") and n:
         return int(n)
-    if name in ("enum", "set") or col.kind == "string":
+    if name in ("enum", "set") or col.kind in ("string", "geometry"):
         return col.max_bytes or FIXED_BYTES
     return FIXED_BYTES
 

@@ -35,8 +35,15 @@ hexadecimal representation", a VARCHAR of at most 65,535 characters)."""
 
 
 def _windowed(col: ColumnSpec) -> bool:
-    """A binary column whose values may be too long to hex whole on Redshift."""
-    return col.kind == "binary" and (col.max_bytes is None or col.max_bytes > HEX_WINDOW)
+    """A binary (or geometry) column whose values may be too long to hex whole on Redshift."""
+    return col.kind in ("binary", "geometry") and (col.max_bytes is None or col.max_bytes > HEX_WINDOW)
+
+
+def mysql_ewkb(q: str) -> str:
+    """A MySQL geometry column's value as EWKB, the bytes the extraction writes
+    (convert.ewkb): MySQL stores the SRID (4 bytes) then little-endian WKB."""
+    return (f"IF(SUBSTRING({q}, 1, 4) = 0x00000000, SUBSTRING({q}, 5),"
+            f" CONCAT(SUBSTRING({q}, 5, 4), 0x20, SUBSTRING({q}, 1, 4), SUBSTRING({q}, 10)))")
 
 
 def compared_loosely(col: ColumnSpec) -> str | None:
@@ -82,7 +89,9 @@ def mysql_text(col: ColumnSpec) -> str:
         return f"CASE WHEN {_mysql_zero_date(q)} THEN NULL ELSE DATE_FORMAT({q}, '%Y-%m-%d %H:%i:%S.%f') END"
     if kind == "date":
         return f"CASE WHEN {_mysql_zero_date(q)} THEN NULL ELSE DATE_FORMAT({q}, '%Y-%m-%d') END"
-    if kind == "binary" and _windowed(col):
+    if kind == "geometry":
+        q = mysql_ewkb(q)
+    if _windowed(col):
         return (f"CONCAT(LENGTH({q}), ':', MD5(LOWER(HEX(SUBSTRING({q}, 1, {HEX_WINDOW})))),"
                 f" MD5(LOWER(HEX(SUBSTRING({q}, GREATEST(LENGTH({q}) - {HEX_WINDOW - 1}, 1), {HEX_WINDOW})))))")
     if kind == "binary":
@@ -133,7 +142,9 @@ def target_text(col: ColumnSpec, dialect: Dialect) -> str:
         return f"TO_CHAR({q}, 'YYYY-MM-DD HH24:MI:SS.US')"
     if kind == "date":
         return f"TO_CHAR({q}, 'YYYY-MM-DD')"
-    if kind == "binary" and _windowed(col):
+    if kind == "geometry":
+        q = dialect.geometry_bytes.format(q)
+    if _windowed(col):
         first = dialect.hex_bytes.format(f"SUBSTRING({q}, 1, {HEX_WINDOW})")
         last = dialect.hex_bytes.format(f"SUBSTRING({q}, GREATEST(OCTET_LENGTH({q}) - {HEX_WINDOW - 1}, 1), "
                                         f"{HEX_WINDOW})")

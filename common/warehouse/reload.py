@@ -60,8 +60,8 @@ def swap_in(wh: "Warehouse", conn: Connection, request: "LoadRequest", parts: Se
     carried, owner = _carried_over(wh, conn, target, new) if exists else ([], [])
     _run(conn, sql.create_table_as_new(wh.schema, target, new, request.schema.columns,
                                        request.schema.key_targets, wh.dialect, request.design))
-    if parts and any(c.kind == "json" for c in request.schema.columns):
-        # JSON is parsed on its way in: through staging, as in a merge.
+    if parts and any(c.kind in sql.PARSED_KINDS for c in request.schema.columns):
+        # JSON and geometry are parsed on their way in: through staging, as in a merge.
         staging = naming.staging_table_name(target, request.load_id)
         _run(conn, [sql.create_staging(staging, request.schema.columns, wh.dialect)])
         wh.stage(conn, naming.quote_ident(staging), request.schema, request, parts)

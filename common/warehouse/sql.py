@@ -8,7 +8,7 @@ from typing import Sequence
 from common.config.design import TableDesign
 from common.model.naming import quote_ident
 from common.model.schema_change import Capabilities
-from common.model.types import MAX_VARBYTE, ColumnSpec
+from common.model.types import MAX_GEOMETRY, MAX_VARBYTE, ColumnSpec
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,12 @@ class Dialect:
     """How a JSON column is staged (Parquet text) before it is parsed into its column."""
     json_parse: str = "JSON_PARSE({})"
     """The expression that turns a staged JSON text into the target's JSON type."""
+    geometry_staging_type: str = ""
+    """How a geometry column (EWKB in the parts) is staged; '' : as its column type."""
+    geometry_parse: str = "{}"
+    """The expression that turns staged EWKB into the target's geometry column."""
+    geometry_bytes: str = "{}"
+    """A geometry column's value as EWKB bytes (`ferry verify`)."""
     hex_bytes: str = "TO_HEX({})"
     """A binary value as lowercase hex text (`ferry verify`)."""
     hex_int: str = "STRTOL({}, 16)"
@@ -66,7 +72,12 @@ REDSHIFT_CAPS = Capabilities(widen_numbers=False, widen_varbyte=False, table_des
                              alter_type_refuses_encodings=frozenset({"bytedict", "runlength", "text255", "text32k"}),
                              alter_type_in_transaction=False, encoding_fixable_with_interleaved_sortkey=False,
                              dist_alterable_with_interleaved_sortkey=False)
+# GEOMETRY from EWKB: ST_GeomFromEWKB(ewkb) takes "A value of data type VARCHAR or VARBYTE that
+# is a hexadecimal EWKB representation" (ST_GeomFromEWKB-function.html); ST_AsEWKB(geom) returns
+# VARBYTE (ST_AsEWKB-function.html).
 REDSHIFT = Dialect(name="redshift", caps=REDSHIFT_CAPS, json_staging_type=f"VARBYTE({MAX_VARBYTE})",
+                   geometry_staging_type=f"VARBYTE({MAX_GEOMETRY})", geometry_parse="ST_GeomFromEWKB({})",
+                   geometry_bytes="ST_AsEWKB({})",
                    grants_query="SELECT identity_name, privilege_type, identity_type FROM svv_relation_privileges"
                                 " WHERE namespace_name = %s AND relation_name = %s",
                    sees_all_grants_query="SELECT u.usesuper OR EXISTS (SELECT 1 FROM svv_system_privileges p"
@@ -79,7 +90,8 @@ REDSHIFT = Dialect(name="redshift", caps=REDSHIFT_CAPS, json_staging_type=f"VARB
                                       " FROM svv_redshift_columns WHERE database_name = current_database()"
                                       " AND schema_name = %s AND table_name = %s ORDER BY ordinal_position")
 # JSON into SUPER: JSON_PARSE (https://docs.aws.amazon.com/redshift/latest/dg/JSON_PARSE.html).
-POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JSONB"},
+# The stand-in has no PostGIS: GEOMETRY is BYTEA holding the EWKB.
+POSTGRES = Dialect(name="postgres", type_names={"VARBYTE": "BYTEA", "SUPER": "JSONB", "GEOMETRY": "BYTEA"},
                    temp_table_suffix=" ON COMMIT DROP", enforces_keys=True,
                    json_parse="({})::jsonb",
                    hex_bytes="ENCODE({}, 'hex')", hex_int="('x' || {})::bit(28)::bigint",
@@ -197,15 +209,28 @@ def create_staging(staging: str, columns: Sequence[ColumnSpec], dialect: Dialect
     """A temporary table with exactly the parts' columns, in the Parquet order (COPY matches
     by position), whatever else the target holds (columns dropped in the source, or added
     by a DBA)."""
-    cols = ", ".join(f"{quote_ident(c.name)} "
-                     f"{dialect.json_staging_type if c.kind == 'json' else column_type(c, dialect)}" for c in columns)
+    cols = ", ".join(f"{quote_ident(c.name)} {staging_type(c, dialect)}" for c in columns)
     return f"CREATE TEMP TABLE {quote_ident(staging)} ({cols}){dialect.temp_table_suffix}"
 
 
+PARSED_KINDS = ("json", "geometry")
+"""Kinds staged in another form and turned into their column by the INSERT (so a load of
+them always goes through staging)."""
+
+
+def staging_type(col: ColumnSpec, dialect: Dialect) -> str:
+    if col.kind == "json":
+        return dialect.json_staging_type
+    if col.kind == "geometry" and dialect.geometry_staging_type:
+        return dialect.geometry_staging_type
+    return column_type(col, dialect)
+
+
 def insert_exprs(columns: Sequence[ColumnSpec], dialect: Dialect) -> list[str]:
-    """What INSERT ... SELECT takes from staging for each column: JSON text is parsed."""
-    return [dialect.json_parse.format(quote_ident(c.name)) if c.kind == "json" else quote_ident(c.name)
-            for c in columns]
+    """What INSERT ... SELECT takes from staging for each column: JSON text is parsed,
+    geometry EWKB made a geometry."""
+    parse = {"json": dialect.json_parse, "geometry": dialect.geometry_parse}
+    return [parse.get(c.kind, "{}").format(quote_ident(c.name)) for c in columns]
 
 
 def typed_default(col: ColumnSpec, dialect: Dialect) -> str:

@@ -138,9 +138,9 @@ class LoadTransaction(TargetTables, Ledger):
         """A first load (the target created in this transaction, so empty, its columns in the
         mapping's order) needs no staging and no merge: unless versions of a row must be
         chosen (a timestamp cursor: a row updated while the run reads can be read twice),
-        JSON must be parsed on the way in, or the parts come from more than one run (a later
+        JSON or geometry must be parsed on the way in, or the parts come from more than one run (a later
         run may hold newer versions of an earlier one's rows) or another mapping."""
-        return (request.version_column is None and all(c.kind != "json" for c in request.schema.columns)
+        return (request.version_column is None and all(c.kind not in sql.PARSED_KINDS for c in request.schema.columns)
                 and len({p.run_id for p in parts}) == 1
                 and all(request.schema_of(p.run_id) == request.schema for p in parts))
 
