@@ -479,3 +479,27 @@ def test_geometry_is_staged_as_ewkb_and_made_geometry() -> None:
                  *sql.merge("a", "t", "st", ["id", "where"], ["id"], exprs=sql.insert_exprs([COLS[0], geo], sql.REDSHIFT)),
                  f"SELECT MD5({rowhash.target_row_text([COLS[0], geo], sql.REDSHIFT)}) FROM t"):
         _parses(stmt)
+
+
+def test_redshifts_limits_and_columnar_copy_options_are_data() -> None:
+    """The limits the type map and the names keep to are the dialect's (REDSHIFT.caps, each
+    cited where it is set), and the Parquet COPY uses only parameters "COPY from columnar
+    data formats" lists; a warehouse without that COPY refuses to build one."""
+    from common.model import naming, types
+
+    caps = sql.REDSHIFT.caps
+    assert (caps.max_identifier_bytes, caps.max_varchar_bytes, caps.max_varbyte_bytes, caps.max_json_bytes,
+            caps.max_geometry_bytes) == (127, 65_535, 16_777_216, 16_000_000, 1_048_447)
+    assert naming.MAX_IDENTIFIER_BYTES == caps.max_identifier_bytes
+    assert types.MAX_VARCHAR == caps.max_varchar_bytes and types.MAX_VARBYTE == caps.max_varbyte_bytes
+    assert types.JSON_STAGING_BYTES == caps.max_json_bytes and types.MAX_GEOMETRY == caps.max_geometry_bytes
+    longest = map_column("s.t", {"column_name": "x" * 300, "data_type": "longblob", "column_type": "longblob",
+                                 "is_nullable": "YES"})
+    assert len(longest.name.encode()) <= caps.max_identifier_bytes and longest.max_bytes <= caps.max_varbyte_bytes
+    assert set(sql.COPY_PARQUET_OPTIONS) | {"IAM_ROLE", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN"} \
+        <= caps.columnar_copy_options
+    for creds in ("IAM_ROLE default", "IAM_ROLE 'arn:aws:iam::1:role/r'",
+                  "ACCESS_KEY_ID 'a' SECRET_ACCESS_KEY 'b' SESSION_TOKEN 'c'"):
+        _parses(sql.copy_parquet('"st"', "s3://b/m.json", creds))
+        with pytest.raises(ValueError, match="COPY of Parquet does not take"):
+            sql.copy_parquet('"st"', "s3://b/m.json", creds, sql.POSTGRES)

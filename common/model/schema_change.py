@@ -42,6 +42,13 @@ class Capabilities:
     """ALTER COLUMN ... ENCODE works on a table with an interleaved sort key."""
     dist_alterable_with_interleaved_sortkey: bool = True
     """ALTER DISTSTYLE/DISTKEY works on a table with an interleaved sort key."""
+    max_identifier_bytes: int = 63
+    max_varchar_bytes: int = 10_485_760
+    max_varbyte_bytes: int = 1 << 30
+    max_json_bytes: int = 255 << 20
+    max_geometry_bytes: int = 1 << 30
+    columnar_copy_options: frozenset[str] = frozenset()
+    """The options a COPY of Parquet takes (empty: the warehouse has no such COPY)."""
 
 
 @dataclass

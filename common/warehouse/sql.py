@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from common.config.design import TableDesign
-from common.model.naming import quote_ident
+from common.model.naming import MAX_IDENTIFIER_BYTES, quote_ident
 from common.model.schema_change import Capabilities
-from common.model.types import MAX_GEOMETRY, MAX_VARBYTE, ColumnSpec
+from common.model.types import MAX_GEOMETRY, MAX_JSON_BYTES, MAX_VARBYTE, MAX_VARCHAR, ColumnSpec
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,20 @@ REDSHIFT_CAPS = Capabilities(widen_numbers=False, widen_varbyte=False, table_des
                              alter_type_refuses_default=True, alter_type_refuses_key=True,
                              alter_type_refuses_encodings=frozenset({"bytedict", "runlength", "text255", "text32k"}),
                              alter_type_in_transaction=False, encoding_fixable_with_interleaved_sortkey=False,
-                             dist_alterable_with_interleaved_sortkey=False)
+                             dist_alterable_with_interleaved_sortkey=False,
+                             # Names and values: "The maximum length for the table name is 127
+                             # bytes" (r_ALTER_TABLE.html, r_names.html); VARCHAR 65,535 bytes
+                             # (r_Character_types.html); VARBYTE 16,777,216 (r_VARBYTE_type.html);
+                             # SUPER 16 MB, strings 16,000,000 (limitations-super.html); GEOMETRY
+                             # 1,048,447 (r_ALTER_TABLE.html).
+                             max_identifier_bytes=MAX_IDENTIFIER_BYTES, max_varchar_bytes=MAX_VARCHAR,
+                             max_varbyte_bytes=MAX_VARBYTE, max_json_bytes=MAX_JSON_BYTES,
+                             max_geometry_bytes=MAX_GEOMETRY,
+                             # "Only the following COPY parameters are supported" for columnar
+                             # data (copy-usage_notes-copy-from-columnar.html).
+                             columnar_copy_options=frozenset({
+                                 "ACCEPTINVCHARS", "FILLRECORD", "FROM", "IAM_ROLE", "CREDENTIALS", "STATUPDATE",
+                                 "MANIFEST", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN", "EXPLICIT_IDS"}))
 # GEOMETRY from EWKB: ST_GeomFromEWKB(ewkb) takes "A value of data type VARCHAR or VARBYTE that
 # is a hexadecimal EWKB representation" (ST_GeomFromEWKB-function.html); ST_AsEWKB(geom) returns
 # VARBYTE (ST_AsEWKB-function.html).
@@ -563,9 +576,20 @@ def ledger_insert(schema: str, ledger: str, rows: int) -> str:
             f" part_key, run_id, chunk, part_rows, part_bytes, load_id, loaded_at) VALUES {values}")
 
 
-def copy_parquet(into: str, manifest_url: str, credentials: str) -> str:
+COPY_PARQUET_OPTIONS = ("FROM", "MANIFEST")
+"""The COPY parameters ferry's Parquet COPY uses, besides its credentials (IAM_ROLE, or
+ACCESS_KEY_ID / SECRET_ACCESS_KEY [/ SESSION_TOKEN]); FORMAT AS PARQUET names the format."""
+
+
+def copy_parquet(into: str, manifest_url: str, credentials: str, dialect: Dialect = REDSHIFT) -> str:
     """Redshift COPY of a manifest's Parquet parts (columns matched by position) into the
-    table `into` (an SQL reference, already quoted)."""
+    table `into` (an SQL reference, already quoted); only parameters the dialect's columnar
+    COPY takes."""
+    used = set(COPY_PARQUET_OPTIONS) | {w for w in re.findall(r"\b([A-Z_]+) '", credentials)} | (
+        {"IAM_ROLE"} if credentials.startswith("IAM_ROLE") else set())
+    refused = sorted(used - dialect.caps.columnar_copy_options)
+    if refused:
+        raise ValueError(f"COPY of Parquet does not take {', '.join(refused)}")
     return (f"COPY {into} FROM '{manifest_url}' {credentials}"
             " FORMAT AS PARQUET MANIFEST")
 
