@@ -87,6 +87,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         bucket.objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()
 
 
+def _pipeline(live: dict, suffix: str, tables: dict) -> str:
+    """A pipeline of its own on the live target (tables: schema.table -> settings)."""
+    from pathlib import Path
+
+    name = f"{live['pipeline']}-{suffix}"
+    (Path(live["env"]["FERRY_CONFIG"]) / "pipelines" / f"{name}.yml").write_text(yaml.safe_dump({
+        "source": "mysql", "target": "rs", "target_schema": live["schema"], "tables": tables}))
+    return name
+
+
+def _run(live: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ferry", *args], env=live["env"], cwd=REPO, capture_output=True,
+                          text=True, timeout=1800)
+
+
 def _sync(live: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", live["pipeline"], "--wait"],
                           env=live["env"], cwd=REPO, capture_output=True, text=True, timeout=1800)
@@ -183,16 +198,11 @@ def test_widening_what_alter_refuses_on_redshift(live: dict) -> None:
     RENAME COLUMN, run inside one transaction block; that DROP CONSTRAINT, ALTER COLUMN ...
     ENCODE ZSTD and ADD CONSTRAINT ... PRIMARY KEY run on a table ferry loads. The target is
     made as ferry made them before (a DEFAULT and the key declared) with a BYTEDICT column."""
-    from pathlib import Path
-
     import boto3
     from common.state.table import TableState
     import redis
 
-    config = Path(live["env"]["FERRY_CONFIG"])
-    pipeline = f"{live['pipeline']}-widen"
-    (config / "pipelines" / f"{pipeline}.yml").write_text(yaml.safe_dump({
-        "source": "mysql", "target": "rs", "target_schema": live["schema"], "tables": {f"{live['db']}.widen": {}}}))
+    pipeline = _pipeline(live, "widen", {f"{live['db']}.widen": {}})
     cur = live["mysql"].cursor()
     cur.execute(f"CREATE TABLE `{live['db']}`.widen (code VARCHAR(8) NOT NULL PRIMARY KEY,"
                 f" status VARCHAR(8) DEFAULT 'new', note VARCHAR(8))")
@@ -201,14 +211,12 @@ def test_widening_what_alter_refuses_on_redshift(live: dict) -> None:
     live["rs"].execute(f'CREATE TABLE "{live["schema"]}".widen (code VARCHAR(32) NOT NULL,'
                        f" status VARCHAR(32) DEFAULT 'new', note VARCHAR(32) ENCODE BYTEDICT, PRIMARY KEY (code))")
     try:
-        first = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", pipeline, "--wait"], env=live["env"],
-                               cwd=REPO, capture_output=True, text=True, timeout=1800)
+        first = _run(live, "sync", "-p", pipeline, "--wait")
         assert first.returncode == 0, first.stderr
         cur.execute(f"ALTER TABLE `{live['db']}`.widen MODIFY code VARCHAR(30) NOT NULL, MODIFY status VARCHAR(30)"
                     f" DEFAULT 'new', MODIFY note VARCHAR(30), ADD COLUMN flag VARCHAR(4) DEFAULT 'y'")
         cur.execute(f"INSERT INTO `{live['db']}`.widen VALUES ('{'c' * 30}', '{'s' * 30}', '{'n' * 30}', 'z')")
-        second = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", pipeline, "--wait"], env=live["env"],
-                                cwd=REPO, capture_output=True, text=True, timeout=1800)
+        second = _run(live, "sync", "-p", pipeline, "--wait")
         assert second.returncode == 0, second.stderr
         facts = {r[0]: r[1:] for r in live["rs"].execute(
             "SELECT column_name, data_type, character_maximum_length, column_default, encoding"
@@ -229,31 +237,24 @@ def test_geometry_lands_as_geometry_on_redshift(live: dict) -> None:
     """What no page says: that COPY fills a VARBYTE staging column from the parts' Parquet
     BYTE_ARRAY EWKB, that ST_GeomFromEWKB takes it as VARBYTE, and that ST_AsEWKB gives the
     same bytes back (so `ferry verify` agrees on geometry)."""
-    from pathlib import Path
-
     import boto3
 
     from tests.test_geometry import DDL, ROW_1
 
-    config = Path(live["env"]["FERRY_CONFIG"])
-    pipeline = f"{live['pipeline']}-geo"
-    (config / "pipelines" / f"{pipeline}.yml").write_text(yaml.safe_dump({
-        "source": "mysql", "target": "rs", "target_schema": live["schema"], "tables": {f"{live['db']}.places": {}}}))
+    pipeline = _pipeline(live, "geo", {f"{live['db']}.places": {}})
     cur = live["mysql"].cursor()
     cur.execute(f"USE `{live['db']}`")
     cur.execute(DDL)
     cur.execute(ROW_1)
     try:
-        done = subprocess.run([sys.executable, "-m", "ferry", "sync", "-p", pipeline, "--wait"], env=live["env"],
-                              cwd=REPO, capture_output=True, text=True, timeout=1800)
+        done = _run(live, "sync", "-p", pipeline, "--wait")
         assert done.returncode == 0, done.stderr
         cur.execute("SELECT ST_SRID(p), ST_AsText(p), ST_SRID(gc), ST_AsText(gc) FROM places WHERE id = 1")
         srid_p, text_p, srid_gc, text_gc = cur.fetchone()
         got = live["rs"].execute(f'SELECT ST_SRID(p), ST_AsText(p), ST_SRID(gc), ST_AsText(gc) FROM '
                                  f'"{live["schema"]}".places WHERE id = 1').fetchone()
         assert got[0] == srid_p and got[2] == srid_gc and got[1].replace(" ", "") == text_p.replace(" ", "")
-        out = subprocess.run([sys.executable, "-m", "ferry", "verify", "-p", pipeline, "-t", f"{live['db']}.places"],
-                             env=live["env"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        out = _run(live, "verify", "-p", pipeline, "-t", f"{live['db']}.places")
         assert out.returncode == 0, out.stdout + out.stderr
     finally:
         boto3.resource("s3").Bucket(BUCKET).objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()
