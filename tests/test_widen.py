@@ -86,7 +86,7 @@ def test_a_column_with_a_default_is_rebuilt_in_one_transaction() -> None:
     # a key column with a default: the key goes (a rebuilt column is nullable), not back
     pk = Constraint("t_pkey", "PRIMARY KEY", ("note",))
     assert _plan(ColumnFacts("note", has_default=True, constraints=(pk,))) == ([
-        Step(('ALTER TABLE "a"."t" DROP CONSTRAINT "t_pkey"',), True), rebuild], None)
+        Step(('ALTER TABLE "a"."t" DROP CONSTRAINT "t_pkey"',), True, ("t_pkey",)), rebuild], None)
     assert len(widen.spare_name("x" * 127)) < 127 and widen.spare_name("a") != widen.spare_name("b")
 
 
@@ -216,3 +216,22 @@ def test_rows_of_an_older_run_get_the_source_default_without_a_declared_default(
                 pg.execute(stmt)
         assert pg.execute(f'SELECT id, note, status, score, extra FROM "{schema_name}".t ORDER BY id').fetchall() == [
             (1, "one", "new", Decimal("1.50"), None), (2, None, "new", Decimal("1.50"), None)]
+
+
+def test_a_composite_key_dropped_by_one_columns_rebuild_is_not_dropped_again(schema_name: str, s3_store: Store) -> None:
+    """Two columns of one key widen in one evolve: the first (with a DEFAULT) is rebuilt and
+    takes the key with it; the second is then widened in place, with no key left to drop."""
+    old = [_col("status", "varchar(8)", "'new'", nullable="NO"), _col("code", "varchar(8)", nullable="NO"),
+           _col("n", "int")]
+    with psycopg.connect(PG_DSN, autocommit=True) as pg:
+        pg.execute(sql.create_table(schema_name, "t", old, ["status", "code"], sql.POSTGRES))
+        pg.execute(f'INSERT INTO "{schema_name}".t VALUES (\'a\', \'x\', 1), (\'b\', \'x\', 2)')
+    new = TableSchema(table="s.t", key=("status", "code"), columns=(
+        _col("status", "varchar(30)", "'new'", nullable="NO"), _col("code", "varchar(30)", nullable="NO"),
+        _col("n", "int")))
+    done = _warehouse(schema_name, s3_store, REDSHIFT_RULES).evolve("t", new)
+    ref = f'"{schema_name}"."t"'
+    assert [d for d in done if "CONSTRAINT" in d] == [f'ALTER TABLE {ref} DROP CONSTRAINT "t_pkey"']
+    assert done[-1] == f'ALTER TABLE {ref} ALTER COLUMN "code" TYPE VARCHAR(120)'
+    with psycopg.connect(PG_DSN, autocommit=True) as pg:
+        assert pg.execute(f"SELECT status, code, n FROM {ref} ORDER BY n").fetchall() == [("a", "x", 1), ("b", "x", 2)]

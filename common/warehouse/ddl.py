@@ -3,6 +3,7 @@ mapping (columns added or widened) or redesigned (redshift_keys), and the privil
 needs (`ferry check`). Each DDL statement commits on its own, before the load's transaction."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Sequence
 
@@ -96,11 +97,14 @@ class TargetTables(WarehouseBase):
                                   f"now needs {col.target}; this warehouse cannot change it in place")
         if grown:
             facts, interleaved = self.column_facts(target)
+            gone: set[str] = set()  # constraints an earlier column's rebuild dropped for good
             for col in grown:
-                steps, refused = widen.plan(self.schema, target, col, facts.get(col.name, widen.ColumnFacts(col.name)),
-                                            interleaved, self.dialect)
+                found = facts.get(col.name, widen.ColumnFacts(col.name))
+                found = dataclasses.replace(found, constraints=tuple(c for c in found.constraints if c.name not in gone))
+                steps, refused = widen.plan(self.schema, target, col, found, interleaved, self.dialect)
                 if refused:
                     raise SchemaError(refused)
+                gone.update(name for step in steps for name in step.drops_for_good)
                 todo += steps
         done: list[str] = []
         for step in todo:

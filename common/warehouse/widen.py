@@ -40,6 +40,8 @@ class Step:
     transaction: bool
     """True: the statements run in one transaction; False: on their own, outside any
     (Redshift runs ALTER COLUMN TYPE only outside a transaction block)."""
+    drops_for_good: tuple[str, ...] = ()
+    """Key constraints this step drops that are not declared again (a rebuilt column)."""
 
 
 def spare_name(column: str) -> str:
@@ -66,13 +68,15 @@ def plan(schema: str, table: str, col: ColumnSpec, facts: ColumnFacts, interleav
         return [], (f"{where}: cannot widen to {col.target}: {reason}, and it is the dist key or in the sort "
                     f"key, which cannot be dropped to rebuild it; a full reload or a reset of the table "
                     f"creates the target again without it")
+    rebuild = by_default or stuck_encoding
     if by_key:
         # Informational on Redshift ("not enforced", t_Defining_constraints.html), and ALTER
         # COLUMN TYPE refuses a column in one: dropped for the change, declared again after.
-        steps.append(Step(tuple(sql.drop_constraint(schema, table, c.name) for c in facts.constraints), True))
-    if by_default or stuck_encoding:
         # The rebuilt column is nullable and has no DEFAULT: a PRIMARY KEY needs NOT NULL
-        # columns, so a constraint it was in is not declared again (the merge needs none).
+        # columns, so after a rebuild it is not declared again (the merge needs none).
+        steps.append(Step(tuple(sql.drop_constraint(schema, table, c.name) for c in facts.constraints), True,
+                          tuple(c.name for c in facts.constraints) if rebuild else ()))
+    if rebuild:
         steps.append(Step(tuple(sql.rebuild_column(schema, table, col, spare_name(col.name), dialect)), True))
         return steps, None
     if by_encoding:
