@@ -319,3 +319,47 @@ def test_a_lost_load_message_is_sent_again_and_the_run_ends_exactly(isolated: Pi
     totals = st.state()
     assert totals["rows_extracted"] == totals["rows_loaded"] == "3000"
     assert pipe.assert_synced("orders") == 3_000
+
+
+def test_a_lost_extract_message_is_sent_again_and_the_run_ends_exactly(isolated: Pipe, log_dir: Path) -> None:
+    """kombu's Redis transport takes a message off the queue before it records it as
+    unacknowledged: a worker killed between the two loses the message for good, and no
+    visibility timeout brings it back. Here chunk 1's message is taken off the extract queue
+    by hand (what such a worker leaves behind); the keep-alive finds it in neither the queue
+    nor the unacked hash at two renewals in a row, sends it again, and the run ends exact."""
+    import base64
+    import json as json_
+
+    import redis as redis_
+
+    from tests.conftest import ISOLATED_REDIS_URL
+    from tests.services import Worker
+
+    pipe = isolated
+    pipe.env = dict(pipe.env, FERRY_TASK_TIME_LIMIT_S="6", FERRY_VISIBILITY_TIMEOUT_S="8", FERRY_LOCK_TTL_S="10")
+    _seed(pipe, "orders", 3_000)
+    pipe.write({"orders": {}}, chunk_rows=1000)
+    st = pipe.state("orders")
+    planner = Worker("planonly", pipe.env, log_dir, concurrency=1, queues="plan")
+    worker = None
+    try:
+        assert pipe.ferry("sync", "-p", pipe.name).returncode == 0
+        broker = redis_.Redis.from_url(ISOLATED_REDIS_URL)
+        wait_for(lambda: broker.llen("extract") == 3, 60, "three extract messages queued")
+        run_id = st.runs()[-1]
+        for raw in broker.lrange("extract", 0, -1):
+            args = json_.loads(base64.b64decode(json_.loads(raw)["body"]))[0]
+            if args[2] == run_id and args[3] == 1:
+                assert broker.lrem("extract", 1, raw) == 1
+        assert broker.llen("extract") == 2
+        worker = Worker("extractor", pipe.env, log_dir, concurrency=2, queues="extract,load")
+        wait_for(lambda: st.run_meta(run_id).get("status") == "succeeded", 90, "the run to end")
+    finally:
+        planner.stop()
+        if worker:
+            worker.stop()
+    assert "chunk 1 has no message in the broker" in Path(planner.log_path).read_text()
+    assert st.run_meta(run_id)["session"] == "1" and st.lock_owner() is None
+    totals = st.state()
+    assert totals["rows_extracted"] == totals["rows_loaded"] == "3000"
+    assert pipe.assert_synced("orders") == 3_000
