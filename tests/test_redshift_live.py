@@ -18,6 +18,7 @@ import os
 import secrets
 import sys
 import subprocess
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -89,8 +90,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 def _pipeline(live: dict, suffix: str, tables: dict) -> str:
     """A pipeline of its own on the live target (tables: schema.table -> settings)."""
-    from pathlib import Path
-
     name = f"{live['pipeline']}-{suffix}"
     (Path(live["env"]["FERRY_CONFIG"]) / "pipelines" / f"{name}.yml").write_text(yaml.safe_dump({
         "source": "mysql", "target": "rs", "target_schema": live["schema"], "tables": tables}))
@@ -166,8 +165,6 @@ def test_a_refused_range_waits_on_redshift(live: dict) -> None:
     """What no page says: that Redshift's refusal of a NULL into a NOT NULL column (during the
     merge's INSERT) carries a SQLSTATE of class 23 or a text common/errors.refusal knows, so the
     refused chunk waits and the others load (test_refused.py proves the rest on PostgreSQL)."""
-    from pathlib import Path
-
     import boto3
 
     config = Path(live["env"]["FERRY_CONFIG"])
@@ -256,5 +253,35 @@ def test_geometry_lands_as_geometry_on_redshift(live: dict) -> None:
         assert got[0] == srid_p and got[2] == srid_gc and got[1].replace(" ", "") == text_p.replace(" ", "")
         out = _run(live, "verify", "-p", pipeline, "-t", f"{live['db']}.places")
         assert out.returncode == 0, out.stdout + out.stderr
+    finally:
+        boto3.resource("s3").Bucket(BUCKET).objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()
+
+
+def test_an_interleaved_table_is_redesigned_sort_key_first_on_redshift(live: dict) -> None:
+    """What sql.redesign relies on and only a cluster shows: that ALTER COMPOUND SORTKEY
+    turns an interleaved sort key compound ("You can alter an interleaved sort key to a
+    compound sort key or no sort key") and that ALTER DISTSTYLE KEY DISTKEY then works
+    (not "supported for tables with interleaved sort keys"), both on a table ferry loads."""
+    import boto3
+
+    key = f"{live['db']}.redesign"
+    cur = live["mysql"].cursor()
+    cur.execute(f"CREATE TABLE `{live['db']}`.redesign (id INT NOT NULL PRIMARY KEY, shop INT, at DATETIME)")
+    cur.execute(f"INSERT INTO `{live['db']}`.redesign VALUES (1, 10, '2024-01-01'), (2, 20, '2024-01-02')")
+    pipeline = _pipeline(live, "redesign", {key: {}})
+    path = Path(live["env"]["FERRY_CONFIG"]) / "pipelines" / f"{pipeline}.yml"
+    doc = yaml.safe_load(path.read_text())
+    try:
+        doc["redshift_keys"] = {key: {"distkey": "id", "sortkey": {"type": "interleaved", "columns": ["shop", "at"]}}}
+        path.write_text(yaml.safe_dump(doc))
+        assert _run(live, "sync", "-p", pipeline, "--wait").returncode == 0
+        doc["redshift_keys"] = {key: {"distkey": "shop", "sortkey": ["at"]}}
+        path.write_text(yaml.safe_dump(doc))
+        cur.execute(f"INSERT INTO `{live['db']}`.redesign VALUES (3, 30, '2024-01-03')")
+        done = _run(live, "sync", "-p", pipeline, "--wait")
+        assert done.returncode == 0, done.stderr
+        info = live["rs"].execute('SELECT diststyle, sortkey1, sortkey_num FROM svv_table_info WHERE "schema" = %s'
+                                  ' AND "table" = \'redesign\'', [live["schema"]]).fetchone()
+        assert info[0].startswith("KEY(shop)") and info[1] == "at", info
     finally:
         boto3.resource("s3").Bucket(BUCKET).objects.filter(Prefix=f"ferry-live/{pipeline}/").delete()
