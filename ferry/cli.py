@@ -20,6 +20,7 @@ COMMANDS = {
     "pipelines": "ferry.pipelines_cmd:pipelines", "verify": "ferry.verify_cmd:verify_table",
     "flower": "ferry.flower_cmd:flower", "metrics": "ferry.metrics_cmd:metrics", "beat": "ferry.beat_cmd:beat",
     "health": "ferry.health_cmd:health", "reconcile": "ferry.reconcile_cmd:reconcile",
+    "discover": "ferry.discover_cmd:discover",
 }
 
 

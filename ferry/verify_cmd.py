@@ -7,7 +7,7 @@ import json
 
 import click
 
-from common.model import naming
+from common.model import naming, transforms
 from common.source import catalog
 from common.verify import compare as verify
 from common.errors import FerryError
@@ -75,7 +75,8 @@ def verify_table(pipeline: str, table: str, ranges: int, as_json: bool) -> None:
                 fail(f"table {table}: key column(s) {', '.join(missing)} missing from the source or the target")
             report = verify.verify(conn, wh, warehouse.dialect, settings, schema, columns,
                                    cfg.target_schema, target_table, bound, bound_text, ranges,
-                                   live_only=verify.SOFT_DELETED in in_target)
+                                   live_only=verify.SOFT_DELETED in in_target,
+                                   salt=transforms.salt(settings, schema, " in this environment"))
             wh.rollback()
         for c in schema.columns:
             if c not in columns:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 from celery.exceptions import Ignore
 
 from common.config.settings import settings
-from common.model import bounds, naming, schema_change
+from common.model import bounds, naming, schema_change, transforms
 from common.plan import strategies
 from common.state import faults, slots
 from common.source import catalog, connection, duck, reads
@@ -64,6 +64,8 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
             raise ctx.state.missing_error(run_id, chunk.number)
         raise StateError(f"table {ctx.table.key}: no recorded schema; plan the run again")
     arrow_schema = schema.arrow_schema()
+    salt = transforms.salt(ctx.table, schema, " in this worker's environment")
+    read = transforms.read_schema(schema)  # the columns as read, before their transforms
     writer = part_writer(ctx, run_id, chunk, attempt_id, arrow_schema)
     conn = con = None
     try:
@@ -71,19 +73,19 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
                              attempt_id, wait_s=SLOT_WAIT_S):
             conn = resources.mysql(ctx.cfg.source)
             batches: Iterator[Any]
-            stats.reader = reader_of(ctx, schema)
+            stats.reader = reader_of(ctx, read)
             if stats.reader == "duckdb":
                 con = resources.duck(ctx.cfg.source)
-                batches = duck.read_range(con, ctx.table.key, schema, strategies.keyset(ctx.table, schema), chunk.lo,
+                batches = duck.read_range(con, ctx.table.key, read, strategies.keyset(ctx.table, schema), chunk.lo,
                                           chunk.hi, ctx.table.batch_rows, ctx.table.batch_mb * 1024 * 1024, stats,
                                           connection.is_mariadb(conn),
-                                          truncate=ctx.table.on_oversize == "truncate")
+                                          truncate=ctx.table.on_oversize == "truncate", where=ctx.table.where)
             else:
-                batches = _connector_batches(ctx, conn, schema, chunk, stats)
+                batches = _connector_batches(ctx, conn, read, chunk, stats)
             # Millions of short-lived tuples: the cyclic GC would rescan them for nothing.
             with gc_paused():
                 for i, batch in enumerate(batches):
-                    writer.write(batch)
+                    writer.write(transforms.apply(batch, schema, salt))
                     if i == 0:  # tests hold a read open here (FERRY_FAULTS)
                         faults.maybe_fail(ctx.state, f"read:{chunk.number}")
             _check_schema_after_read(ctx, run_id, conn, schema)
@@ -99,13 +101,14 @@ def _write_parts(ctx: TableContext, run_id: str, chunk: Chunk, attempt_id: str,
 
 def _connector_batches(ctx: TableContext, conn: Any, schema: TableSchema, chunk: Chunk,
                        stats: BatchStats) -> Iterator[Any]:
-    """The chunk's rows through mysql-connector-python (raw text), converted in bulk."""
+    """The chunk's rows through mysql-connector-python (raw text), converted in bulk (schema:
+    the columns as read, before their transforms)."""
     arrow_schema = schema.arrow_schema()
     for rows in reads.read_range(
             conn, ctx.table.key, [c.source for c in schema.columns], strategies.keyset(ctx.table, schema),
             chunk.lo, chunk.hi, ctx.table.batch_rows,
-            select=[reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
-            batch_bytes=ctx.table.batch_mb * 1024 * 1024):
+            select=[reads.select_expression(c) for c in schema.columns],
+            batch_bytes=ctx.table.batch_mb * 1024 * 1024, where=ctx.table.where):
         yield rows_to_batch(rows, schema, arrow_schema, stats, truncate=ctx.table.on_oversize == "truncate")
 
 

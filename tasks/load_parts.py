@@ -71,7 +71,7 @@ def recheck_deletes(ctx: TableContext, parts: Sequence[PendingPart]) -> dict[str
     kept: dict[str, tuple[tuple[Any, ...], ...]] = {}
     for part in todo:
         keys = deletes.read(store, part.key)
-        back = probes.existing_keys(conn, ctx.table.key, list(schema.key), keys)
+        back = probes.existing_keys(conn, ctx.table.key, list(schema.key), keys, where=ctx.table.where)
         if back:
             kept[part.key] = tuple(keys[i] for i in sorted(back))
             log.info("table %s: %d of %d keys a reconcile found only in the target are in the source again; "

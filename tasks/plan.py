@@ -107,7 +107,7 @@ def _plan(ctx: TableContext, run_id: str, limit: int | None, deadline: float) ->
     plan = planner.plan_run(conn, ctx.table, schema, ctx.state.cursor(), ctx.cfg.source.datetime_time_zone,
                            limit, deadline)
     ranges = plan.ranges
-    null_rows = (probes.count_null(conn, ctx.table.key, ctx.table.cursor)
+    null_rows = (probes.count_null(conn, ctx.table.key, ctx.table.cursor, ctx.table.where)
                  if ctx.table.strategy == "timestamp" and ctx.table.cursor else 0)
     meta = {"pipeline": ctx.cfg.name, "table": ctx.table.key, "status": RunStatus.EXTRACTING.value,
             "strategy": ctx.table.strategy, "lo": bounds.encode(plan.lo),

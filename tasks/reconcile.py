@@ -14,7 +14,7 @@ from typing import Any
 
 from common.config.pipeline import reconcile_refusal
 from common.errors import TerminalError
-from common.model import bounds, naming
+from common.model import bounds, naming, transforms
 from common.model.bounds import Key
 from common.model.records import Chunk, Part
 from common.model.types import TableSchema
@@ -59,7 +59,8 @@ def _compare(ctx: TableContext, run_id: str, conn: Any, chunk: Chunk, schema: Ta
         if missing:
             raise TerminalError(f"table {ctx.table.key}: the target lacks column(s) {', '.join(missing)} of the "
                                 f"recorded mapping (dropped there since the plan?); sync the table, then reconcile")
-        src = MySQLSide(conn, ctx.table.key, columns, key, cols, bound)
+        src = MySQLSide(conn, ctx.table.key, columns, key, cols, bound, ctx.table.where,
+                        transforms.salt(ctx.table, schema, " in this worker's environment") if mode == "rows" else None)
         dst = WarehouseSide(wh, warehouse.dialect, ctx.cfg.target_schema, ctx.table_target, columns, key,
                             [schema.column(c).name for c in cols], bound, live_only=SOFT_DELETED in present)
         part = KeyPart(bucket=str(chunk.hi[0])) if buckets else KeyPart(chunk.lo, chunk.hi)
@@ -78,14 +79,17 @@ def _repair_parts(ctx: TableContext, conn: Any, run_id: str, chunk: Chunk, attem
         return []
     arrow_schema = schema.arrow_schema()
     stats = BatchStats()
+    salt = transforms.salt(ctx.table, schema, " in this worker's environment")
+    read = transforms.read_schema(schema)  # the columns as read, before their transforms
     writer = part_writer(ctx, run_id, chunk, attempt_id, arrow_schema)
     try:
         with gc_paused():
             for rows in reads.read_keys(conn, ctx.table.key,
-                                        [reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns],
-                                        list(schema.key), keys, REPAIR_BATCH_KEYS):
-                writer.write(rows_to_batch(rows, schema, arrow_schema, stats,
-                                           truncate=ctx.table.on_oversize == "truncate"))
+                                        [reads.select_expression(c) for c in read.columns],
+                                        list(schema.key), keys, REPAIR_BATCH_KEYS, where=ctx.table.where):
+                batch = rows_to_batch(rows, read, read.arrow_schema(), stats,
+                                      truncate=ctx.table.on_oversize == "truncate")
+                writer.write(transforms.apply(batch, schema, salt))
                 throttle(len(rows))
     except BaseException:
         writer.abort()

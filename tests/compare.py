@@ -81,16 +81,20 @@ def canonical(value: Any, col: ColumnSpec) -> str | None:
     return str(value)
 
 
-def source_rows(conn: Any, table_key: str, schema: TableSchema) -> Iterator[tuple[str | None, ...]]:
+def source_rows(conn: Any, table_key: str, schema: TableSchema,
+                where: str | None = None) -> Iterator[tuple[str | None, ...]]:
+    """The source's rows (those `where` selects), canonical; a transformed column is not
+    transformed here: tests compare those by their own means."""
     schema_name, name = split_table_key(table_key)
     # FLOAT through DOUBLE, as ferry reads it: the driver's own FLOAT text has 6 digits.
     # Geometry by MySQL's own writer (ST_SRID, ST_AsWKB), not by ferry's EWKB conversion.
     cols = ", ".join(f"CONCAT(ST_SRID({quote_mysql(c.source)}), ':', LOWER(HEX(ST_AsWKB({quote_mysql(c.source)}))))"
-                     if c.kind == "geometry" else select_expression(c.source, c.kind, c.arrow) for c in schema.columns)
+                     if c.kind == "geometry" else select_expression(c) for c in schema.columns)
     # A table without a key (load: append) is compared as a sorted multiset of rows.
     order = ", ".join(quote_mysql(k) for k in schema.key) or cols
     cur = conn.cursor()
-    cur.execute(f"SELECT {cols} FROM {quote_mysql(schema_name)}.{quote_mysql(name)} ORDER BY {order}")
+    cur.execute(f"SELECT {cols} FROM {quote_mysql(schema_name)}.{quote_mysql(name)}"
+                f"{f' WHERE ({where})' if where else ''} ORDER BY {order}")
     for row in cur:
         yield tuple(canonical(v, c) for v, c in zip(row, schema.columns))
     cur.close()

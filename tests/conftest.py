@@ -71,6 +71,10 @@ def config_dir(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer) -> Pa
     return d
 
 
+SALT = "pepper é 1"
+"""The hash salt of the tests' `transform: hash` columns (salt_env: FERRY_TEST_SALT)."""
+
+
 @pytest.fixture(scope="session")
 def ferry_env(config_dir: Path) -> Iterator[dict[str, str]]:
     """Environment shared by the test process, the CLI and the workers."""
@@ -78,7 +82,7 @@ def ferry_env(config_dir: Path) -> Iterator[dict[str, str]]:
                CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL,
                TEST_MYSQL_PASSWORD=MYSQL["password"], FERRY_TASK_TIME_LIMIT_S="300",
                FERRY_VISIBILITY_TIMEOUT_S="360", PYTHONPATH=str(REPO), FERRY_FAULTS="1",
-               TEST_TUNNEL_PASSPHRASE=Sshd.PASSPHRASE)
+               TEST_TUNNEL_PASSPHRASE=Sshd.PASSPHRASE, FERRY_TEST_SALT=SALT)
     saved = dict(os.environ)
     os.environ.update(env)
     client = redis.Redis.from_url(REDIS_URL)
@@ -198,11 +202,12 @@ class Pipe:
         assert schema is not None, f"no recorded schema for {table}"
         return schema
 
-    def assert_synced(self, table: str, target: str | None = None) -> int:
-        """Target rows equal source rows (every column); returns the row count."""
+    def assert_synced(self, table: str, target: str | None = None, where: str | None = None) -> int:
+        """Target rows equal source rows (every column; with `where`, the source rows it
+        selects); returns the row count."""
         schema = self.schema_of(table)
         return compare.assert_same_rows(
-            list(compare.source_rows(self.mysql(), self.table(table), schema)),
+            list(compare.source_rows(self.mysql(), self.table(table), schema, where)),
             list(compare.target_rows(self.pg(), self.db, target or table, schema)), schema)
 
     def close(self) -> None:

@@ -62,7 +62,7 @@ def _both(pipe: Pipe, table: str, batch_bytes: int = LOTS) -> tuple[TableSchema,
     a = pa.Table.from_batches(
         [rows_to_batch(rows, schema, arrow_schema, plain) for rows in reads.read_range(
             conn, pipe.table(table), [c.source for c in schema.columns], key, None, None, 3,
-            select=[reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])],
+            select=[reads.select_expression(c) for c in schema.columns])],
         schema=arrow_schema)
     con = duck.connect(SOURCE, MYSQL["host"], MYSQL["port"])
     b = pa.Table.from_batches(list(duck.read_range(con, pipe.table(table), schema, key, None, None, 3, batch_bytes,

@@ -17,6 +17,12 @@ from common.config.base import Model as _Model
 from common.config.connections import PostgresTarget, RedshiftTarget, S3Config, SourceConfig
 
 
+Transform = Literal["hash", "mask", "null"] | dict[Literal["hash_skip_first", "truncate", "mask"], Any]
+"""A column's `transform:` as written (checked against the column by common/model/transforms.py)."""
+TypeOverride = str | dict[Literal["type", "lossy"], Any]
+"""A column's `types:` entry as written (checked against the column by common/model/overrides.py)."""
+
+
 class Tuning(_Model):
     """How a table is read, written and loaded: each field declared here once, with its
     default; a pipeline's `defaults` set them for every table, a table's entry overrides
@@ -50,6 +56,9 @@ class Tuning(_Model):
     lookback_s: int = Field(300, ge=0)
     """Timestamp cursors: each run re-reads this many seconds behind the cursor, for rows
     committed late (keep it above your longest write transaction); the merge makes it harmless."""
+    salt_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable holding the salt of `transform: hash` (the salt itself is never
+    written in a file); needed by `ferry sync`, the workers, `ferry verify` and `ferry reconcile`."""
 
 
 class Reconcile(_Model):
@@ -136,6 +145,18 @@ class TableConfig(TuningOverrides):  # type: ignore[misc, valid-type]
     """Target table name; default: the source table name."""
     exclude_columns: list[str] = Field(default_factory=list)
     """Source columns not copied."""
+    include_columns: list[str] | None = None
+    """Only these source columns are copied (the key's among them); not with exclude_columns."""
+    where: str | None = None
+    """A MySQL boolean expression every read of the table adds (chunks, probes, counts, verify,
+    reconcile): only the rows it selects are copied; a row that leaves it counts as deleted."""
+    transform: dict[str, Transform] = Field(default_factory=dict)
+    """Per source column: hash, {hash_skip_first: N}, mask, {mask: value}, null, {truncate: N};
+    applied in the worker before anything reaches S3 (common/model/transforms.py)."""
+    types: dict[str, TypeOverride] = Field(default_factory=dict)
+    """Per source column, the target type instead of the type map's: VARCHAR(n), SUPER, BOOLEAN,
+    BIGINT, DECIMAL(p,s), DOUBLE PRECISION, ... (common/model/overrides.py says which are exact);
+    or {type: T, lossy: true} for the lossy ones."""
     schedule: Any = None
     """Overrides the defaults' schedule; `off` takes the table out of it."""
     reconcile: Reconcile | None = None
@@ -148,8 +169,19 @@ class TableConfig(TuningOverrides):  # type: ignore[misc, valid-type]
             return "off"
         return schedule.normalise(v)
 
+    @field_validator("where")
+    @classmethod
+    def _where(cls, v: str | None) -> str | None:
+        from common.source.filters import check_expression
+        return None if v is None else check_expression(v)  # ValueError says what is wrong
+
     @model_validator(mode="after")
     def _cursor_for_timestamp(self) -> "TableConfig":
+        if self.include_columns is not None and self.exclude_columns:
+            raise ValueError("include_columns and exclude_columns cannot both be set: list the columns to copy "
+                             "in one of them")
+        if self.include_columns is not None and not self.include_columns:
+            raise ValueError("include_columns is empty: list at least the key's columns")
         if self.strategy == "timestamp" and not self.cursor:
             raise ValueError("the timestamp strategy needs a cursor column (cursor: updated_at)")
         if self.reconcile is not None and self.reconcile.schedule and (self.load == "append"
@@ -230,6 +262,10 @@ class TableSettings(Tuning):
     strategy: str
     target_name: str
     exclude_columns: tuple[str, ...]
+    include_columns: tuple[str, ...] | None = None
+    where: str | None = None
+    transform: dict[str, Any] = Field(default_factory=dict)
+    types: dict[str, Any] = Field(default_factory=dict)
     cursor_increasing: bool = False
     load: str = "merge"
     design: TableDesign = TableDesign()
@@ -285,6 +321,8 @@ class PipelineConfig:
             cursor=cfg.cursor, strategy=cfg.strategy,
             target_name=cfg.target_name or name,
             exclude_columns=tuple(cfg.exclude_columns),
+            include_columns=tuple(cfg.include_columns) if cfg.include_columns is not None else None,
+            where=cfg.where, transform=dict(cfg.transform), types=dict(cfg.types),
             cursor_increasing=cfg.cursor_increasing,
             load=cfg.load, full_reload=cfg.full_reload, on_oversize=cfg.on_oversize, json_as=cfg.json_as,
             design=TableDesign.from_keys(self.pipeline.redshift_keys.get(key) or self.extra_keys.get(key)),

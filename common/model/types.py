@@ -67,6 +67,15 @@ class ColumnSpec:
     default: str | None = None
     """The source's constant DEFAULT as a warehouse SQL literal (None: NULL, or an expression
     such as CURRENT_TIMESTAMP that cannot be repeated); used when the column is added later."""
+    read: str | None = None
+    """The column's SELECT expression when it is not the column itself ('{}' stands for it): the
+    server's text of the value, for a type override to text (common/model/overrides.py) or the
+    input of a hash (common/model/transforms.py). Both readers and `ferry verify` use it."""
+    read_kind: str | None = None
+    """A transformed column: the kind of the value as read, before the transform."""
+    transform: str | None = None
+    """The column's transform as text (hash, hash_skip_first:N, mask, mask:<json>, null,
+    truncate:N): applied by the worker to the Arrow batches (common/model/transforms.py)."""
 
     @property
     def max_bytes(self) -> int | None:
@@ -107,7 +116,12 @@ class TableSchema:
 
     def shape(self) -> tuple[object, ...]:
         """What the target depends on: names, types and key (not nullability)."""
-        return self.key, tuple((c.source, c.name, c.kind, c.arrow, c.target) for c in self.columns)
+        return self.key, tuple((c.source, c.name, c.kind, c.arrow, c.target, c.read, c.transform)
+                               for c in self.columns)
+
+    @property
+    def transformed(self) -> bool:
+        return any(c.transform for c in self.columns)
 
     def key_only(self) -> "TableSchema":
         """The mapping cut to its key columns (a reconcile's deletes hold only keys)."""

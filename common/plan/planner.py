@@ -67,10 +67,11 @@ def _lower_bound(conn: Any, table: TableSettings, schema: TableSchema, committed
     return (start,), ceiling
 
 
-def _last_key(conn: Any, table_key: str, keys: Sequence[str], start: Key | None, ceiling: Key | None) -> Key | None:
+def _last_key(conn: Any, table_key: str, keys: Sequence[str], start: Key | None, ceiling: Key | None,
+              where: str | None) -> Key | None:
     """The last key after start up to the ceiling (the run's upper key without a --limit);
     None if no key follows start."""
-    return probes.key_at(conn, table_key, keys, start, ceiling, 0, desc=True)
+    return probes.key_at(conn, table_key, keys, start, ceiling, 0, desc=True, where=where)
 
 
 def plan_run(conn: Any, table: TableSettings, schema: TableSchema, committed: Key | None,
@@ -91,12 +92,13 @@ def plan_run(conn: Any, table: TableSettings, schema: TableSchema, committed: Ke
     start = None if table.strategy == "full" else committed
     behind: list[tuple[Key | None, Key]] = []
     if lo != start and start is not None:
-        behind = probes.plan_bounds(conn, table.key, keys, lo, table.chunk_rows, start)
-    hi = _last_key(conn, table.key, keys, start, ceiling)
+        behind = probes.plan_bounds(conn, table.key, keys, lo, table.chunk_rows, start, where=table.where)
+    hi = _last_key(conn, table.key, keys, start, ceiling, table.where)
     ahead: list[tuple[Key | None, Key]] = []
     done = True
     if hi is not None:
-        ahead, done = probes.next_bounds(conn, table.key, keys, start, table.chunk_rows, hi, deadline, limit)
+        ahead, done = probes.next_bounds(conn, table.key, keys, start, table.chunk_rows, hi, deadline, limit,
+                                         where=table.where)
     ranges = behind + ahead
     advance_from = len(ranges) if table.strategy == "full" else len(behind)
     if ranges and done:
@@ -111,4 +113,4 @@ def next_ranges(conn: Any, table: TableSettings, schema: TableSchema, after: Key
     """The next chunks of a run whose plan stopped at `after` (see plan_run), up to its upper
     key or, for a --limit, its rows_left-th key."""
     return probes.next_bounds(conn, table.key, keyset(table, schema), after, table.chunk_rows, hi, deadline,
-                              rows_left)
+                              rows_left, where=table.where)

@@ -84,11 +84,12 @@ def plan_pass(conn: Any, table: TableSettings, schema: TableSchema, after: Key |
     # (An id cursor over other columns than the key's, in another order, bounds the rows
     # through the range task's filter instead: see cursor_filter.)
     top: Key | None = cursor if table.strategy == "id" and keyset(table, schema) == schema.key else None
-    last_key = probes.key_at(conn, table.key, names, after, top, 0, desc=True)
+    last_key = probes.key_at(conn, table.key, names, after, top, 0, desc=True, where=table.where)
     if last_key is None:  # no source row left in (after, top]: its target rows are still checked
         return PassPlan([(after, top)], False, top, True)
     found, done = probes.next_bounds(conn, table.key, names, after, rows, last_key,
-                                     rows_left=None if max_ranges is None else max_ranges * rows)
+                                     rows_left=None if max_ranges is None else max_ranges * rows,
+                                     where=table.where)
     ends = done and found[-1][1] == last_key
     ranges: list[tuple[Key | None, Key | None]] = list(found)
     if ends:  # the last range reaches the pass's end: the cursor, or open

@@ -8,9 +8,10 @@ from typing import Any
 import mysql.connector
 
 from common.config.pipeline import TableSettings
-from common.errors import SchemaError
+from common.errors import ConfigError, SchemaError
+from common.model import overrides, transforms
 from common.model.naming import quote_mysql, split_table_key
-from common.model.types import TableSchema, map_column
+from common.model.types import ColumnSpec, TableSchema, map_column
 from common.source.connection import fetch
 
 
@@ -60,9 +61,7 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
     rows = [{k.lower(): (v.decode() if isinstance(v, (bytes, bytearray)) else v) for k, v in r.items()}
             for r in rows]
     names = [r["column_name"] for r in rows]
-    for col in table.exclude_columns:
-        if col not in names:
-            raise SchemaError(f"table {table.key}: exclude_columns names {col!r}, which the table lacks")
+    skipped = _skipped(table, names)
     pk = list(table.primary_key or [r[0] for r in fetch(conn, _PK_SQL, (table.schema, table.name))])
     pk = [c.decode() if isinstance(c, (bytes, bytearray)) else c for c in pk]
     if not pk and table.load != "append":
@@ -71,8 +70,17 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
     for col in pk:
         if col not in names:
             raise SchemaError(f"table {table.key}: primary_key column {col!r} is not in the table")
-        if col in table.exclude_columns:
-            raise SchemaError(f"table {table.key}: key column {col!r} cannot be excluded")
+        if col in skipped:
+            raise SchemaError(f"table {table.key}: key column {col!r} cannot be left out "
+                              f"({'not in include_columns' if table.include_columns is not None else 'excluded'})")
+    if table.cursor and table.cursor in skipped:
+        raise SchemaError(f"table {table.key}: cursor column {table.cursor!r} cannot be left out")
+    for what, entries in (("transform", table.transform), ("types", table.types)):
+        for col in entries:
+            if col not in names:
+                raise SchemaError(f"table {table.key}: {what} names column {col!r}, which the table lacks")
+            if col in skipped:
+                raise SchemaError(f"table {table.key}: {what} names column {col!r}, which is not copied")
     by_name = {r["column_name"]: r for r in rows}
     for col in pk:
         info = by_name[col]
@@ -84,13 +92,29 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
                               f"keys would be skipped, choose NOT NULL key columns")
     json_columns = _mariadb_json_columns(conn, table)
     columns, unmapped = [], []
+    fixed = set(pk) | ({table.cursor} if table.cursor else set())
     for r in rows:
-        if r["column_name"] in table.exclude_columns:
+        name = r["column_name"]
+        if name in skipped:
             continue
+        info = {**r, "is_json": name in json_columns}
         try:
-            columns.append(map_column(table.key, {**r, "is_json": r["column_name"] in json_columns},
-                                      table.tinyint1_as_bool, table.json_as))
-        except SchemaError as exc:
+            try:
+                spec: ColumnSpec | None = map_column(table.key, info, table.tinyint1_as_bool, table.json_as)
+            except SchemaError:
+                if name not in table.types:
+                    raise
+                spec = None  # the override may map what the type map cannot (DECIMAL(65,30) -> VARCHAR)
+            if name in table.types:
+                spec = overrides.apply(table.key, info, spec, table.types[name], key=name in fixed)
+            assert spec is not None
+            if name in table.transform:
+                if name in fixed:
+                    raise SchemaError(f"table {table.key}: column {name!r} is the key or the cursor, which is "
+                                      f"compared on both sides and cannot be transformed")
+                spec = transforms.shape(table.key, spec, transforms.parse(table.key, name, table.transform[name]))
+            columns.append(spec)
+        except (SchemaError, ConfigError) as exc:
             unmapped.append(str(exc))
     if unmapped:  # every column that cannot be copied, not just the first
         raise SchemaError("\n".join(unmapped))
@@ -101,6 +125,19 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
                               f"both map to target column {c.name!r}")
         seen[c.name] = c.source
     return TableSchema(table=table.key, columns=tuple(columns), key=tuple(pk))
+
+
+def _skipped(table: TableSettings, names: list[str]) -> set[str]:
+    """The source columns not copied (exclude_columns, or those include_columns leaves out);
+    SchemaError names a listed column the table lacks."""
+    listed = table.include_columns if table.include_columns is not None else table.exclude_columns
+    what = "include_columns" if table.include_columns is not None else "exclude_columns"
+    for col in listed:
+        if col not in names:
+            raise SchemaError(f"table {table.key}: {what} names {col!r}, which the table lacks")
+    if table.include_columns is not None:
+        return set(names) - set(table.include_columns)
+    return set(table.exclude_columns)
 
 
 # ---- keyset predicates -----------------------------------------------------

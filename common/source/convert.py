@@ -167,8 +167,23 @@ def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStat
         return _bit(raw, spec)
     text = _text(raw, spec, table)
     if kind in ("string", "json"):
-        return _without_nul(text, spec, stats)
+        text = _without_nul(text, spec, stats)
+        if kind == "json" and spec.read_kind == "text":  # text copied as SUPER (a type override)
+            _check_json(text, spec, table)
+        return text
     return _typed(text, spec, table, stats)
+
+
+def _check_json(text: pa.Array, spec: ColumnSpec, table: str) -> None:
+    """Text a `types:` override copies as SUPER must be JSON, or the warehouse's JSON_PARSE
+    would stop the whole load later: SchemaError names the column and the first bad value."""
+    from common.model.transforms import invalid_json
+
+    bad = invalid_json(text)
+    if bad is not None:
+        shown = text[bad].as_py()
+        raise SchemaError(f"table {table}, column {spec.source}: types: SUPER, but a value is not JSON: "
+                          f"{shown[:80]!r}{'...' if len(shown) > 80 else ''}")
 
 
 _NO_SRID = pa.scalar(b"\x00\x00\x00\x00", pa.binary())

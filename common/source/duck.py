@@ -86,7 +86,10 @@ SSL_MODES = ("ssl_disabled", "ssl_verify_cert", "ssl_verify_identity")
 
 
 def read_of(col: ColumnSpec) -> Read | None:
-    """How DuckDB reads the column (None: it cannot, exactly)."""
+    """How DuckDB reads the column (None: it cannot, exactly). A column with its own read (a
+    type override's or a hash's text: `col.read`) is read as the server writes it."""
+    if col.read:
+        return Read(col.read, "as_raw")
     base = re.match(r"[a-z]+", col.mysql_type)
     return TYPE_READS.get(base.group(0) if base else "") or READS.get(col.kind)
 
@@ -244,7 +247,7 @@ def _flag(col: ColumnSpec) -> bool:
 
 
 def range_sql(table_key: str, schema: TableSchema, cols: Sequence[str], lo: Key | None, hi: Key | None,
-              mariadb: bool) -> tuple[str, list[Any]]:
+              mariadb: bool, where: str | None = None) -> tuple[str, list[Any]]:
     """The chunk's SELECT as the server gets it, with ferry's session settings in the
     statement (the extension's pooled connection is not ferry's to set up)."""
     exprs = []
@@ -255,8 +258,9 @@ def range_sql(table_key: str, schema: TableSchema, cols: Sequence[str], lo: Key 
         exprs.append(read.select.format(q))
         if _flag(c):
             exprs.append(f"{q} IS NULL")
-    where, params = range_where(cols, lo, hi)
-    sql = f"SELECT {', '.join(exprs)} FROM {qualified(table_key)}{where} ORDER BY {order_by(cols)}"
+    # (The filter's own % signs doubled: _inline reads %% as one.)
+    clause, params = range_where(cols, lo, hi, where=where.replace("%", "%%") if where else None)
+    sql = f"SELECT {', '.join(exprs)} FROM {qualified(table_key)}{clause} ORDER BY {order_by(cols)}"
     if mariadb:
         sql = f"SET STATEMENT net_write_timeout = 600 FOR {sql}"
     return sql, params
@@ -297,8 +301,8 @@ def _mysql_literal(v: Any) -> str:
 
 def read_range(con: Any, table_key: str, schema: TableSchema, cols: Sequence[str], lo: Key | None,
                hi: Key | None, batch_rows: int, batch_bytes: int, stats: BatchStats, mariadb: bool,
-               truncate: bool = False) -> Iterator[pa.RecordBatch]:
-    """Stream the rows of (lo, hi] as record batches of the table's Arrow schema, at most
+               truncate: bool = False, where: str | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream the rows of (lo, hi] (that the filter `where` selects) as record batches of the table's Arrow schema, at most
     batch_rows rows and about batch_bytes of values each.
 
     The extension stores a statement's whole result in the client before it hands on a
@@ -316,7 +320,7 @@ def read_range(con: Any, table_key: str, schema: TableSchema, cols: Sequence[str
     page_lo = lo
     try:
         while True:
-            sql, params = range_sql(table_key, schema, cols, page_lo, hi, mariadb)
+            sql, params = range_sql(table_key, schema, cols, page_lo, hi, mariadb, where)
             reader = con.execute("SELECT * FROM mysql_query('src', ?)",
                                  [_inline(f"{sql} LIMIT {page}", params)]).to_arrow_reader(rows)
             got, last = 0, None

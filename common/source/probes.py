@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 from common.model.bounds import Key
 from common.model.naming import quote_mysql
 from common.source.connection import fetch
+from common.source import filters
 from common.source.catalog import qualified
 
 
@@ -28,9 +29,10 @@ def _keyset(cols: Sequence[str], key: Key, strict: str, last: str, lead: str,
 
 
 def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None,
-                quote: Callable[[str], str] = quote_mysql) -> tuple[str, list[Any]]:
+                quote: Callable[[str], str] = quote_mysql, where: str | None = None) -> tuple[str, list[Any]]:
     """WHERE clause for keys in (lo, hi]; an open side is None. `quote` quotes a column name
-    (`ferry verify` builds the same clause for the warehouse).
+    (`ferry verify` builds the same clause for the warehouse). `where`: the table's filter
+    (common/source/filters.py), ANDed as one parenthesised term.
 
     A bound may be a prefix of the key: (ts,) as a lower bound means every key whose
     first column is above ts, whatever the rest (the lookback and `watermark set` use it).
@@ -46,6 +48,8 @@ def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None,
         sql, p = _keyset(cols[:len(hi)], hi, "<", "<=", "<=", quote)
         parts.append(sql)
         params += p
+    if where:
+        parts.append(filters.term(where))
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
@@ -54,27 +58,28 @@ def order_by(cols: Sequence[str], desc: bool = False) -> str:
 
 
 def key_at(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, hi: Key | None,
-           offset: int, desc: bool = False) -> Key | None:
-    """The key `offset` rows into (lo, hi] in key order (or from the top with desc)."""
-    where, params = range_where(cols, lo, hi)
-    sql = (f"SELECT {', '.join(quote_mysql(c) for c in cols)} FROM {qualified(table_key)}{where}"
+           offset: int, desc: bool = False, where: str | None = None) -> Key | None:
+    """The key `offset` rows into (lo, hi] in key order (or from the top with desc), among the
+    rows the filter `where` selects."""
+    clause, params = range_where(cols, lo, hi, where=where)
+    sql = (f"SELECT {', '.join(quote_mysql(c) for c in cols)} FROM {qualified(table_key)}{clause}"
            f" ORDER BY {order_by(cols, desc)} LIMIT 1 OFFSET {int(offset)}")
     rows = fetch(conn, sql, params)
     return tuple(rows[0]) if rows else None
 
 
 def plan_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None,
-                chunk_rows: int, run_hi: Key | None) -> list[tuple[Key | None, Key]]:
+                chunk_rows: int, run_hi: Key | None, where: str | None = None) -> list[tuple[Key | None, Key]]:
     """Chunk ranges (lo, hi] of about chunk_rows rows each up to the run's fixed upper
     bound run_hi, found by probing the key index (no MIN/MAX stride)."""
-    if run_hi is None or key_at(conn, table_key, cols, lo, run_hi, 0) is None:
+    if run_hi is None or key_at(conn, table_key, cols, lo, run_hi, 0, where=where) is None:
         return []
-    return next_bounds(conn, table_key, cols, lo, chunk_rows, run_hi)[0]
+    return next_bounds(conn, table_key, cols, lo, chunk_rows, run_hi, where=where)[0]
 
 
 def next_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, chunk_rows: int,
                 run_hi: Key, deadline: float | None = None,
-                rows_left: int | None = None) -> tuple[list[tuple[Key | None, Key]], bool]:
+                rows_left: int | None = None, where: str | None = None) -> tuple[list[tuple[Key | None, Key]], bool]:
     """The next chunk ranges after lo, up to run_hi: all of them, or (with a deadline, a
     time.monotonic() value) those found by then, at least one. With rows_left (a --limit),
     the ranges stop after that many rows: the last one ends at the rows_left-th key. Returns
@@ -85,7 +90,7 @@ def next_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, 
     cur = lo
     while True:
         last = rows_left is not None and rows_left <= chunk_rows
-        edge = key_at(conn, table_key, cols, cur, run_hi, (rows_left if last else chunk_rows) - 1)
+        edge = key_at(conn, table_key, cols, cur, run_hi, (rows_left if last else chunk_rows) - 1, where=where)
         if edge is None or edge == run_hi:
             found.append((cur, run_hi))
             return found, True
@@ -99,17 +104,20 @@ def next_bounds(conn: Any, table_key: str, cols: Sequence[str], lo: Key | None, 
             return found, False
 
 
-def count_null(conn: Any, table_key: str, column: str) -> int:
-    """Rows whose cursor column is NULL: never in a keyset range, so reported instead."""
-    rows = fetch(conn, f"SELECT COUNT(*) FROM {qualified(table_key)} WHERE {quote_mysql(column)} IS NULL", ())
+def count_null(conn: Any, table_key: str, column: str, where: str | None = None) -> int:
+    """Rows (that the filter selects) whose cursor column is NULL: never in a keyset range,
+    so reported instead."""
+    also = f" AND {filters.term(where)}" if where else ""
+    rows = fetch(conn, f"SELECT COUNT(*) FROM {qualified(table_key)} WHERE {quote_mysql(column)} IS NULL{also}", ())
     return int(rows[0][0])
 
 
 
 
 def existing_keys(conn: Any, table_key: str, cols: Sequence[str], keys: Sequence[Key],
-                  batch: int = 500) -> set[int]:
-    """The positions in `keys` of those the source has now. The candidates are joined to the
+                  batch: int = 500, where: str | None = None) -> set[int]:
+    """The positions in `keys` of those the source has now (among the rows the filter selects:
+    a row that left it counts as gone). The candidates are joined to the
     table in MySQL, so MySQL's own comparison (its collation, its types) decides what is the
     same key, never Python's."""
     found: set[int] = set()
@@ -122,6 +130,7 @@ def existing_keys(conn: Any, table_key: str, cols: Sequence[str], keys: Sequence
         params: list[Any] = []
         for i, key in enumerate(some):
             params += [start + i, *key]
-        sql = f"SELECT c.ferry_i FROM ({rows}) c JOIN {table} t ON {match}"
+        sql = f"SELECT c.ferry_i FROM ({rows}) c JOIN {table} t ON {match}" + (
+            f" WHERE {filters.term(where)}" if where else "")
         found.update(int(r[0]) for r in fetch(conn, sql, params))
     return found

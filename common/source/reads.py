@@ -11,9 +11,10 @@ from mysql.connector.errors import get_mysql_exception
 
 from common.model.bounds import Key
 from common.model.naming import quote_mysql
-from common.source.probes import order_by
+from common.model.types import ColumnSpec
+from common.source import filters
 from common.source.catalog import qualified
-from common.source.probes import range_where
+from common.source.probes import order_by, range_where
 
 
 try:  # the C extension's raw error type; absent on the pure-Python protocol
@@ -48,19 +49,20 @@ def _connector_error(exc: Exception) -> Exception:
 
 def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence[str],
                lo: Key | None, hi: Key | None, batch_rows: int,
-               select: Sequence[str] | None = None, batch_bytes: int | None = None) -> Iterator[Rows]:
+               select: Sequence[str] | None = None, batch_bytes: int | None = None,
+               where: str | None = None) -> Iterator[Rows]:
     """Stream the rows of (lo, hi] as raw bytes, batches of at most batch_rows rows (unbuffered
     cursor) and, with batch_bytes, of about that many bytes of values: the first batches are
     small and grow while rows are narrow, so a table of 1 MB values never holds batch_rows of
     them at once.
 
-    `select` gives the SELECT expression of each column (default: the column itself).
-    If the stream fails or is abandoned, the connection is left mid-result: the caller
+    `select` gives the SELECT expression of each column (default: the column itself);
+    `where` is the table's filter. If the stream fails or is abandoned, the connection is left mid-result: the caller
     must close it, not reuse it.
     """
-    where, params = range_where(cols, lo, hi)
+    clause, params = range_where(cols, lo, hi, where=where)
     exprs = select or [quote_mysql(c) for c in columns]
-    sql = f"SELECT {', '.join(exprs)} FROM {qualified(table_key)}{where} ORDER BY {order_by(cols)}"
+    sql = f"SELECT {', '.join(exprs)} FROM {qualified(table_key)}{clause} ORDER BY {order_by(cols)}"
     cur = conn.cursor(raw=True)
     cur.execute(sql, tuple(params))
     fetch_row = _row_fetcher(conn)
@@ -81,18 +83,19 @@ def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence
 
 
 def read_keys(conn: Any, table_key: str, select: Sequence[str], key: Sequence[str],
-              keys: Sequence[Key], batch_rows: int) -> Iterator[Rows]:
-    """The rows with these keys (any order), raw, in batches of at most batch_rows keys
-    (reconcile's repairs). Each batch is one query and is read whole."""
+              keys: Sequence[Key], batch_rows: int, where: str | None = None) -> Iterator[Rows]:
+    """The rows with these keys (any order) that the filter `where` selects, raw, in batches
+    of at most batch_rows keys (reconcile's repairs). Each batch is one query and is read whole."""
     table = qualified(table_key)
     match = "(" + " AND ".join(f"{quote_mysql(c)} = %s" for c in key) + ")"
     for start in range(0, len(keys), batch_rows):
         some = keys[start:start + batch_rows]
-        where = (f"{quote_mysql(key[0])} IN ({', '.join(['%s'] * len(some))})" if len(key) == 1
+        match_any = (f"{quote_mysql(key[0])} IN ({', '.join(['%s'] * len(some))})" if len(key) == 1
                  else " OR ".join([match] * len(some)))
         cur = conn.cursor(raw=True)
         try:
-            cur.execute(f"SELECT {', '.join(select)} FROM {table} WHERE {where}",
+            also = f" AND {filters.term(where)}" if where else ""
+            cur.execute(f"SELECT {', '.join(select)} FROM {table} WHERE ({match_any}){also}",
                         tuple(v for k in some for v in k))
             rows = cur.fetchall()
         finally:
@@ -110,11 +113,14 @@ def _next_batch_size(rows: Rows, size: int, batch_rows: int, batch_bytes: int) -
     return max(1, min(batch_rows, size * 8, batch_bytes // max(widest, 1)))
 
 
-def select_expression(column: str, kind: str, arrow: str) -> str:
-    """How a column is selected for extraction.
+def select_expression(col: ColumnSpec) -> str:
+    """How a column is selected for extraction: its own read (`col.read`: a type override's
+    or a hash's text), else the column.
 
     FLOAT goes through DOUBLE: the text protocol prints a FLOAT with 6 significant
     digits (123456792 arrives as 123457000), a DOUBLE with all of them.
     """
-    q = quote_mysql(column)
-    return f"({q} + 0E0)" if kind == "float" and arrow == "float32" else q
+    q = quote_mysql(col.source)
+    if col.read:
+        return col.read.format(q)
+    return f"({q} + 0E0)" if col.kind == "float" and col.arrow == "float32" else q

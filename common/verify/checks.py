@@ -9,8 +9,8 @@ from typing import Any
 
 from common.plan import strategies
 from common.config import design
-from common.model import naming
-from common.source import catalog
+from common.model import naming, transforms
+from common.source import catalog, filters
 from common.config.pipeline import PipelineConfig, TableSettings
 from common.errors import FerryError
 
@@ -28,22 +28,32 @@ class TableCheck:
         return not self.problems
 
 
-def check_source_table(conn: Any, table: TableSettings) -> TableCheck:
+def check_source_table(conn: Any, table: TableSettings, file: str = "") -> TableCheck:
+    """The table's source checks; `file` (the pipeline file) is named in each problem."""
     result = TableCheck(table.key)
     try:
         schema = catalog.read_schema(conn, table)
         strategies.validate(table, schema)
         strategies.require_cursor_index(conn, table, schema)
         design.check_design(table.key, table.design, schema)
+        if table.where:
+            filters.probe(conn, table.key, table.where)
+        transforms.salt(table, schema, " in this environment (ferry sync, the workers, verify and reconcile "
+                                       "all need it)")
     except FerryError as exc:
-        result.problems += str(exc).splitlines()
+        result.problems += [f"{file}: {line}" if file else line for line in str(exc).splitlines()]
         return result
     result.notes.append(f"{len(schema.columns)} columns, keyset ({', '.join(strategies.keyset(table, schema))})")
+    if table.where:
+        result.notes.append(f"rows where {table.where}")
+    shaped = [f"{c.source} ({transforms.describe(c.transform)})" for c in schema.columns if c.transform]
+    if shaped:
+        result.notes.append(f"transformed: {', '.join(shaped)}")
     return result
 
 
 def check_sources(cfg: PipelineConfig, tables: list[str], conn: Any) -> list[TableCheck]:
-    return [check_source_table(conn, cfg.table(name)) for name in tables]
+    return [check_source_table(conn, cfg.table(name), f"pipelines/{cfg.name}.yml") for name in tables]
 
 
 def check_target(cfg: PipelineConfig, warehouse: Any, tables: list[str]) -> TableCheck:

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from common.model import bounds
 from common.verify import rowhash
-from common.source import catalog, probes
+from common.model import transforms
+from common.source import catalog, filters, probes
 from common.model.bounds import Key
 from common.config.pipeline import TableSettings
 from common.plan.strategies import keyset
@@ -193,10 +194,24 @@ def _str(v: Any) -> Any:
 
 class MySQLSide(Side):
     def __init__(self, conn: Any, table_key: str, columns: Sequence[ColumnSpec], key: Sequence[ColumnSpec],
-                 filter_cols: Sequence[str], bound: Key | None) -> None:
+                 filter_cols: Sequence[str], bound: Key | None, where: str | None = None,
+                 salt: bytes | None = None) -> None:
+        """`where`: the table's filter (only the rows it selects are the source's);
+        `salt`: the hash salt, set in the session for the columns `transform: hash` shapes."""
         self.conn = conn
         self.table_key = table_key
+        self.where = where
         super().__init__(catalog.qualified(table_key), columns, key, filter_cols, bound, quote_mysql)
+        if where:
+            self.filter = and_where(self.filter, (f" WHERE {filters.term(where)}", []))
+        if any(transforms.needs_salt(c) for c in columns):
+            if salt is None:
+                raise ValueError(f"table {table_key}: a hashed column needs its salt")
+            cur = conn.cursor()
+            try:
+                cur.execute(f"SET @{transforms.SALT_VARIABLE} = UNHEX(%s)", (salt.hex(),))
+            finally:
+                cur.close()
 
     def column_ref(self, col: ColumnSpec) -> str:
         return col.source
@@ -230,18 +245,18 @@ class MySQLSide(Side):
         return rowhash.mysql_sums(h)
 
     def count(self, lo: Key | None, hi: Key | None) -> int:
-        where, params = probes.range_where(self.key_names, lo, hi)
+        where, params = probes.range_where(self.key_names, lo, hi, where=self.where)
         return int(self.fetch(f"SELECT COUNT(*) FROM {self.table_ref}{where}", params)[0][0])
 
     def split(self, lo: Key | None, hi: Key | None, parts: int) -> list[Part]:
         """(lo, hi] in about `parts` ranges of equal row counts, probed like a run's chunks
         (probes.plan_bounds); the last keeps hi, open or not."""
         total = self.count(lo, hi)
-        top = probes.key_at(self.conn, self.table_key, self.key_names, lo, hi, 0, desc=True)
+        top = probes.key_at(self.conn, self.table_key, self.key_names, lo, hi, 0, desc=True, where=self.where)
         if total == 0 or top is None:
             return [Part(lo, hi)]
         ranges = probes.plan_bounds(self.conn, self.table_key, self.key_names, lo,
-                                    max(1, math.ceil(total / parts)), top)
+                                    max(1, math.ceil(total / parts)), top, where=self.where)
         return [Part(a, b) for a, b in ranges[:-1]] + [Part(ranges[-1][0], hi)]
 
 
@@ -391,16 +406,19 @@ def uses_buckets(key: Sequence[ColumnSpec]) -> bool:
 
 def verify(conn: Any, wh_conn: Any, dialect: Dialect, table: TableSettings, schema: TableSchema,
            columns: Sequence[ColumnSpec], target_schema: str, target_table: str,
-           bound: Key | None, bound_text: str, ranges: int, live_only: bool = False) -> Report:
+           bound: Key | None, bound_text: str, ranges: int, live_only: bool = False,
+           salt: bytes | None = None) -> Report:
     """Compare the table's rows up to `bound` (None: all) on both sides (with live_only, the
     target's rows that a reconcile soft-deleted are left out)."""
     key = [schema.column(k) for k in schema.key]
     cols = keyset(table, schema) if bound is not None else ()
-    src = MySQLSide(conn, table.key, columns, key, cols, bound)
+    src = MySQLSide(conn, table.key, columns, key, cols, bound, table.where, salt)
     dst = WarehouseSide(wh_conn, dialect, target_schema, target_table, columns, key,
                         [schema.column(c).name for c in cols], bound, live_only)
     mode = "hash buckets of the key (text key)" if uses_buckets(key) else "key ranges"
     report = Report(table=table.key, bound=bound_text, mode=mode)
+    if table.where:
+        report.notes.append(f"only the rows the table's filter selects: {table.where}")
     for col in columns:
         how = rowhash.compared_loosely(col)
         if how:

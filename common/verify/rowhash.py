@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from common.model.naming import quote_ident, quote_mysql
+from common.model import transforms
 from common.model.types import ColumnSpec
 from common.warehouse.sql import Dialect
 
@@ -74,8 +75,13 @@ def _mysql_zero_date(q: str) -> str:
 
 
 def mysql_text(col: ColumnSpec) -> str:
-    """The column's canonical text in MySQL (NULL stays NULL)."""
+    """The column's canonical text in MySQL (NULL stays NULL): of its value as the target
+    holds it (its read, or its transform, written in MySQL)."""
     q = quote_mysql(col.source)
+    if col.transform:
+        q = transforms.mysql_value(col, q)
+    elif col.read:
+        q = col.read.format(q)
     kind = col.kind
     if kind in ("int", "bit"):
         return f"CAST({q} + 0 AS CHAR)"  # + 0: YEAR 0000 is 0, BIT a number
