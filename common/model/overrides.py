@@ -62,9 +62,8 @@ def parse(value: Any) -> tuple[str, bool]:
     return name + (m.group(2) or ""), lossy
 
 
-def _text_chars(dtype: str, info: dict[str, Any], spec: ColumnSpec | None) -> int | None:
-    """The most characters the server's text of a value of this type can have (None: unbounded
-    here, or not a type with text)."""
+def _text_chars(dtype: str, info: dict[str, Any]) -> int | None:
+    """The most characters the server's text of a number or a date can have (None: not one)."""
     if dtype in _DIGITS:
         return _DIGITS[dtype] + 1  # a sign
     if dtype in ("decimal", "numeric"):
@@ -78,8 +77,6 @@ def _text_chars(dtype: str, info: dict[str, Any], spec: ColumnSpec | None) -> in
     if dtype in ("datetime", "timestamp"):
         fsp = int(info.get("datetime_precision") or 0)
         return 19 + (fsp + 1 if fsp else 0)
-    if spec is not None and spec.kind == "string" and spec.max_bytes:
-        return spec.max_bytes // 4 if dtype != "time" else spec.max_bytes
     return None
 
 
@@ -114,13 +111,14 @@ def apply(table: str, info: dict[str, Any], spec: ColumnSpec | None, value: Any,
         if dtype in ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob") or (
                 spec is not None and spec.kind in ("binary", "geometry")):
             raise refuse("bytes have no text; keep VARBYTE, or hash the column (transform: hash)")
-        if is_json:
-            chars = None
-        else:
-            chars = _text_chars(dtype, info, spec)
         if nums and nums[0] > MAX_VARCHAR:
             raise refuse(f"VARCHAR holds at most {MAX_VARCHAR} bytes")
-        need = min(MAX_VARCHAR, 4 * chars if dtype in _TEXT_TYPES + ("enum", "set") else chars) if chars else MAX_VARCHAR
+        if is_json:
+            need = MAX_VARCHAR
+        elif spec is not None and spec.kind == "string" and spec.max_bytes:
+            need = spec.max_bytes  # text, ENUM/SET, TIME: the type map's own width
+        else:
+            need = min(MAX_VARCHAR, _text_chars(dtype, info) or MAX_VARCHAR)  # digits and dates: 1 byte each
         n = nums[0] if nums else need
         if n < need and not lossy:
             raise refuse(f"VARCHAR({n}) is shorter than the {need} bytes a value can take; VARCHAR({need}) keeps "

@@ -203,7 +203,8 @@ def map_column(table: str, info: dict[str, Any], tinyint1_as_bool: bool = True,
         p, s = int(info["numeric_precision"]), int(info["numeric_scale"] or 0)
         if p > MAX_DECIMAL_PRECISION:
             raise SchemaError(f"{where}: precision {p} exceeds Redshift's maximum of "
-                              f"{MAX_DECIMAL_PRECISION}; exclude the column or narrow it")
+                              f"{MAX_DECIMAL_PRECISION}; exclude the column, narrow it, or copy it as text "
+                              f"(types: {{{src}: VARCHAR}})")
         return spec("decimal", f"decimal({p},{s})", f"DECIMAL({p},{s})", p, s)
     if dtype == "float":
         return spec("float", "float32", "REAL")

@@ -87,8 +87,8 @@ def mysql_text(col: ColumnSpec) -> str:
         return f"CAST({q} + 0 AS CHAR)"  # + 0: YEAR 0000 is 0, BIT a number
     if kind == "bool":
         return f"CASE WHEN {q} = 0 THEN '0' WHEN {q} IS NOT NULL THEN '1' END"
-    if kind == "decimal":
-        return f"CAST({q} AS CHAR)"
+    if kind == "decimal":  # at the target's scale (an override may widen it: 1.50 -> 1.5000)
+        return f"CAST(CAST({q} AS DECIMAL({col.precision},{col.scale})) AS CHAR)"
     if kind == "float":
         return _mysql_float(q)
     if kind == "timestamp":
