@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from common.source.filters import check_expression, protect
+from common.model.row_filter import check_expression, protect
 from tests.conftest import Pipe
 from tests.test_reconcile import reconcile
 

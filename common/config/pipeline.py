@@ -172,7 +172,7 @@ class TableConfig(TuningOverrides):  # type: ignore[misc, valid-type]
     @field_validator("where")
     @classmethod
     def _where(cls, v: str | None) -> str | None:
-        from common.source.filters import check_expression
+        from common.model.row_filter import check_expression
         return None if v is None else check_expression(v)  # ValueError says what is wrong
 
     @model_validator(mode="after")

@@ -8,7 +8,8 @@ from typing import Any, Callable, Sequence
 from common.model.bounds import Key
 from common.model.naming import quote_mysql
 from common.source.connection import fetch
-from common.source import filters
+from common.errors import SchemaError
+from common.model import row_filter as filters
 from common.source.catalog import qualified
 
 
@@ -32,7 +33,7 @@ def range_where(cols: Sequence[str], lo: Key | None, hi: Key | None,
                 quote: Callable[[str], str] = quote_mysql, where: str | None = None) -> tuple[str, list[Any]]:
     """WHERE clause for keys in (lo, hi]; an open side is None. `quote` quotes a column name
     (`ferry verify` builds the same clause for the warehouse). `where`: the table's filter
-    (common/source/filters.py), ANDed as one parenthesised term.
+    (common/model/row_filter.py), ANDed as one parenthesised term.
 
     A bound may be a prefix of the key: (ts,) as a lower bound means every key whose
     first column is above ts, whatever the rest (the lookback and `watermark set` use it).
@@ -134,3 +135,19 @@ def existing_keys(conn: Any, table_key: str, cols: Sequence[str], keys: Sequence
             f" WHERE {filters.term(where)}" if where else "")
         found.update(int(r[0]) for r in fetch(conn, sql, params))
     return found
+
+
+def check_filter(conn: Any, table_key: str, where: str) -> None:
+    """Run the filter once on the server (LIMIT 0: no row is read); SchemaError names the table
+    and quotes the server's message if it fails (an unknown column, a syntax error...)."""
+    import mysql.connector
+
+    cur = conn.cursor()
+    try:
+        cur.execute(f"SELECT 1 FROM {qualified(table_key)} WHERE {filters.term(where)} LIMIT 0")
+        cur.fetchall()
+    except mysql.connector.Error as exc:
+        raise SchemaError(f"table {table_key}: where: {where!r} fails on the source: "
+                          f"{getattr(exc, 'msg', None) or exc}") from None
+    finally:
+        cur.close()

@@ -12,7 +12,7 @@ from mysql.connector.errors import get_mysql_exception
 from common.model.bounds import Key
 from common.model.naming import quote_mysql
 from common.model.types import ColumnSpec
-from common.source import filters
+from common.model import row_filter as filters
 from common.source.catalog import qualified
 from common.source.probes import order_by, range_where
 

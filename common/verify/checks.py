@@ -10,7 +10,7 @@ from typing import Any
 from common.plan import strategies
 from common.config import design
 from common.model import naming, transforms
-from common.source import catalog, filters
+from common.source import catalog, probes
 from common.config.pipeline import PipelineConfig, TableSettings
 from common.errors import FerryError
 
@@ -37,7 +37,7 @@ def check_source_table(conn: Any, table: TableSettings, file: str = "") -> Table
         strategies.require_cursor_index(conn, table, schema)
         design.check_design(table.key, table.design, schema)
         if table.where:
-            filters.probe(conn, table.key, table.where)
+            probes.check_filter(conn, table.key, table.where)
         transforms.salt(table, schema, " in this environment (ferry sync, the workers, verify and reconcile "
                                        "all need it)")
     except FerryError as exc:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Sequence
 from common.model import bounds
 from common.verify import rowhash
 from common.model import transforms
-from common.source import catalog, filters, probes
+from common.model import row_filter as filters
+from common.source import catalog, probes
 from common.model.bounds import Key
 from common.config.pipeline import TableSettings
 from common.plan.strategies import keyset

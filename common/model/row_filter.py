@@ -1,5 +1,6 @@
-"""A table's `where:` filter: checked as text when the pipeline file is read, run once by the
-server before anything is queued, and added to every read as one parenthesised term.
+"""A table's `where:` filter as text: checked when the pipeline file is read, and added to
+every read as one parenthesised term (common/source/probes.check_filter runs it once on the
+server before anything is queued).
 
 The expression goes into statements as it is written (it is the user's own SQL against the
 user's own source), so what keeps it from widening a range is its shape: parentheses that
@@ -9,9 +10,6 @@ reach outside its own parentheses.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from common.errors import SchemaError
 
 _QUOTES = {"'", '"', "`"}
 
@@ -95,20 +93,3 @@ def term(where: str | None) -> str:
     """The filter as one term of a WHERE clause ('' without one), safe beside parameters."""
     return f"({protect(where)})" if where else ""
 
-
-def probe(conn: Any, table_key: str, where: str) -> None:
-    """Run the filter once on the server (LIMIT 0: no row is read); SchemaError names the table
-    and quotes the server's message if it fails (an unknown column, a syntax error...)."""
-    import mysql.connector
-
-    from common.source.catalog import qualified
-
-    cur = conn.cursor()
-    try:
-        cur.execute(f"SELECT 1 FROM {qualified(table_key)} WHERE {term(where)} LIMIT 0")
-        cur.fetchall()
-    except mysql.connector.Error as exc:
-        raise SchemaError(f"table {table_key}: where: {where!r} fails on the source: "
-                          f"{getattr(exc, 'msg', None) or exc}") from None
-    finally:
-        cur.close()
