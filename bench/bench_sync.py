@@ -78,7 +78,7 @@ def _read_to_arrow(conn: Any, table: str, schema: Any, arrow_schema: Any,
     with gc_paused():
         stream = reads.read_range(
             conn, table, [c.source for c in schema.columns], schema.key, None, None, batch_rows,
-            select=[reads.select_expression(c.source, c.kind, c.arrow) for c in schema.columns])
+            select=[reads.select_expression(c) for c in schema.columns])
         while True:
             a = time.perf_counter()
             rows = next(stream, None)

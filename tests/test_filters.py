@@ -34,11 +34,12 @@ def _target_ids(pipe: Pipe) -> set[int]:
     return {r[0] for r in pipe.pg().execute(f'SELECT id FROM "{pipe.db}".orders').fetchall()}
 
 
-@pytest.mark.parametrize("strategy", ["id", "timestamp", "full"])
+@pytest.mark.parametrize("strategy, reader", [("id", "duckdb"), ("timestamp", "duckdb"), ("full", "duckdb"),
+                                              ("timestamp", "connector")])
 def test_a_filter_composes_with_each_strategy_and_a_row_leaving_it_counts_as_deleted(
-        pipe: Pipe, workers: list, strategy: str) -> None:
+        pipe: Pipe, workers: list, strategy: str, reader: str) -> None:
     _seed(pipe)
-    entry: dict = {"where": WHERE, "strategy": strategy}
+    entry: dict = {"where": WHERE, "strategy": strategy, "reader": reader}
     if strategy == "timestamp":
         entry["cursor"] = "updated_at"
     pipe.write({"orders": entry}, chunk_rows=40, lookback_s=0, lag_s=0)

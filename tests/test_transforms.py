@@ -51,10 +51,12 @@ def _target(pipe: Pipe) -> list[tuple]:
         f'SELECT id, email, phone, ssn, born, salary, notes, photo, tag, city FROM "{pipe.db}".people ORDER BY id')]
 
 
+@pytest.mark.parametrize("reader", ["duckdb", "connector"])
 def test_transforms_reach_neither_s3_nor_the_target_in_clear_and_the_table_verifies(
-        pipe: Pipe, workers: list) -> None:
+        pipe: Pipe, workers: list, reader: str) -> None:
     rows = _seed(pipe)
-    pipe.write({"people": {"transform": TRANSFORMS, "salt_env": "FERRY_TEST_SALT"}}, chunk_rows=50)
+    pipe.write({"people": {"transform": TRANSFORMS, "salt_env": "FERRY_TEST_SALT", "reader": reader}},
+               chunk_rows=50)
     result = pipe.sync("--wait")
     assert result.code == 0, result.stderr
     assert _target(pipe) == [_expected(r) for r in rows]

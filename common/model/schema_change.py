@@ -5,7 +5,7 @@ source's constant DEFAULT so old rows match), a VARCHAR/CHAR that grew (widened)
 integer or DECIMAL that grew (widened where the warehouse can, else the table stops with
 both types named), a column dropped in MySQL (kept in the target, NULL in new rows).
 Refused: a changed key, a column whose kind changed or that shrank, a column whose
-`transform:` or text override changed (old rows would keep the old form).
+`transform:` changed (old rows would keep the old form).
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def diff(old: TableSchema, new: TableSchema, caps: Capabilities) -> SchemaDiff:
                         dropped=[n for n in before if n not in after])
     for name, col in after.items():
         prev = before.get(name)
-        if prev is not None and (prev.transform, prev.read) != (col.transform, col.read):
+        if prev is not None and prev.transform != col.transform:
             raise SchemaError(
                 f"table {new.table}, column {col.source}: {_how(prev)} before, {_how(col)} now; the target's rows "
                 f"hold the old form and the new one cannot be applied to them in place. To copy the table again "
@@ -126,11 +126,7 @@ def diff(old: TableSchema, new: TableSchema, caps: Capabilities) -> SchemaDiff:
 
 def _how(col: ColumnSpec) -> str:
     """A column's transform or type override, in words."""
-    if col.transform:
-        return f"transform {col.transform.replace(':', ' ', 1)}"
-    if col.read:
-        return f"copied as {col.target} (types:)"
-    return "copied as it is"
+    return f"transform {col.transform.replace(':', ' ', 1)}" if col.transform else "no transform"
 
 
 def keep_recorded_json_text(old: TableSchema, new: TableSchema) -> TableSchema:

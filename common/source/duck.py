@@ -302,8 +302,8 @@ def _mysql_literal(v: Any) -> str:
 def read_range(con: Any, table_key: str, schema: TableSchema, cols: Sequence[str], lo: Key | None,
                hi: Key | None, batch_rows: int, batch_bytes: int, stats: BatchStats, mariadb: bool,
                truncate: bool = False, where: str | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream the rows of (lo, hi] (that the filter `where` selects) as record batches of the table's Arrow schema, at most
-    batch_rows rows and about batch_bytes of values each.
+    """Stream the rows of (lo, hi] that the filter `where` selects as record batches of the
+    table's Arrow schema, at most batch_rows rows and about batch_bytes of values each.
 
     The extension stores a statement's whole result in the client before it hands on a
     row (mysql_stmt_store_result), so the range is read in keyset pages (`... ORDER BY key

@@ -57,8 +57,8 @@ def read_range(conn: Any, table_key: str, columns: Sequence[str], cols: Sequence
     them at once.
 
     `select` gives the SELECT expression of each column (default: the column itself);
-    `where` is the table's filter. If the stream fails or is abandoned, the connection is left mid-result: the caller
-    must close it, not reuse it.
+    `where` is the table's filter. If the stream fails or is abandoned, the connection is
+    left mid-result: the caller must close it, not reuse it.
     """
     clause, params = range_where(cols, lo, hi, where=where)
     exprs = select or [quote_mysql(c) for c in columns]
@@ -91,7 +91,7 @@ def read_keys(conn: Any, table_key: str, select: Sequence[str], key: Sequence[st
     for start in range(0, len(keys), batch_rows):
         some = keys[start:start + batch_rows]
         match_any = (f"{quote_mysql(key[0])} IN ({', '.join(['%s'] * len(some))})" if len(key) == 1
-                 else " OR ".join([match] * len(some)))
+                     else " OR ".join([match] * len(some)))
         cur = conn.cursor(raw=True)
         try:
             also = f" AND {filters.term(where)}" if where else ""
