@@ -51,12 +51,15 @@ def test_discover_chooses_by_index_key_and_type_and_explains_it(pipe: Pipe) -> N
         "CREATE TABLE codes (code VARCHAR(10) NOT NULL, label TEXT, UNIQUE KEY uq_code (code))",
         "CREATE TABLE loose (a INT, b TEXT)",
         "CREATE TABLE hosts (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, addr INET6, name VARCHAR(20))",
-        "CREATE TABLE other (id INT NOT NULL PRIMARY KEY)")
-    code, text, err = _discover(pipe, "--tables", "events,codes,loose,host*")
+        "CREATE TABLE other (id INT NOT NULL PRIMARY KEY)",
+        "CREATE TABLE tenant_orders (tenant_id INT NOT NULL, id INT NOT NULL AUTO_INCREMENT, total INT,"
+        " PRIMARY KEY (tenant_id, id), KEY ix_id (id))")
+    code, text, err = _discover(pipe, "--tables", "events,codes,loose,host*,tenant_*")
     assert code == 0, err
     tables = yaml.safe_load(text)["tables"]
     key = pipe.table
-    assert set(tables) == {key("events"), key("codes"), key("hosts")}  # loose: commented out; other: not asked
+    assert set(tables) == {key("events"), key("codes"), key("hosts"), key("tenant_orders")}  # loose: commented out
+    assert tables[key("tenant_orders")] == {"strategy": "id", "cursor": "id", "cursor_increasing": True}
     assert tables[key("events")] == {"strategy": "timestamp", "cursor": "updated_at"}
     assert "last-modified column updated_at with index ix_upd" in text
     assert tables[key("codes")] == {"primary_key": ["code"], "strategy": "full"}
@@ -64,6 +67,11 @@ def test_discover_chooses_by_index_key_and_type_and_explains_it(pipe: Pipe) -> N
     assert tables[key("hosts")] == {"strategy": "id", "exclude_columns": ["addr"]}
     assert "- \"addr\"  # type inet6 is not supported" in text
     assert f"# {key('loose')}: not copied: no primary key and no UNIQUE index" in text
+    # The file it wrote passes `ferry check` as written.
+    path = pipe.config_dir / "pipelines" / f"{pipe.name}.yml"
+    path.write_text(text)
+    out = pipe.ferry("check", "-p", pipe.name)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_discover_refuses_bad_input_and_keeps_an_existing_file(pipe: Pipe) -> None:

@@ -3,9 +3,10 @@ each with the strategy ferry recommends and the reasons for it.
 
 - timestamp: a last-modified column (DATETIME/TIMESTAMP, ON UPDATE CURRENT_TIMESTAMP or a
   name such as updated_at) that an index starts with: updates are copied too;
-- id: a single-column AUTO_INCREMENT integer key: new rows are copied, not updates or
-  deletes (the CREATE INDEX that would allow the timestamp strategy is named when the table
-  has a last-modified column without an index);
+- id: a single-column AUTO_INCREMENT integer key, or a composite key with an AUTO_INCREMENT
+  column (that column as the cursor, `cursor_increasing: true`): new rows are copied, not
+  updates or deletes (the CREATE INDEX that would allow the timestamp strategy is named when
+  the table has a last-modified column without an index);
 - full: a table of at most FULL_MAX_ROWS rows, or a key the id strategy refuses (composite,
   text, not AUTO_INCREMENT): the whole table each run;
 - columns the type map cannot copy are excluded, each with the reason;
@@ -138,6 +139,18 @@ def propose(conn: Any, schema: str, table: dict[str, Any]) -> Proposal:
         prop.settings["strategy"] = "id"
         prop.why.append(f"{size}; AUTO_INCREMENT key {pk[0]}: new rows are copied, updates and deletes are not "
                         f"(schedule a reconcile to bring those)")
+        if create:
+            prop.why.append(f"{lm['column_name']} holds the last change but no index starts with it: run "  # type: ignore[index]
+                            f"{create}, then set strategy: timestamp and cursor: {lm['column_name']} "  # type: ignore[index]
+                            f"to copy updates too")
+        return prop
+    grows = [c for c in pk if by_name[c]["data_type"].lower() in _INTEGERS
+             and "auto_increment" in str(by_name[c].get("extra") or "").lower()]
+    if len(pk) > 1 and grows:  # (tenant_id, id) with id AUTO_INCREMENT: id alone grows for the whole table
+        prop.settings.update(strategy="id", cursor=grows[0], cursor_increasing=True)
+        prop.why.append(f"{size}; composite key ({', '.join(pk)}) whose {grows[0]} is AUTO_INCREMENT: it alone "
+                        f"grows for the whole table, so the id strategy walks ({grows[0]}, ...): new rows are "
+                        f"copied, updates and deletes are not (schedule a reconcile to bring those)")
         if create:
             prop.why.append(f"{lm['column_name']} holds the last change but no index starts with it: run "  # type: ignore[index]
                             f"{create}, then set strategy: timestamp and cursor: {lm['column_name']} "  # type: ignore[index]
