@@ -95,3 +95,22 @@ def test_text_copied_as_super_must_be_json(pipe: Pipe, workers: list) -> None:
     assert result.code != 0
     text = result.stderr + json.dumps(result.report)
     assert "column doc" in text and "not JSON" in text and "not json {" in text, text
+
+
+def test_an_override_added_later_that_the_target_cannot_follow_stops_the_run_naming_both_types(
+        pipe: Pipe, workers: list) -> None:
+    pipe.execute("CREATE TABLE notes (id INT NOT NULL PRIMARY KEY, doc TEXT, n SMALLINT)",
+                 "INSERT INTO notes VALUES (1, '{}', 5)")
+    pipe.write({"notes": {}})
+    assert pipe.sync("--wait").code == 0
+    pipe.write({"notes": {"types": {"n": "BIGINT"}}})  # a widening: made in place
+    pipe.execute("INSERT INTO notes VALUES (2, '[]', 6)")
+    assert pipe.sync("--wait").code == 0
+    assert pipe.pg().execute("SELECT data_type FROM information_schema.columns WHERE table_schema = %s"
+                             " AND table_name = 'notes' AND column_name = 'n'", (pipe.db,)).fetchone()[0] == "bigint"
+    assert pipe.assert_synced("notes") == 2
+    pipe.write({"notes": {"types": {"n": "BIGINT", "doc": "SUPER"}}})  # text -> SUPER: not in place
+    result = pipe.sync("--wait")
+    assert result.code != 0
+    text = result.stderr + json.dumps(result.report)
+    assert "column doc" in text and "VARCHAR(65535)" in text and "SUPER" in text, text

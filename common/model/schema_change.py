@@ -132,8 +132,9 @@ def _how(col: ColumnSpec) -> str:
 def keep_recorded_json_text(old: TableSchema, new: TableSchema) -> TableSchema:
     """A JSON column a table has been copying as text keeps that mapping (tables recorded
     before JSON became SUPER, or before MariaDB's JSON was recognised): the target column
-    cannot turn into SUPER in place. Set json_as: varchar, or reset the table, to choose."""
+    cannot turn into SUPER in place. Set json_as: varchar, or reset the table, to choose. (Text
+    that a `types:` override now asks to copy as SUPER is not kept: the change is refused.)"""
     before = {c.source: c for c in old.columns}
-    columns = tuple(before[c.source] if c.kind == "json" and c.source in before and before[c.source].kind == "string"
-                    else c for c in new.columns)
+    columns = tuple(before[c.source] if c.kind == "json" and c.read_kind != "text" and c.source in before
+                    and before[c.source].kind == "string" else c for c in new.columns)
     return TableSchema(table=new.table, columns=columns, key=new.key)
