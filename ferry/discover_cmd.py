@@ -42,8 +42,6 @@ def render(source: str, target: str, schema: str, target_schema: str | None, pro
                     lines.append(f"      - {_q(col)}  # {p.excluded[col]}")
             else:
                 lines.append(f"    {name}: {json.dumps(value)}")
-        if not p.settings:
-            lines[-1] += " {}"
     if not any(not p.skipped for p in proposals):
         lines.append("  {}")
     return "\n".join(lines) + "\n"

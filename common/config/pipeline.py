@@ -13,6 +13,7 @@ from common.config import schedule
 from common.config.design import RedshiftKeys, TableDesign
 from common.errors import ConfigError
 from common.model.naming import split_table_key
+from common.model.row_filter import check_expression
 from common.config.base import Model as _Model
 from common.config.connections import PostgresTarget, RedshiftTarget, S3Config, SourceConfig
 
@@ -172,7 +173,6 @@ class TableConfig(TuningOverrides):  # type: ignore[misc, valid-type]
     @field_validator("where")
     @classmethod
     def _where(cls, v: str | None) -> str | None:
-        from common.model.row_filter import check_expression
         return None if v is None else check_expression(v)  # ValueError says what is wrong
 
     @model_validator(mode="after")

@@ -62,14 +62,15 @@ def parse(table: str, column: str, value: Any) -> str:
                       f"{{mask: value}}, null, {{truncate: N}})")
 
 
+_DEFAULT = object()
+"""A `mask` without a value: the kind's own constant (_MASKS)."""
+
+
 def _split(transform: str) -> tuple[str, Any]:
     name, _, arg = transform.partition(":")
     if name == "mask":
         return name, json.loads(arg) if arg else _DEFAULT
     return name, int(arg) if arg else None
-
-
-_DEFAULT = object()
 
 
 def _text_target(chars: int, col: ColumnSpec) -> str:
@@ -172,14 +173,11 @@ def needs_salt(col: ColumnSpec) -> bool:
     return bool(col.transform) and _split(col.transform)[0] in ("hash", "hash_skip_first")
 
 
-def salt(table: Any, schema: TableSchema | None = None, where: str = "") -> bytes | None:
+def salt(table: Any, schema: TableSchema, environment: str = "") -> bytes | None:
     """The table's salt (its salt_env variable's value, as UTF-8 bytes), or None when no column
-    of `schema` (default: of the table's `transform:`) is hashed; TerminalError names the
-    variable and the table when it is unset or empty."""
-    if schema is not None:
-        hashed = [c.source for c in schema.columns if needs_salt(c)]
-    else:
-        hashed = [c for c, t in table.transform.items() if parse(table.key, c, t).startswith("hash")]
+    of `schema` is hashed; TerminalError names the variable and the table when it is unset or
+    empty (`environment` says whose environment was looked in)."""
+    hashed = [c.source for c in schema.columns if needs_salt(c)]
     if not hashed:
         return None
     if not table.salt_env:
@@ -189,7 +187,7 @@ def salt(table: Any, schema: TableSchema | None = None, where: str = "") -> byte
     if not value:
         raise TerminalError(f"table {table.key}: column {hashed[0]!r} is hashed with the salt in environment "
                             f"variable {table.salt_env}, which is {'empty' if value == '' else 'not set'}"
-                            f"{where}")
+                            f"{environment}")
     return value.encode()
 
 
@@ -207,38 +205,34 @@ def _duck() -> Any:
     return _DUCK[0]
 
 
-def _sha256(values: "pa.Array", salt: bytes, skip: int | None) -> "pa.Array":
+def _column_query(sql: str, params: list[Any], values: "pa.Array") -> "pa.Table":
+    """`sql` over the column `values` (as table t, column v) in this process's DuckDB."""
     import pyarrow as pa
 
     con = _duck()
-    table = pa.table({"v": values})
-    data = "v" if pa.types.is_binary(values.type) else "encode(v)"
-    if skip is None:
-        sql = f"SELECT sha256(CAST(? AS BLOB) || {data}) FROM t"
-        params: list[Any] = [salt]
-    else:  # the first `skip` characters kept; the rest hashed
-        sql = f"SELECT left(v, {int(skip)}) || sha256(CAST(? AS BLOB) || encode(substr(v, {int(skip) + 1}))) FROM t"
-        params = [salt]
-    con.register("t", table)
+    con.register("t", pa.table({"v": values}))
     try:
-        out = con.execute(sql, params).to_arrow_table().column(0).combine_chunks()
+        return con.execute(sql, params).to_arrow_table()
     finally:
         con.unregister("t")
-    return out.cast(pa.string())
+
+
+def _sha256(values: "pa.Array", salt: bytes, skip: int | None) -> "pa.Array":
+    import pyarrow as pa
+
+    if skip is None:
+        data = "v" if pa.types.is_binary(values.type) else "encode(v)"
+        sql = f"SELECT sha256(CAST(? AS BLOB) || {data}) FROM t"
+    else:  # the first `skip` characters kept; the rest hashed
+        sql = f"SELECT left(v, {int(skip)}) || sha256(CAST(? AS BLOB) || encode(substr(v, {int(skip) + 1}))) FROM t"
+    return _column_query(sql, [salt], values).column(0).combine_chunks().cast(pa.string())
 
 
 def invalid_json(text: "pa.Array") -> int | None:
     """The position of the first value of `text` that is not JSON (NULLs are fine), or None."""
-    import pyarrow as pa
-
-    con = _duck()
-    con.register("t", pa.table({"v": text}))
-    try:
-        row = con.execute("SELECT i FROM (SELECT row_number() OVER () - 1 AS i, v FROM t)"
-                          " WHERE v IS NOT NULL AND NOT json_valid(v) ORDER BY i LIMIT 1").fetchone()
-    finally:
-        con.unregister("t")
-    return None if row is None else int(row[0])
+    rows = _column_query("SELECT i FROM (SELECT row_number() OVER () - 1 AS i, v FROM t)"
+                         " WHERE v IS NOT NULL AND NOT json_valid(v) ORDER BY i LIMIT 1", [], text)
+    return rows.column(0)[0].as_py() if rows.num_rows else None
 
 
 def apply_column(arr: "pa.Array", col: ColumnSpec, salt: bytes | None) -> "pa.Array":

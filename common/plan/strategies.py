@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.model import naming
 from common.source import catalog
 from common.config.pipeline import TableSettings
 from common.errors import SchemaError
@@ -60,10 +59,9 @@ def require_cursor_index(conn: Any, table: TableSettings, schema: TableSchema) -
         return
     if catalog.indexes_leading_with(conn, table, table.cursor):
         return
-    columns = [table.cursor, *(k for k in schema.key if k != table.cursor)]
     raise SchemaError(f"table {table.key}: no index starts with the cursor {table.cursor!r}; planning would scan "
-                      f"the table once per chunk. Create one: CREATE INDEX ix_{table.name}_{table.cursor} ON "
-                      f"{catalog.qualified(table.key)} ({', '.join(naming.quote_mysql(c) for c in columns)})")
+                      f"the table once per chunk. Create one: "
+                      f"{catalog.cursor_index_sql(table.key, table.cursor, schema.key)}")
 
 
 def _validate_keyless(table: TableSettings, schema: TableSchema) -> None:

@@ -3,7 +3,7 @@ key, JSON columns, and the indexes a cursor needs."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
 
 import mysql.connector
 
@@ -35,13 +35,13 @@ _PK_SQL = (
     " ORDER BY seq_in_index")
 
 
-def _mariadb_json_columns(conn: Any, table: TableSettings) -> set[str]:
+def json_columns(conn: Any, schema: str, name: str) -> set[str]:
     """MariaDB's JSON is LONGTEXT with a CHECK (json_valid(`col`)) it adds itself: the
     columns that carry one. (MySQL says data_type 'json'; its CHECK_CONSTRAINTS has no
     table_name, so the query fails there and finds nothing.)"""
     try:
         rows = fetch(conn, "SELECT check_clause FROM information_schema.check_constraints"
-                      " WHERE constraint_schema = %s AND table_name = %s", (table.schema, table.name))
+                      " WHERE constraint_schema = %s AND table_name = %s", (schema, name))
     except mysql.connector.Error:
         return set()
     found = set()
@@ -90,14 +90,14 @@ def read_schema(conn: Any, table: TableSettings) -> TableSchema:
         if info["is_nullable"] == "YES":
             raise SchemaError(f"table {table.key}: key column {col!r} is nullable; rows with NULL "
                               f"keys would be skipped, choose NOT NULL key columns")
-    json_columns = _mariadb_json_columns(conn, table)
+    found_json = json_columns(conn, table.schema, table.name)
     columns, unmapped = [], []
     fixed = set(pk) | ({table.cursor} if table.cursor else set())
     for r in rows:
         name = r["column_name"]
         if name in skipped:
             continue
-        info = {**r, "is_json": name in json_columns}
+        info = {**r, "is_json": name in found_json}
         try:
             try:
                 spec: ColumnSpec | None = map_column(table.key, info, table.tinyint1_as_bool, table.json_as)
@@ -141,6 +141,14 @@ def _skipped(table: TableSettings, names: list[str]) -> set[str]:
 
 
 # ---- keyset predicates -----------------------------------------------------
+
+def cursor_index_sql(table_key: str, cursor: str, key: Sequence[str]) -> str:
+    """The CREATE INDEX a timestamp cursor needs: (cursor, the key's other columns)."""
+    columns = [cursor, *(k for k in key if k != cursor)]
+    name = split_table_key(table_key)[1]
+    return (f"CREATE INDEX ix_{name}_{cursor} ON {qualified(table_key)} "
+            f"({', '.join(quote_mysql(c) for c in columns)})")
+
 
 def indexes_leading_with(conn: Any, table: TableSettings, column: str) -> list[str]:
     """Names of the table's indexes whose first column is `column`."""

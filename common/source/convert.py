@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import SchemaError
+from common.model.transforms import invalid_json
 from common.model.types import ColumnSpec, TableSchema
 
 # MySQL "zero" dates (0000-00-00, 2024-00-10, ...) have no Arrow/Redshift value.
@@ -177,8 +178,6 @@ def convert_column(raw: pa.Array, spec: ColumnSpec, table: str, stats: BatchStat
 def _check_json(text: pa.Array, spec: ColumnSpec, table: str) -> None:
     """Text a `types:` override copies as SUPER must be JSON, or the warehouse's JSON_PARSE
     would stop the whole load later: SchemaError names the column and the first bad value."""
-    from common.model.transforms import invalid_json
-
     bad = invalid_json(text)
     if bad is not None:
         shown = text[bad].as_py()

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from common.errors import SchemaError
-from common.model.naming import quote_mysql
 from common.model.types import map_column
-from common.source.catalog import _COLUMNS_SQL, _mariadb_json_columns
+from common.source.catalog import _COLUMNS_SQL, cursor_index_sql, json_columns
 from common.source.connection import fetch
 
 FULL_MAX_ROWS = 1_000_000
@@ -95,7 +93,7 @@ def propose(conn: Any, schema: str, table: dict[str, Any]) -> Proposal:
     columns = _rows(conn, _COLUMNS_SQL, (schema, name))
     indexes = _indexes(conn, schema, name)
     rows = int(table["est_rows"] or 0)
-    json_cols = _mariadb_json_columns(conn, SimpleNamespace(schema=schema, name=name))
+    json_cols = json_columns(conn, schema, name)
     for c in columns:
         try:
             map_column(key, {**c, "is_json": c["column_name"] in json_cols})
@@ -129,47 +127,33 @@ def propose(conn: Any, schema: str, table: dict[str, Any]) -> Proposal:
         prop.why.append(f"{size}; last-modified column {lm['column_name']} with index {lm_index}: new and updated "
                         f"rows are copied (deletes: schedule a reconcile)")
         return prop
-    create = None
-    if lm is not None:
-        cols = ", ".join(quote_mysql(c) for c in [lm["column_name"], *pk])
-        create = (f"CREATE INDEX ix_{name}_{lm['column_name']} ON {quote_mysql(schema)}.{quote_mysql(name)} ({cols})")
-    auto = (len(pk) == 1 and by_name[pk[0]]["data_type"].lower() in _INTEGERS
-            and "auto_increment" in str(by_name[pk[0]].get("extra") or "").lower())
-    if auto:
-        prop.settings["strategy"] = "id"
-        prop.why.append(f"{size}; AUTO_INCREMENT key {pk[0]}: new rows are copied, updates and deletes are not "
-                        f"(schedule a reconcile to bring those)")
-        if create:
-            prop.why.append(f"{lm['column_name']} holds the last change but no index starts with it: run "  # type: ignore[index]
-                            f"{create}, then set strategy: timestamp and cursor: {lm['column_name']} "  # type: ignore[index]
-                            f"to copy updates too")
-        return prop
     grows = [c for c in pk if by_name[c]["data_type"].lower() in _INTEGERS
              and "auto_increment" in str(by_name[c].get("extra") or "").lower()]
-    if len(pk) > 1 and grows:  # (tenant_id, id) with id AUTO_INCREMENT: id alone grows for the whole table
-        prop.settings.update(strategy="id", cursor=grows[0], cursor_increasing=True)
-        prop.why.append(f"{size}; composite key ({', '.join(pk)}) whose {grows[0]} is AUTO_INCREMENT: it alone "
-                        f"grows for the whole table, so the id strategy walks ({grows[0]}, ...): new rows are "
-                        f"copied, updates and deletes are not (schedule a reconcile to bring those)")
-        if create:
-            prop.why.append(f"{lm['column_name']} holds the last change but no index starts with it: run "  # type: ignore[index]
-                            f"{create}, then set strategy: timestamp and cursor: {lm['column_name']} "  # type: ignore[index]
-                            f"to copy updates too")
-        return prop
-    prop.settings["strategy"] = "full"
-    if len(pk) > 1:
-        reason = f"a composite key ({', '.join(pk)}), which has no increasing cursor"
-    elif by_name[pk[0]]["data_type"].lower() not in _INTEGERS:
-        reason = f"a {by_name[pk[0]]['data_type'].upper()} key, which does not increase"
+    if grows:
+        prop.settings["strategy"] = "id"
+        if len(pk) == 1:
+            prop.why.append(f"{size}; AUTO_INCREMENT key {pk[0]}: new rows are copied, updates and deletes are not "
+                            f"(schedule a reconcile to bring those)")
+        else:  # (tenant_id, id) with id AUTO_INCREMENT: id alone grows for the whole table
+            prop.settings.update(cursor=grows[0], cursor_increasing=True)
+            prop.why.append(f"{size}; composite key ({', '.join(pk)}) whose {grows[0]} is AUTO_INCREMENT: it alone "
+                            f"grows for the whole table, so the id strategy walks ({grows[0]}, ...): new rows are "
+                            f"copied, updates and deletes are not (schedule a reconcile to bring those)")
     else:
-        reason = f"key {pk[0]} is not AUTO_INCREMENT, so new rows may take any value"
-    if rows <= FULL_MAX_ROWS:
-        prop.why.append(f"{size}, {reason}: copied whole each run (swapped in at once)")
-    else:
-        prop.why.append(f"{size}, {reason}: copied whole each run, which is slow at this size")
-    if create:
-        prop.why.append(f"{lm['column_name']} holds the last change but no index starts with it: run {create}, "  # type: ignore[index]
-                        f"then set strategy: timestamp and cursor: {lm['column_name']} to copy only changes")  # type: ignore[index]
+        prop.settings["strategy"] = "full"
+        if len(pk) > 1:
+            reason = f"a composite key ({', '.join(pk)}), which has no increasing cursor"
+        elif by_name[pk[0]]["data_type"].lower() not in _INTEGERS:
+            reason = f"a {by_name[pk[0]]['data_type'].upper()} key, which does not increase"
+        else:
+            reason = f"key {pk[0]} is not AUTO_INCREMENT, so new rows may take any value"
+        how = " (swapped in at once)" if rows <= FULL_MAX_ROWS else ", which is slow at this size"
+        prop.why.append(f"{size}, {reason}: copied whole each run{how}")
+    if lm is not None:  # a last-modified column without an index: say how to get the timestamp strategy
+        goal = "to copy updates too" if grows else "to copy only changes"
+        prop.why.append(f"{lm['column_name']} holds the last change but no index starts with it: run "
+                        f"{cursor_index_sql(key, lm['column_name'], pk)}, then set strategy: timestamp and "
+                        f"cursor: {lm['column_name']} {goal}")
     return prop
 
 
